@@ -1,0 +1,3 @@
+"""archs (filled in by its issue)."""
+
+__all__: list[str] = []

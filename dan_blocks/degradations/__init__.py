@@ -1,0 +1,3 @@
+"""degradations (filled in by its issue)."""
+
+__all__: list[str] = []

@@ -1,0 +1,54 @@
+"""Channel attention (the CALayer of RCAN, as used inside DAN v1's CRB)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["ChannelAttention"]
+
+
+class ChannelAttention(nn.Module):
+    r"""Squeeze-and-excitation style channel attention.
+
+    .. math::  y = x \odot \sigma\big(W_2\,\delta(W_1\,\mathrm{GAP}(x))\big)
+
+    with :math:`W_1` a 1x1 conv ``channels -> channels // reduction``, :math:`\delta` LeakyReLU(0.2),
+    :math:`W_2` a 1x1 conv back to ``channels`` and :math:`\sigma` the sigmoid. Parameter names
+    (``body.0``, ``body.2``) follow the DAN release's ``CALayer``.
+
+    Args:
+        channels: number of feature channels ``C``.
+        reduction: squeeze ratio; the hidden width is ``channels // reduction`` (16 in DAN).
+        negative_slope: LeakyReLU slope (0.2 in DAN).
+
+    Shape:
+        x: (B, C, H, W) -> (B, C, H, W)
+    """
+
+    def __init__(self, channels: int, reduction: int = 16, negative_slope: float = 0.2) -> None:
+        super().__init__()
+        if channels < 1 or reduction < 1 or channels // reduction < 1:
+            raise ValueError(
+                f"ChannelAttention needs channels >= reduction >= 1, got channels={channels}, "
+                f"reduction={reduction} (hidden width channels // reduction would be {channels // max(reduction, 1)})"
+            )
+        self.channels = channels
+        self.reduction = reduction
+        hidden = channels // reduction
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1),
+            nn.LeakyReLU(negative_slope),
+            nn.Conv2d(hidden, channels, 1),
+            nn.Sigmoid(),
+        )
+
+    def attention(self, x: Tensor) -> Tensor:
+        """The per-channel gate :math:`\\sigma(\\cdot)` of shape (B, C, 1, 1)."""
+        return self.body(torch.mean(x, dim=(2, 3), keepdim=True))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.attention(x)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, reduction={self.reduction}"

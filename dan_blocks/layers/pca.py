@@ -1,0 +1,201 @@
+"""PCA kernel encoder: k x k blur kernels <-> C-dimensional codes (SRMD / IKC / DAN)."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import torch
+from einops.layers.torch import Rearrange
+from torch import Tensor, nn
+
+__all__ = ["PCAEncoder", "fit_pca_matrix"]
+
+_FORMAT = "dan_blocks.PCAEncoder/1"
+
+
+def fit_pca_matrix(kernels: Tensor, code_length: int) -> tuple[Tensor, Tensor]:
+    r"""The release's PCA: first ``code_length`` principal directions of the mean-centred kernels.
+
+    With :math:`X \in \mathbb{R}^{N \times k^2}` the flattened kernels and :math:`\bar X` their mean,
+    :math:`P` holds the top right singular vectors of :math:`X - \bar X` (equivalently the release's left
+    singular vectors of :math:`(X - \bar X)^\top`). Computed in float64. Sign convention, so that equal inputs
+    give equal matrices: each column is flipped so its entry of largest magnitude is positive (ties: the
+    first such entry).
+
+    Args:
+        kernels: (N, k, k) or (N, k*k) kernels, N >= code_length.
+        code_length: C, the number of components.
+
+    Returns:
+        ``(matrix, mean)``: (k*k, C) and (k*k,), in float32.
+    """
+    flat = kernels.reshape(kernels.shape[0], -1).to(torch.float64) if kernels.dim() == 3 else kernels.double()
+    if flat.dim() != 2:
+        raise ValueError(f"kernels must be (N, k, k) or (N, k*k), got shape {tuple(kernels.shape)}")
+    n, dim = flat.shape
+    if not 1 <= code_length <= min(n, dim):
+        raise ValueError(f"code_length must be in [1, min(N={n}, k*k={dim})], got {code_length}")
+    mean = flat.mean(dim=0)
+    _, _, vh = torch.linalg.svd(flat - mean, full_matrices=False)
+    basis = vh[:code_length].T.contiguous()  # (k*k, C)
+    pivot = basis.abs().argmax(dim=0)
+    signs = torch.sign(basis[pivot, torch.arange(code_length)])
+    signs[signs == 0] = 1.0
+    return (basis * signs).float(), mean.float()
+
+
+class PCAEncoder(nn.Module):
+    r"""Encode blur kernels as PCA codes and decode them back.
+
+    Encoding (``center=False``, the DAN release's convention, "compatible mode"):
+    :math:`c = \mathrm{vec}(k)\,P`; with ``center=True``: :math:`c = (\mathrm{vec}(k) - \mu)\,P`.
+    Decoding: :math:`\mathrm{vec}(\hat k) = c\,P^\top\ (+\,\mu` when centred). Decoding is exact for kernels
+    in the span of :math:`P` (``center=False``) or in :math:`\mu + \mathrm{span}(P)` (``center=True``).
+
+    Buffers: ``matrix`` (k*k, C) and ``mean`` (k*k,). Build with :meth:`fit`, :meth:`from_matrix` (the
+    release stores a plain (k*k, C) tensor) or :meth:`load`.
+
+    Shape:
+        encode: (B, k, k) -> (B, C); per pixel (B, k*k, h, w) -> (B, C, h, w)
+        decode: (B, C) -> (B, k, k); per pixel (B, C, h, w) -> (B, k*k, h, w)
+    """
+
+    def __init__(
+        self, matrix: Tensor, mean: Tensor | None = None, center: bool = False, metadata: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__()
+        if matrix.dim() == 3 and matrix.shape[0] == 1:  # the release's `encoder` buffer (1, k*k, C)
+            matrix = matrix[0]
+        if matrix.dim() != 2:
+            raise ValueError(f"PCA matrix must be (k*k, C), got shape {tuple(matrix.shape)}")
+        size = math.isqrt(matrix.shape[0])
+        if size * size != matrix.shape[0] or size % 2 == 0:
+            raise ValueError(f"PCA matrix rows must be k*k for an odd k, got {matrix.shape[0]} rows")
+        if mean is None:
+            mean = torch.zeros(matrix.shape[0], dtype=matrix.dtype)
+        if mean.shape != (matrix.shape[0],):
+            raise ValueError(f"PCA mean must be ({matrix.shape[0]},), got {tuple(mean.shape)}")
+        self.kernel_size = size
+        self.code_length = int(matrix.shape[1])
+        self.center = bool(center)
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.register_buffer("matrix", matrix.detach().clone().float())
+        self.register_buffer("mean", mean.detach().clone().float())
+        # einops layers (not functions) so that the module stays TorchScript-compatible
+        self.flatten = Rearrange("b kh kw -> b (kh kw)")
+        self.unflatten = Rearrange("b (kh kw) -> b kh kw", kh=size)
+        self.pixels_last = Rearrange("b c h w -> b h w c")
+        self.pixels_first = Rearrange("b h w c -> b c h w")
+
+    # -- construction -------------------------------------------------------------------------------
+    @classmethod
+    def fit(
+        cls, kernels: Tensor, code_length: int, center: bool = False, metadata: dict[str, Any] | None = None
+    ) -> PCAEncoder:
+        """Fit on (N, k, k) kernels with :func:`fit_pca_matrix`; ``center`` picks the encoding convention."""
+        matrix, mean = fit_pca_matrix(kernels, code_length)
+        meta = {"method": "svd of mean-centred kernels (DAN release)", "samples": int(kernels.shape[0])}
+        meta.update(metadata or {})
+        return cls(matrix, mean, center=center, metadata=meta)
+
+    @classmethod
+    def from_matrix(cls, matrix: Tensor, metadata: dict[str, Any] | None = None) -> PCAEncoder:
+        """Wrap a plain (k*k, C) matrix as the release stores it (no mean, release encoding)."""
+        return cls(matrix, None, center=False, metadata=metadata)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> PCAEncoder:
+        """Load a file written by :meth:`save`, or a release-style plain (k*k, C) tensor file."""
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(obj, Tensor):
+            return cls.from_matrix(obj, metadata={"source": os.fspath(path)})
+        if not isinstance(obj, dict) or obj.get("format") != _FORMAT:
+            raise ValueError(f"{os.fspath(path)} is neither a PCA tensor (k*k, C) nor a {_FORMAT} file")
+        return cls(obj["matrix"], obj["mean"], center=obj["center"], metadata=obj.get("metadata"))
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write matrix, mean, convention and metadata atomically (temp file + rename)."""
+        payload = {
+            "format": _FORMAT,
+            "matrix": self.matrix.cpu(),
+            "mean": self.mean.cpu(),
+            "center": self.center,
+            "kernel_size": self.kernel_size,
+            "code_length": self.code_length,
+            "metadata": self.metadata,
+        }
+        tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+
+    # -- checks -------------------------------------------------------------------------------------
+    def check(self, kernel_size: int | None = None, code_length: int | None = None) -> None:
+        """Raise a ValueError naming both sizes when they differ from this encoder's."""
+        if kernel_size is not None and kernel_size != self.kernel_size:
+            raise ValueError(
+                f"PCA kernel-size mismatch: the encoder was fitted on {self.kernel_size}x{self.kernel_size} "
+                f"kernels ({self.kernel_size**2} values), got {kernel_size}x{kernel_size} ({kernel_size**2} values)"
+            )
+        if code_length is not None and code_length != self.code_length:
+            raise ValueError(
+                f"PCA code-length mismatch: the encoder gives {self.code_length}-d codes, expected {code_length}"
+            )
+
+    # -- encode / decode ----------------------------------------------------------------------------
+    def encode(self, kernels: Tensor) -> Tensor:
+        """(B, k, k) -> (B, C), or per pixel (B, k*k, h, w) -> (B, C, h, w)."""
+        size = self.kernel_size
+        matrix = self.matrix.to(kernels.dtype)
+        mean = self.mean.to(kernels.dtype)
+        if kernels.dim() == 3:
+            if kernels.shape[-2] != size or kernels.shape[-1] != size:
+                raise ValueError(
+                    f"PCA kernel-size mismatch: the encoder was fitted on {size}x{size} kernels "
+                    f"({size * size} values), got kernels of shape {kernels.shape}"
+                )
+            flat = self.flatten(kernels)
+            if self.center:
+                flat = flat - mean
+            return flat @ matrix
+        if kernels.dim() == 4:
+            if kernels.shape[1] != size * size:
+                raise ValueError(
+                    f"PCA kernel-size mismatch: per-pixel kernels need {size * size} channels "
+                    f"({size}x{size}), got {kernels.shape[1]}"
+                )
+            flat = self.pixels_last(kernels)
+            if self.center:
+                flat = flat - mean
+            return self.pixels_first(flat @ matrix)
+        raise ValueError(f"kernels must be (B, k, k) or (B, k*k, h, w), got shape {kernels.shape}")
+
+    def decode(self, code: Tensor) -> Tensor:
+        """(B, C) -> (B, k, k), or per pixel (B, C, h, w) -> (B, k*k, h, w)."""
+        if code.shape[1] != self.code_length or code.dim() not in (2, 4):
+            raise ValueError(f"code must be (B, {self.code_length}[, h, w]), got shape {code.shape}")
+        matrix = self.matrix.to(code.dtype)
+        mean = self.mean.to(code.dtype)
+        if code.dim() == 2:
+            flat = code @ matrix.T
+            if self.center:
+                flat = flat + mean
+            return self.unflatten(flat)
+        flat = self.pixels_last(code) @ matrix.T
+        if self.center:
+            flat = flat + mean
+        return self.pixels_first(flat)
+
+    def dirac(self, dtype: torch.dtype | None = None) -> Tensor:
+        """The (1, k, k) delta kernel DAN starts from."""
+        kernel = torch.zeros(1, self.kernel_size, self.kernel_size, dtype=dtype or self.matrix.dtype,
+                             device=self.matrix.device)
+        kernel[:, self.kernel_size // 2, self.kernel_size // 2] = 1
+        return kernel
+
+    def forward(self, kernels: Tensor) -> Tensor:
+        return self.encode(kernels)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, code_length={self.code_length}, center={self.center}"

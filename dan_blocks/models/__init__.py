@@ -1,0 +1,3 @@
+"""models (filled in by its issue)."""
+
+__all__: list[str] = []
