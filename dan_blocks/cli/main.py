@@ -16,6 +16,8 @@ __all__ = ["SUBCOMMAND_MODULES", "main"]
 #: modules providing sub-commands, in the order ``dan-blocks --help`` lists them
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "dan_blocks.cli.smoke",
+    "dan_blocks.cli.fit_pca",
+    "dan_blocks.cli.make_testset",
 )
 
 

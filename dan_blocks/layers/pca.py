@@ -80,7 +80,7 @@ class PCAEncoder(nn.Module):
         self.kernel_size = size
         self.code_length = int(matrix.shape[1])
         self.center = bool(center)
-        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.metadata = dict(metadata or {})
         self.register_buffer("matrix", matrix.detach().clone().float())
         self.register_buffer("mean", mean.detach().clone().float())
         # einops layers (not functions) so that the module stays TorchScript-compatible

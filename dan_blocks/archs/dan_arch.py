@@ -1,0 +1,212 @@
+"""The generic DAN alternation: any restorer R(y, c) with any estimator E(x, y), unrolled ``loop`` times."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Union
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+from ..layers import PCAEncoder
+from .protocols import OUTPUT_KINDS, DANOutput
+from .registry import ARCH_REGISTRY, register_arch
+
+__all__ = ["DAN", "PCALike", "SROnly", "build_module", "resolve_pca"]
+
+#: what ``DAN(pca=...)`` accepts
+PCALike = Union[PCAEncoder, Tensor, str, os.PathLike, Mapping[str, Any]]
+
+
+def build_module(spec: nn.Module | Mapping[str, Any], role: str) -> nn.Module:
+    """An ``nn.Module`` as is, or an option dict ``{"type": Name, **kwargs}`` built through BasicSR's ARCH_REGISTRY."""
+    if isinstance(spec, nn.Module):
+        return spec
+    if not isinstance(spec, Mapping) or "type" not in spec:
+        raise TypeError(f"DAN {role} must be an nn.Module or an option dict with a 'type' key, got {spec!r}")
+    options = dict(spec)
+    name = options.pop("type")
+    if name not in ARCH_REGISTRY:
+        raise KeyError(
+            f"DAN {role} type {name!r} is not in BasicSR's ARCH_REGISTRY; register it first "
+            f"(import the module defining it) or use one of: EstimatorV1, EstimatorV2, RestorerV1, RestorerV2"
+        )
+    return ARCH_REGISTRY.get(name)(**options)
+
+
+def resolve_pca(pca: PCALike) -> PCAEncoder:
+    """Turn any accepted PCA spec into a :class:`PCAEncoder`.
+
+    Accepts a PCAEncoder; a (k*k, C) or release-style (1, k*k, C) tensor (no mean, release encoding); a path
+    to a file written by :meth:`PCAEncoder.save` or to a plain tensor; or a dict: ``{"path": ...}``,
+    ``{"kernel_size": k, "code_length": C, "setting": S}`` (a default matrix shipped in the package, see
+    :func:`~dan_blocks.archs.presets.default_pca`) or ``{"kernel_size": k, "code_length": C, "placeholder":
+    True}`` (a zero matrix that only reserves the buffers, for loading a checkpoint that holds the matrix).
+    """
+    if isinstance(pca, PCAEncoder):
+        return pca
+    if isinstance(pca, Tensor):
+        return PCAEncoder.from_matrix(pca)
+    if isinstance(pca, (str, os.PathLike)):
+        if not os.path.isfile(pca):
+            raise FileNotFoundError(f"PCA file not found: {os.fspath(pca)}")
+        return PCAEncoder.load(pca)
+    if isinstance(pca, Mapping):
+        if "path" in pca:
+            return resolve_pca(pca["path"])
+        if "kernel_size" in pca and "code_length" in pca:
+            size, length = int(pca["kernel_size"]), int(pca["code_length"])
+            if pca.get("placeholder", False):
+                return PCAEncoder.from_matrix(torch.zeros(size * size, length), metadata={"placeholder": True})
+            from .presets import default_pca  # local import: presets imports this module
+
+            return default_pca(size, length, int(pca.get("setting", 1)))
+        raise KeyError(f"PCA dict needs 'path' or 'kernel_size' + 'code_length' (+ 'setting'), got keys {list(pca)}")
+    raise TypeError(f"pca must be a PCAEncoder, a (k*k, C) tensor, a path or a dict, got {type(pca).__name__}")
+
+
+@register_arch
+class DAN(nn.Module):
+    r"""Deep Alternating Network: unrolled alternation of a restorer and an estimator (weights shared).
+
+    .. math::
+        c_0 = \mathrm{vec}(\delta_k)\,P, \qquad
+        \hat x_i = R(y, \bar c_{i-1}), \qquad
+        c_i = \begin{cases} \mathrm{vec}(E(\bar{\hat x}_i, y))\,P & \text{kernel estimator}\\
+                            E(\bar{\hat x}_i, y) & \text{code estimator}\end{cases}
+
+    for :math:`i = 1..\mathrm{loop}`, where the bar is ``detach()`` when ``detach=True`` (as released) and
+    :math:`P` is the PCA matrix (encoding through :meth:`PCAEncoder.encode`, so a centred encoder subtracts
+    its mean). :math:`c_0` is stored in the ``init_code`` buffer (the release's ``init_ker_map``) and loaded
+    from checkpoints as is.
+
+    Per-pixel estimates are part of the contract: a kernel estimator may return (B, k*k, h, w) (channel =
+    row-major tap), encoded per pixel to a code map (B, C, h, w); a code estimator may return (B, C, h, w).
+    The restorer receives these maps unchanged.
+
+    Args:
+        restorer: an ``nn.Module`` following :class:`~dan_blocks.archs.RestorerProtocol` or an option dict
+            ``{"type": "RestorerV2", ...}`` built through BasicSR's ARCH_REGISTRY.
+        estimator: likewise, :class:`~dan_blocks.archs.EstimatorProtocol` (needs ``output_kind``).
+        pca: see :func:`resolve_pca`.
+        loop: number of iterations (4 in every released config).
+        detach: detach the code fed to the restorer and the SR fed to the estimator (release behaviour).
+
+    Shape:
+        lr: (B, 3, h, w) -> :class:`DANOutput` (sr: (B, 3, s h, s w))
+    """
+
+    def __init__(
+        self,
+        restorer: nn.Module | Mapping[str, Any],
+        estimator: nn.Module | Mapping[str, Any],
+        pca: PCALike,
+        loop: int = 4,
+        detach: bool = True,
+    ) -> None:
+        super().__init__()
+        if loop < 1:
+            raise ValueError(f"DAN loop must be >= 1, got {loop}")
+        self.restorer = build_module(restorer, "restorer")
+        self.estimator = build_module(estimator, "estimator")
+        self.pca = resolve_pca(pca)
+        self.loop = int(loop)
+        self.detach = bool(detach)
+        kind = getattr(self.estimator, "output_kind", None)
+        if kind not in OUTPUT_KINDS:
+            raise ValueError(
+                f"DAN estimator {type(self.estimator).__name__} must declare output_kind in {OUTPUT_KINDS}, "
+                f"got {kind!r}"
+            )
+        self.output_kind: str = kind
+        self.scale = int(getattr(self.restorer, "scale", 0))
+        if self.scale < 1:
+            raise ValueError(f"DAN restorer {type(self.restorer).__name__} must declare an integer scale >= 1")
+        self.kernel_size = self.pca.kernel_size
+        self.code_length = self.pca.code_length
+        self._check_sizes()
+        self.register_buffer("init_kernel", self.pca.dirac())
+        self.register_buffer("init_code", self.pca.encode(self.pca.dirac()))
+
+    def _check_sizes(self) -> None:
+        for role, module in (("restorer", self.restorer), ("estimator", self.estimator)):
+            length = getattr(module, "code_length", None)
+            if length is not None and (role == "restorer" or self.output_kind == "code"):
+                if length != self.code_length:
+                    raise ValueError(
+                        f"DAN {role} {type(module).__name__} works with {length}-d codes but the PCA gives "
+                        f"{self.code_length}-d codes (expected size {self.code_length}, got {length})"
+                    )
+            size = getattr(module, "kernel_size", None)
+            if size is not None and role == "estimator" and self.output_kind == "kernel":
+                if size != self.kernel_size:
+                    raise ValueError(
+                        f"DAN estimator {type(module).__name__} outputs {size}x{size} kernels ({size * size} values) "
+                        f"but the PCA was fitted on {self.kernel_size}x{self.kernel_size} kernels "
+                        f"(expected size {self.kernel_size**2}, got {size * size})"
+                    )
+            scale = getattr(module, "scale", None)
+            if role == "estimator" and scale is not None and scale != self.scale:
+                raise ValueError(f"DAN estimator scale {scale} differs from the restorer's scale {self.scale}")
+
+    def as_kernel(self, out: Tensor) -> Tensor:
+        """Estimator output -> (B, k, k), or (B, k*k, h, w) per pixel."""
+        size = self.kernel_size
+        if out.dim() == 2 and out.shape[1] == size * size:
+            return rearrange(out, "b (kh kw) -> b kh kw", kh=size)
+        if (out.dim() == 3 and out.shape[1] == size and out.shape[2] == size) or (
+            out.dim() == 4 and out.shape[1] == size * size
+        ):
+            return out
+        raise ValueError(
+            f"DAN estimator output must be (B, {size * size}), (B, {size}, {size}) or (B, {size * size}, h, w) "
+            f"for the {size}x{size} PCA, got shape {tuple(out.shape)}"
+        )
+
+    def forward(self, lr: Tensor) -> DANOutput:
+        if lr.dim() != 4:
+            raise ValueError(f"DAN expects an LR batch (B, C, H, W), got shape {tuple(lr.shape)}")
+        code = self.init_code.expand(lr.shape[0], -1)
+        srs: list[Tensor] = []
+        codes: list[Tensor] = []
+        kernels: list[Tensor | None] = []
+        for _ in range(self.loop):
+            sr = self.restorer(lr, code.detach() if self.detach else code)
+            out = self.estimator(sr.detach() if self.detach else sr, lr)
+            if self.output_kind == "kernel":
+                kernel = self.as_kernel(out)
+                code = self.pca.encode(kernel)
+                kernels.append(kernel)
+            else:
+                code = out
+                kernels.append(None)
+            srs.append(sr)
+            codes.append(code)
+        return DANOutput(srs[-1], srs, codes, kernels)
+
+    def super_resolve(self, lr: Tensor) -> Tensor:
+        """Only the final SR image (B, 3, s h, s w)."""
+        return self.forward(lr).sr
+
+    def extra_repr(self) -> str:
+        return (
+            f"scale={self.scale}, loop={self.loop}, detach={self.detach}, kernel_size={self.kernel_size}, "
+            f"code_length={self.code_length}, output_kind={self.output_kind!r}"
+        )
+
+
+class SROnly(nn.Module):
+    """Wrap a :class:`DAN` so that ``forward(lr)`` returns only the final SR tensor.
+
+    For deployment (ONNX export, ``torch.jit.trace``) and for pipelines that expect a tensor (BasicSR's
+    validation). Shape: (B, 3, h, w) -> (B, 3, s h, s w).
+    """
+
+    def __init__(self, model: DAN) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, lr: Tensor) -> Tensor:
+        return self.model(lr).sr

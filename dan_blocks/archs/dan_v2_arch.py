@@ -1,0 +1,142 @@
+"""DAN v2 (TPAMI) estimator and restorer, built from :class:`~dan_blocks.layers.DPCG` groups."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from einops.layers.torch import Rearrange
+from torch import Tensor, nn
+
+from ..layers import DPCG
+from .registry import register_arch
+from .upsample import make_upsampler
+
+__all__ = ["EstimatorV2", "RestorerV2"]
+
+
+def _check_image(name: str, x: Tensor, channels: int) -> None:
+    if x.dim() != 4 or x.shape[1] != channels:
+        raise ValueError(f"{name} must be (B, {channels}, H, W), got shape {tuple(x.shape)}")
+
+
+@register_arch
+class EstimatorV2(nn.Module):
+    r"""DAN v2 estimator :math:`E(\hat x, y) \to k`: predicts the full k x k kernel.
+
+    ``head_LR`` 5x5 conv ``in_nc -> nf`` (basic path, LR); ``head_HR`` conv of size ``4s+1``, stride ``s``,
+    padding ``2s`` on the SR image (condition path, brought to LR size); one :class:`DPCG` (nf, nf, 3, 3,
+    ``num_blocks``); ``tail`` = 3x3 conv ``nf -> tail_nf``, global average pooling, 1x1 conv ``tail_nf -> k²``,
+    softmax over the k² taps:
+
+    .. math::  k = \mathrm{softmax}\big(W_t\,\mathrm{GAP}(W_3 * f)\big), \qquad \textstyle\sum k = 1
+
+    Args:
+        in_nc: image channels (3).
+        nf: feature channels (32).
+        num_blocks: DPCBs in the group (5).
+        scale: SR factor ``s`` (1 gives the release's 5x5 stride-1 deblurring head).
+        kernel_size: ``k`` (21).
+        tail_nf: channels before pooling (64).
+        residual: DPCG residual, ``"double"`` as released (see :class:`DPCG`) or ``"add"``.
+
+    Shape:
+        sr: (B, in_nc, s h, s w); lr: (B, in_nc, h, w) -> kernel (B, k*k) (row-major taps, sums to 1)
+    """
+
+    output_kind: Literal["kernel", "code"] = "kernel"
+
+    def __init__(
+        self,
+        in_nc: int = 3,
+        nf: int = 32,
+        num_blocks: int = 5,
+        scale: int = 4,
+        kernel_size: int = 21,
+        tail_nf: int = 64,
+        residual: str = "double",
+    ) -> None:
+        super().__init__()
+        self.in_nc = in_nc
+        self.scale = scale
+        self.kernel_size = kernel_size
+        self.head_LR = nn.Sequential(nn.Conv2d(in_nc, nf, 5, 1, 2))
+        self.head_HR = nn.Sequential(nn.Conv2d(in_nc, nf, 4 * scale + 1, scale, 2 * scale))
+        self.body = DPCG(nf, nf, 3, 3, num_blocks, residual=residual)
+        self.tail = nn.Sequential(
+            nn.Conv2d(nf, tail_nf, 3, 1, 1),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(tail_nf, kernel_size * kernel_size, 1, 1, 0),
+            nn.Softmax(dim=1),
+        )
+        self.flatten = Rearrange("b c 1 1 -> b c")
+
+    def forward(self, sr: Tensor, lr: Tensor) -> Tensor:
+        _check_image("EstimatorV2 sr", sr, self.in_nc)
+        _check_image("EstimatorV2 lr", lr, self.in_nc)
+        feat = self.head_LR(lr)
+        cond = self.head_HR(sr)
+        if cond.shape[-2:] != feat.shape[-2:]:
+            raise ValueError(
+                f"EstimatorV2: the SR image {tuple(sr.shape[-2:])} is not {self.scale}x the LR image "
+                f"{tuple(lr.shape[-2:])}"
+            )
+        feat, _ = self.body(feat, cond)
+        return self.flatten(self.tail(feat))
+
+
+@register_arch
+class RestorerV2(nn.Module):
+    r"""DAN v2 restorer :math:`R(y, c) \to \hat x`.
+
+    ``head1`` 3x3 conv ``in_nc -> nf`` on the LR image; ``head2`` 1x1 conv ``C -> nf`` on the code viewed as
+    (B, C, 1, 1) (no spatial stretch: the 1x1 condition path broadcasts; a per-pixel code map (B, C, h, w)
+    works too); ``ng`` :class:`DPCG` (nf, nf, 3, 1, ``nb``); ``fusion`` 3x3 conv; upsampler (a single conv at
+    scale 1). No long skip, no clamp.
+
+    Args:
+        in_nc, out_nc: image channels (3).
+        nf: feature channels (64).
+        nb: DPCBs per group (10).
+        ng: groups (5).
+        scale: SR factor (1, 2, 3, 4, 8, ...).
+        code_length: code length ``C`` (10).
+        residual: DPCG residual, ``"double"`` as released or ``"add"``.
+
+    Shape:
+        lr: (B, in_nc, h, w); code: (B, C) or per pixel (B, C, h, w) -> sr (B, out_nc, s h, s w)
+    """
+
+    def __init__(
+        self,
+        in_nc: int = 3,
+        out_nc: int = 3,
+        nf: int = 64,
+        nb: int = 10,
+        ng: int = 5,
+        scale: int = 4,
+        code_length: int = 10,
+        residual: str = "double",
+    ) -> None:
+        super().__init__()
+        self.in_nc = in_nc
+        self.scale = scale
+        self.code_length = code_length
+        self.head1 = nn.Conv2d(in_nc, nf, 3, 1, 1)
+        self.head2 = nn.Conv2d(code_length, nf, 1, 1, 0)
+        self.body = nn.ModuleList(DPCG(nf, nf, 3, 1, nb, residual=residual) for _ in range(ng))
+        self.fusion = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.upscale = make_upsampler(nf, out_nc, scale)
+        self.as_map = Rearrange("b c -> b c 1 1")
+
+    def forward(self, lr: Tensor, code: Tensor) -> Tensor:
+        _check_image("RestorerV2 lr", lr, self.in_nc)
+        if code.dim() not in (2, 4) or code.shape[0] != lr.shape[0] or code.shape[1] != self.code_length:
+            raise ValueError(
+                f"RestorerV2 code must be (B={lr.shape[0]}, {self.code_length}) or (B, {self.code_length}, h, w), "
+                f"got shape {tuple(code.shape)}"
+            )
+        feat = self.head1(lr)
+        cond = self.head2(self.as_map(code) if code.dim() == 2 else code)
+        for group in self.body:
+            feat, cond = group(feat, cond)
+        return self.upscale(self.fusion(feat))

@@ -1,0 +1,49 @@
+"""Pixel-shuffle upsampler shared by the DAN v1 and v2 restorers."""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+__all__ = ["Upsampler", "make_upsampler", "upsampler_layout"]
+
+
+def upsampler_layout(scale: int) -> list[int]:
+    """Pixel-shuffle factors of each stage: x1 -> [], powers of two -> [2, 2, ...], x3 -> [3]."""
+    if scale == 1:
+        return []
+    if scale == 3:
+        return [3]
+    if scale >= 2 and scale & (scale - 1) == 0:
+        return [2] * int(math.log2(scale))
+    raise ValueError(f"DAN upsampler supports scale 1, 3 or a power of two (2, 4, 8, ...), got scale={scale}")
+
+
+class Upsampler(nn.Sequential):
+    r"""Sub-pixel upsampler of the DAN release: per stage a 3x3 conv ``nf -> nf * r^2`` and PixelShuffle(r), then a
+    3x3 conv ``nf -> out_nc``.
+
+    Layouts (parameter names as in the release): x4 ``{0, 2, 4}`` = [conv 64->256, PS(2), conv 64->256, PS(2),
+    conv 64->3]; x2/x3 ``{0, 2}`` = [conv 64->64 s², PS(s), conv 64->3]. The x1 (deblurring) variant of the
+    release is a single conv and is built by :func:`make_upsampler` as a plain ``nn.Conv2d``.
+
+    Shape:
+        (B, nf, H, W) -> (B, out_nc, s H, s W)
+    """
+
+    def __init__(self, nf: int = 64, out_nc: int = 3, scale: int = 4) -> None:
+        layers: list[nn.Module] = []
+        for factor in upsampler_layout(scale):
+            layers += [nn.Conv2d(nf, nf * factor * factor, 3, 1, 1), nn.PixelShuffle(factor)]
+        layers.append(nn.Conv2d(nf, out_nc, 3, 1, 1))
+        super().__init__(*layers)
+        self.scale = scale
+
+
+def make_upsampler(nf: int = 64, out_nc: int = 3, scale: int = 4) -> nn.Module:
+    """:class:`Upsampler` for scale > 1; a single 3x3 conv ``nf -> out_nc`` for scale 1 (release key ``upscale.*``)."""
+    if scale == 1:
+        return nn.Conv2d(nf, out_nc, 3, 1, 1)
+    return Upsampler(nf, out_nc, scale)
+
