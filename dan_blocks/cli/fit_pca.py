@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 __all__ = ["COMMAND", "HELP", "build_parser", "main"]
 
@@ -15,12 +16,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"dan-blocks {COMMAND}", description=HELP)
     parser.add_argument("--kernel-size", type=int, default=21, help="odd kernel size k (default 21)")
     parser.add_argument("--code-length", type=int, default=10, help="number of PCA components C (default 10)")
-    parser.add_argument("--setting", type=int, choices=(1, 2), default=1,
-                        help="1: isotropic sigma~U(0.2,4.0); 2: anisotropic sigma~U(0.6,5) + random_disturb")
-    parser.add_argument("--samples", type=int, default=30000, help="kernels drawn (default 30000, as the release)")
+    parser.add_argument(
+        "--setting",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="1: isotropic sigma~U(0.2,4.0); 2: anisotropic sigma~U(0.6,5) + random_disturb",
+    )
+    parser.add_argument(
+        "--samples", type=int, default=30000, help="kernels drawn (default 30000, as the release)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="torch.Generator seed (default 0)")
-    parser.add_argument("--sigma", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
-                        help="override the setting's sigma range")
+    parser.add_argument(
+        "--sigma",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        default=None,
+        help="override the setting's sigma range",
+    )
     parser.add_argument("-o", "--output", required=True, help="output .pt file")
     return parser
 
@@ -30,14 +44,17 @@ def main(argv: list[str]) -> int:
     from dan_blocks.degradations.pca_fit import fit_default_pca
 
     try:
-        encoder = fit_default_pca(args.kernel_size, args.code_length, args.setting, args.samples, args.seed,
-                                  args.sigma)
+        encoder = fit_default_pca(
+            args.kernel_size, args.code_length, args.setting, args.samples, args.seed, args.sigma
+        )
     except ValueError as err:
-        print(f"dan-blocks {COMMAND}: {err}")
+        print(f"dan-blocks {COMMAND}: {err}", file=sys.stderr)
         return 2
     parent = os.path.dirname(os.path.abspath(args.output))
     os.makedirs(parent, exist_ok=True)
     encoder.save(args.output)
-    print(f"saved PCA {args.kernel_size * args.kernel_size}x{args.code_length} (setting {args.setting}, "
-          f"{args.samples} samples, seed {args.seed}) to {args.output}")
+    print(
+        f"saved PCA {args.kernel_size * args.kernel_size}x{args.code_length} (setting {args.setting}, "
+        f"{args.samples} samples, seed {args.seed}) to {args.output}"
+    )
     return 0

@@ -1,7 +1,12 @@
-"""Degradations of blind SR: kernel samplers, batched blur / MATLAB bicubic / noise ops, PCA fitting."""
+"""Degradations of blind SR: kernel samplers, batched blur / MATLAB bicubic / noise ops, PCA fitting, presets.
+
+``from dan_blocks.degradations import build_degradation, DEGRADATION_REGISTRY, imresize, blur``
+"""
 
 from __future__ import annotations
 
+from .blur import Blur, blur
+from .imresize import Imresize, imresize, imresize_matrix, stride_downsample
 from .kernels import (
     GAUSSIAN8_SIGMA_RANGES,
     SETTING1_SIGMA_RANGES,
@@ -13,18 +18,52 @@ from .kernels import (
     isotropic_gaussian_kernel,
     random_disturb,
 )
+from .noise import add_gaussian_noise, quantize, sample_noise_levels
 from .pca_fit import fit_default_pca, sample_training_kernels
+from .pipeline import BlindSRDegradation, build_kernel_sampler
+from .registry import DEGRADATION_REGISTRY, PRESETS, build_degradation, preset_options, register_degradation
+from .spatial import (
+    SpatiallyVariantDegradation,
+    corner_field,
+    gaussian_field_blur,
+    gaussian_kernel_field,
+    spatially_variant_blur,
+)
+from .testsets import PROTOCOLS, make_testset
 
 __all__ = [
+    "DEGRADATION_REGISTRY",
     "GAUSSIAN8_SIGMA_RANGES",
+    "PRESETS",
+    "PROTOCOLS",
     "SETTING1_SIGMA_RANGES",
     "AnisotropicGaussianKernel",
+    "BlindSRDegradation",
+    "Blur",
     "FixedGaussianKernel",
+    "Imresize",
     "IsotropicGaussianKernel",
+    "SpatiallyVariantDegradation",
+    "add_gaussian_noise",
     "anisotropic_gaussian_kernel",
+    "blur",
+    "build_degradation",
+    "build_kernel_sampler",
+    "corner_field",
     "fit_default_pca",
     "gaussian8_sigmas",
+    "gaussian_field_blur",
+    "gaussian_kernel_field",
+    "imresize",
+    "imresize_matrix",
     "isotropic_gaussian_kernel",
+    "make_testset",
+    "preset_options",
+    "quantize",
     "random_disturb",
+    "register_degradation",
+    "sample_noise_levels",
     "sample_training_kernels",
+    "spatially_variant_blur",
+    "stride_downsample",
 ]

@@ -1,9 +1,9 @@
 """Blur-kernel samplers of the DAN release: isotropic / anisotropic Gaussians, random_disturb, fixed lists.
 
-Functional ops take explicit parameters and are device/dtype agnostic; the sampler classes draw those parameters
-from a ``torch.Generator`` and call the functional ops. Random numbers are always drawn in float64 on the
-generator's device (CPU for ``None``) and only then moved, so a seeded run gives the same kernels on any
-``device``/``dtype``.
+Functional ops take explicit parameters and are device/dtype agnostic; the sampler classes draw those
+parameters from a ``torch.Generator`` and call the functional ops. Random numbers are always drawn in
+float64 on the generator's device (CPU for ``None``) and only then moved, so a seeded run gives the same
+kernels on any ``device``/``dtype``.
 
 Grid (the release's): offsets ``-k//2 + 1 .. k//2`` along both axes; ``x`` is the column offset, ``y`` the row
 offset. Kernels are computed in float64 and cast at the end.
@@ -43,7 +43,12 @@ SETTING1_SIGMA_RANGES: dict[str, dict[int, tuple[float, float]]] = {
 
 def check_kernel_size(kernel_size: int) -> int:
     """Return ``kernel_size`` if it is a positive odd int, else raise a ValueError saying so."""
-    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size <= 0 or kernel_size % 2 == 0:
+    if (
+        isinstance(kernel_size, bool)
+        or not isinstance(kernel_size, int)
+        or kernel_size <= 0
+        or kernel_size % 2 == 0
+    ):
         raise ValueError(f"kernel_size must be a positive odd integer (e.g. 11, 21, 31), got {kernel_size!r}")
     return kernel_size
 
@@ -80,7 +85,9 @@ def _finish(kernels: Tensor, device: torch.device | str | None, dtype: torch.dty
 
 
 def isotropic_gaussian_kernel(
-    sigma: Tensor | float, kernel_size: int = 21, device: torch.device | str | None = None,
+    sigma: Tensor | float,
+    kernel_size: int = 21,
+    device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
 ) -> Tensor:
     r"""Normalised isotropic Gaussians :math:`k(x, y) \propto \exp(-(x^2 + y^2) / (2\sigma^2))`.
@@ -102,8 +109,12 @@ def isotropic_gaussian_kernel(
 
 
 def anisotropic_gaussian_kernel(
-    sigma_x: Tensor | float, sigma_y: Tensor | float, theta: Tensor | float, kernel_size: int = 21,
-    device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+    sigma_x: Tensor | float,
+    sigma_y: Tensor | float,
+    theta: Tensor | float,
+    kernel_size: int = 21,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Tensor:
     r"""Normalised rotated Gaussians :math:`k(p) \propto \exp(-\tfrac12 p^\top \Sigma^{-1} p)`.
 
@@ -131,10 +142,8 @@ def anisotropic_gaussian_kernel(
     return _finish(torch.exp(-0.5 * quad), device, dtype)
 
 
-def random_disturb(
-    kernels: Tensor, generator: torch.Generator | None = None, high: float = 0.25
-) -> Tensor:
-    r"""The release's multiplicative noise: :math:`k \leftarrow k\,(1 + U(0, high))` per tap, then renormalised.
+def random_disturb(kernels: Tensor, generator: torch.Generator | None = None, high: float = 0.25) -> Tensor:
+    r"""The release's multiplicative noise: :math:`k \leftarrow k\,(1 + U(0, high))` per tap, renormalised.
 
     Args:
         kernels: (B, k, k).
@@ -161,7 +170,8 @@ def gaussian8_sigmas(scale: int) -> Tensor:
 class IsotropicGaussianKernel:
     """Sampler: σ ~ U(sigma[0], sigma[1]) per sample (setting 1; the release's range (0.2, 4.0) by default).
 
-    ``sampler(batch, generator, device, dtype) -> (B, k, k)``; :meth:`sample_params` gives ``{"sigma": (B,)}``.
+    ``sampler(batch, generator, device, dtype) -> (B, k, k)``; :meth:`sample_params` gives
+    ``{"sigma": (B,)}``.
     """
 
     def __init__(self, kernel_size: int = 21, sigma: float | Sequence[float] = (0.2, 4.0)) -> None:
@@ -173,12 +183,21 @@ class IsotropicGaussianKernel:
     def sample_params(self, batch: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         return {"sigma": uniform(batch, *self.sigma, generator)}
 
-    def kernels(self, params: dict[str, Tensor], device: torch.device | str | None = None,
-                dtype: torch.dtype | None = None) -> Tensor:
+    def kernels(
+        self,
+        params: dict[str, Tensor],
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Tensor:
         return isotropic_gaussian_kernel(params["sigma"], self.kernel_size, device, dtype)
 
-    def __call__(self, batch: int, generator: torch.Generator | None = None,
-                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Tensor:
+    def __call__(
+        self,
+        batch: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Tensor:
         return self.kernels(self.sample_params(batch, generator), device, dtype)
 
     def __repr__(self) -> str:
@@ -192,8 +211,11 @@ class AnisotropicGaussianKernel:
     """
 
     def __init__(
-        self, kernel_size: int = 21, sigma: float | Sequence[float] = (0.6, 5.0),
-        theta: float | Sequence[float] = (-math.pi, math.pi), random_disturb: bool = True,
+        self,
+        kernel_size: int = 21,
+        sigma: float | Sequence[float] = (0.6, 5.0),
+        theta: float | Sequence[float] = (-math.pi, math.pi),
+        random_disturb: bool = True,
         disturb_high: float = 0.25,
     ) -> None:
         self.kernel_size = check_kernel_size(kernel_size)
@@ -211,25 +233,38 @@ class AnisotropicGaussianKernel:
             "theta": uniform(batch, *self.theta, generator),
         }
 
-    def kernels(self, params: dict[str, Tensor], device: torch.device | str | None = None,
-                dtype: torch.dtype | None = None, generator: torch.Generator | None = None) -> Tensor:
-        out = anisotropic_gaussian_kernel(params["sigma_x"], params["sigma_y"], params["theta"],
-                                          self.kernel_size, dtype=torch.float64)
+    def kernels(
+        self,
+        params: dict[str, Tensor],
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        out = anisotropic_gaussian_kernel(
+            params["sigma_x"], params["sigma_y"], params["theta"], self.kernel_size, dtype=torch.float64
+        )
         if self.random_disturb:
             out = random_disturb(out, generator, self.disturb_high)
         return out.to(device=device if device is not None else out.device, dtype=dtype or torch.float32)
 
-    def __call__(self, batch: int, generator: torch.Generator | None = None,
-                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Tensor:
+    def __call__(
+        self,
+        batch: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Tensor:
         return self.kernels(self.sample_params(batch, generator), device, dtype, generator)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(kernel_size={self.kernel_size}, sigma={list(self.sigma)}, "
-                f"theta={list(self.theta)}, random_disturb={self.random_disturb})")
+        return (
+            f"{type(self).__name__}(kernel_size={self.kernel_size}, sigma={list(self.sigma)}, "
+            f"theta={list(self.theta)}, random_disturb={self.random_disturb})"
+        )
 
 
 class FixedGaussianKernel:
-    """Sampler over a fixed list of isotropic sigmas (default: Gaussian8 of ``scale``), one picked per sample."""
+    """Sampler over a fixed list of isotropic sigmas (default: Gaussian8 of ``scale``), one per sample."""
 
     def __init__(self, kernel_size: int = 21, sigmas: Sequence[float] | None = None, scale: int = 4) -> None:
         self.kernel_size = check_kernel_size(kernel_size)
@@ -243,12 +278,21 @@ class FixedGaussianKernel:
         index = torch.randint(len(self.sigmas), (batch,), generator=generator, device=device).cpu()
         return {"sigma": self.sigmas[index]}
 
-    def kernels(self, params: dict[str, Tensor], device: torch.device | str | None = None,
-                dtype: torch.dtype | None = None) -> Tensor:
+    def kernels(
+        self,
+        params: dict[str, Tensor],
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Tensor:
         return isotropic_gaussian_kernel(params["sigma"], self.kernel_size, device, dtype)
 
-    def __call__(self, batch: int, generator: torch.Generator | None = None,
-                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Tensor:
+    def __call__(
+        self,
+        batch: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Tensor:
         return self.kernels(self.sample_params(batch, generator), device, dtype)
 
     def __repr__(self) -> str:

@@ -1,8 +1,8 @@
 """Fit the PCA kernel encoders the way the release's ``creat_PCA.py`` does (30,000 kernels, SVD).
 
-The kernels are drawn from the training distribution of a setting (1: isotropic σ ~ U(0.2, 4.0); 2: anisotropic
-σx, σy ~ U(0.6, 5), θ ~ U(-π, π), random_disturb) with a seeded ``torch.Generator`` in chunks of
-:data:`CHUNK` kernels, so a given (setting, kernel_size, samples, seed) always gives the same matrix on one
+The kernels are drawn from the training distribution of a setting (1: isotropic σ ~ U(0.2, 4.0);
+2: anisotropic σx, σy ~ U(0.6, 5), θ ~ U(-π, π), random_disturb) with a seeded ``torch.Generator`` in chunks
+of :data:`CHUNK` kernels, so a given (setting, kernel_size, samples, seed) always gives the same matrix on one
 platform (float64 SVD; BLAS libraries may differ in the last bits across platforms).
 """
 
@@ -29,9 +29,11 @@ SETTING_SIGMAS: dict[int, tuple[float, float]] = {1: (0.2, 4.0), 2: (0.6, 5.0)}
 def sample_training_kernels(
     setting: int, kernel_size: int, samples: int, seed: int = 0, sigma: Sequence[float] | None = None
 ) -> Tensor:
-    """(samples, k, k) float64 kernels of a setting's training distribution, drawn from ``manual_seed(seed)``."""
+    """(samples, k, k) float64 kernels of a setting's training distribution, from ``manual_seed(seed)``."""
     if setting not in SETTING_SIGMAS:
-        raise ValueError(f"setting must be 1 (isotropic) or 2 (anisotropic + random_disturb), got {setting!r}")
+        raise ValueError(
+            f"setting must be 1 (isotropic) or 2 (anisotropic + random_disturb), got {setting!r}"
+        )
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
     sig = tuple(sigma) if sigma is not None else SETTING_SIGMAS[setting]
@@ -49,7 +51,11 @@ def sample_training_kernels(
 
 
 def fit_default_pca(
-    kernel_size: int = 21, code_length: int = 10, setting: int = 1, samples: int = 30000, seed: int = 0,
+    kernel_size: int = 21,
+    code_length: int = 10,
+    setting: int = 1,
+    samples: int = 30000,
+    seed: int = 0,
     sigma: Sequence[float] | None = None,
 ) -> PCAEncoder:
     """Fit a release-style PCA encoder (``center=False``: codes are ``vec(k) @ P``) with metadata.

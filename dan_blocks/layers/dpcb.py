@@ -79,9 +79,13 @@ class DPCG(nn.Module):
     the inputs are never modified here.
 
     Args:
-        nf, cond_nf, ksize, cond_ksize: as in :class:`DPCB`.
+        nf: channels of the basic path, as in :class:`DPCB`.
+        cond_nf: channels of the condition path (must equal ``nf``).
+        ksize: kernel size of the basic path.
+        cond_ksize: kernel size of the condition path.
         num_blocks: number of DPCBs (10 in the Restorer, 5 in the Estimator).
         residual: ``"add"`` or ``"double"``.
+        negative_slope: LeakyReLU slope (0.2).
 
     Shape:
         as :class:`DPCB`.

@@ -1,0 +1,62 @@
+"""Image reading/writing helpers: RGB uint8 arrays, errors naming the file, atomic writes."""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["IMAGE_EXTENSIONS", "list_images", "read_image", "to_tensor", "to_uint8", "write_image"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+
+
+def list_images(folder: str | os.PathLike[str]) -> list[str]:
+    """Sorted image file paths directly inside ``folder`` (error naming it if it is not a folder)."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"image folder not found: {folder}")
+    return sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an image file as uint8 (H, W, 3) RGB (grey replicated, alpha dropped, 16-bit scaled)."""
+    path = os.fspath(path)
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise OSError(f"cannot read image file {path!r} (missing, unreadable or not an image)")
+    if img.dtype == np.uint16:
+        img = np.round(img / 257.0).astype(np.uint8)
+    if img.dtype != np.uint8:
+        raise OSError(f"unsupported image dtype {img.dtype} in {path!r} (expected 8 or 16 bit)")
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    elif img.shape[2] == 4:
+        img = img[:, :, :3]
+    elif img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+    return np.ascontiguousarray(img[:, :, ::-1])  # BGR -> RGB
+
+
+def to_tensor(img: np.ndarray, dtype: torch.dtype = torch.float32) -> Tensor:
+    """uint8 (H, W, 3) RGB -> (3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).to(dtype) / 255.0
+
+
+def to_uint8(img: Tensor) -> np.ndarray:
+    """(3, H, W) float in [0, 1] -> uint8 (H, W, 3) RGB with rounding (round(clamp(x, 0, 1) * 255))."""
+    arr = torch.round(img.detach().float().clamp(0, 1) * 255.0).to(torch.uint8).cpu().numpy()
+    return np.ascontiguousarray(arr.transpose(1, 2, 0))
+
+
+def write_image(path: str | os.PathLike[str], img: np.ndarray) -> None:
+    """Write a uint8 (H, W, 3) RGB image atomically (temp file in the same folder + os.replace)."""
+    path = os.fspath(path)
+    root, ext = os.path.splitext(path)
+    tmp = f"{root}.tmp{os.getpid()}{ext}"
+    if not cv2.imwrite(tmp, np.ascontiguousarray(img[:, :, ::-1])):
+        raise OSError(f"cannot write image file {path!r}")
+    os.replace(tmp, path)

@@ -1,0 +1,208 @@
+"""Blind-SR test sets from HR images: Gaussian8 (setting 1) and DIV2KRK-style anisotropic (setting 2).
+
+Output layout (``out_dir``), the DIV2KRK layout with NumPy kernels plus a manifest::
+
+    gt/<name>.png                 mod-cropped HR (uint8)
+    lr_x<s>/<name>[_sig<σ>].png   blur (reflect padding) + MATLAB bicubic 1/s, rounded to uint8
+    gt_k_x<s>/<same stem>.npy     the (k, k) float32 kernel
+    manifest.json                 protocol, scale, seed, source; per LR file: gt, kernel, kernel parameters
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from .blur import blur
+from .imresize import imresize
+from .kernels import AnisotropicGaussianKernel, gaussian8_sigmas, isotropic_gaussian_kernel
+
+__all__ = [
+    "MANIFEST",
+    "MANIFEST_FORMAT",
+    "PROTOCOLS",
+    "center_crop",
+    "degrade_image",
+    "iter_testset",
+    "make_testset",
+    "modcrop",
+    "sources",
+]
+
+PROTOCOLS = ("gaussian8", "aniso")
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = "dan_blocks.testset/1"
+_ANISO_KERNEL_SIZES = {2: 11, 3: 21, 4: 31}
+
+
+def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
+    """Crop an (H, W, ...) array to H and W multiples of ``scale`` (bottom/right rows dropped)."""
+    h, w = img.shape[:2]
+    return img[: h - h % scale, : w - w % scale]
+
+
+def center_crop(img: np.ndarray, max_size: int | None) -> np.ndarray:
+    """Centre-crop an (H, W, ...) array so that neither side exceeds ``max_size`` (None: unchanged)."""
+    if not max_size:
+        return img
+    h, w = img.shape[:2]
+    top, left = max(0, (h - max_size) // 2), max(0, (w - max_size) // 2)
+    return img[top : top + max_size, left : left + max_size]
+
+
+def degrade_image(hr: torch.Tensor, kernels: torch.Tensor, scale: int) -> torch.Tensor:
+    """(3, H, W) HR and (N, k, k) kernels -> (N, 3, H/s, W/s) LR: blur then bicubic 1/s (no rounding)."""
+    batch = hr[None].expand(kernels.shape[0], -1, -1, -1)
+    return imresize(blur(batch, kernels), 1.0 / scale)
+
+
+def sources(hr_dir: str) -> list[tuple[str, Any]]:
+    from ..data.builtin import is_builtin, load_builtin
+    from ..data.image_io import list_images
+
+    if is_builtin(hr_dir):
+        return list(load_builtin(hr_dir))
+    paths = list_images(hr_dir)
+    if not paths:
+        raise FileNotFoundError(f"no images found in HR folder {hr_dir!r}")
+    return [(os.path.splitext(os.path.basename(p))[0], p) for p in paths]
+
+
+def _write_json(path: str, obj: dict[str, Any]) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
+def _save_npy(path: str, arr: np.ndarray) -> None:
+    tmp = f"{path[:-4]}.tmp{os.getpid()}.npy"
+    np.save(tmp, arr)
+    os.replace(tmp, path)
+
+
+def _kernel_size(protocol: str, scale: int, kernel_size: int | None) -> int:
+    if kernel_size:
+        return kernel_size
+    return 21 if protocol == "gaussian8" else _ANISO_KERNEL_SIZES.get(scale, 21)
+
+
+def iter_testset(
+    sources: Iterable[tuple[str, Any]],
+    protocol: str = "gaussian8",
+    scale: int = 4,
+    seed: int = 0,
+    kernel_size: int | None = None,
+    sigma: tuple[float, float] = (0.6, 5.0),
+    random_disturb: bool = True,
+    max_size: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Yield, per source ``(name, uint8 RGB array or image path)``, ``{"name", "gt", "source", "items"}``:
+    ``gt`` is the mod-cropped uint8 HR, ``items`` a list of
+    ``(stem, lr uint8, kernel (k, k) float32, params)``.
+    """
+    from ..data.image_io import read_image, to_tensor, to_uint8
+
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"make_testset: unknown protocol {protocol!r}; accepted: {list(PROTOCOLS)}")
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"make_testset: scale must be an integer >= 1, got {scale!r}")
+    k = _kernel_size(protocol, scale, kernel_size)
+    sampler = None
+    if protocol == "gaussian8":
+        sigmas = gaussian8_sigmas(scale)
+        table = isotropic_gaussian_kernel(sigmas, k)
+    else:
+        sampler = AnisotropicGaussianKernel(k, sigma, (-math.pi, math.pi), random_disturb=random_disturb)
+    generator = torch.Generator().manual_seed(int(seed))
+    for name, src in sources:
+        img = modcrop(center_crop(src if isinstance(src, np.ndarray) else read_image(src), max_size), scale)
+        if min(img.shape[:2]) <= k // 2:
+            raise ValueError(
+                f"make_testset: image {name!r} ({img.shape[0]}x{img.shape[1]} after mod-crop) is "
+                f"smaller than the kernel (k={k})"
+            )
+        if sampler is None:
+            kernels, stems = table, [f"{name}_sig{s:.2f}" for s in sigmas.tolist()]
+            params = [{"sigma": round(float(s), 6)} for s in sigmas.tolist()]
+        else:
+            p = sampler.sample_params(1, generator)
+            kernels, stems = sampler.kernels(p, generator=generator), [name]
+            params = [{key: float(v[0]) for key, v in p.items()} | {"random_disturb": random_disturb}]
+        lr = degrade_image(to_tensor(img), kernels.float(), scale)
+        items = [
+            (stem, to_uint8(lr[i]), kernels[i].float().numpy(), params[i]) for i, stem in enumerate(stems)
+        ]
+        yield {"name": name, "gt": img, "source": src if isinstance(src, str) else None, "items": items}
+
+
+def make_testset(
+    hr_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    protocol: str = "gaussian8",
+    scale: int = 4,
+    seed: int = 0,
+    kernel_size: int | None = None,
+    sigma: tuple[float, float] = (0.6, 5.0),
+    random_disturb: bool = True,
+    progress: bool = True,
+    max_size: int | None = None,
+) -> dict[str, Any]:
+    """Make a blind-SR test set; returns the manifest (also written to ``out_dir/manifest.json``).
+
+    Args:
+        hr_dir: folder of HR images, or ``builtin:skimage-test`` / ``builtin:skimage-train``.
+        out_dir: output folder (created).
+        protocol: ``"gaussian8"`` (isotropic, k=21, the 8 sigmas of ``scale``; 8 LR images per HR image) or
+            ``"aniso"`` (one anisotropic kernel per image, σx, σy ~ U(sigma), θ ~ U(-π, π), random_disturb;
+            k = 11/21/31 for x2/x3/x4; drawn from ``torch.Generator().manual_seed(seed)`` in image order).
+        scale: 2, 3 or 4 for gaussian8; any integer >= 1 for aniso.
+        kernel_size: override the protocol's k.
+        progress: show a tqdm progress bar.
+        max_size: centre-crop each HR image to at most ``max_size`` per side first (small, fast sets).
+    """
+    from tqdm import tqdm
+
+    from ..data.image_io import write_image
+
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"make_testset: unknown protocol {protocol!r}; accepted: {list(PROTOCOLS)}")
+    hr_dir, out_dir = os.fspath(hr_dir), os.fspath(out_dir)
+    srcs = sources(hr_dir)
+    dirs = {"gt": "gt", "lr": f"lr_x{scale}", "kernel": f"gt_k_x{scale}"}
+    for d in dirs.values():
+        os.makedirs(os.path.join(out_dir, d), exist_ok=True)
+    pairs: list[dict[str, Any]] = []
+    records = iter_testset(srcs, protocol, scale, seed, kernel_size, sigma, random_disturb, max_size)
+    for rec in tqdm(
+        records, total=len(srcs), desc=f"make-testset {protocol} x{scale}", disable=not progress, unit="img"
+    ):
+        gt_rel = f"{dirs['gt']}/{rec['name']}.png"
+        write_image(os.path.join(out_dir, gt_rel), rec["gt"])
+        source = rec["source"] or f"{hr_dir}/{rec['name']}"
+        for stem, lr, kernel, params in rec["items"]:
+            lr_rel, k_rel = f"{dirs['lr']}/{stem}.png", f"{dirs['kernel']}/{stem}.npy"
+            write_image(os.path.join(out_dir, lr_rel), lr)
+            _save_npy(os.path.join(out_dir, k_rel), kernel)
+            pairs.append({"lr": lr_rel, "gt": gt_rel, "kernel": k_rel, "source": source, **params})
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "protocol": protocol,
+        "scale": scale,
+        "seed": int(seed),
+        "kernel_size": _kernel_size(protocol, scale, kernel_size),
+        "source": hr_dir,
+        "sigma_range": list(sigma) if protocol == "aniso" else None,
+        "random_disturb": random_disturb if protocol == "aniso" else None,
+        "max_size": max_size,
+        "pipeline": "reflect-padded blur, MATLAB bicubic 1/s with antialiasing, uint8 rounding",
+        "pairs": pairs,
+    }
+    _write_json(os.path.join(out_dir, MANIFEST), manifest)
+    return manifest
