@@ -1,3 +1,58 @@
-"""archs (filled in by its issue)."""
+"""DAN v1/v2 architectures, the generic alternation, presets and the release's checkpoints.
 
-__all__: list[str] = []
+Importing this package registers ``DAN``, ``DANv1``, ``DANv2``, ``EstimatorV1``, ``EstimatorV2``,
+``RestorerV1`` and ``RestorerV2`` in BasicSR's ARCH_REGISTRY and ``dan_v1_x2`` ... ``dan_v2_x4`` in timm.
+"""
+
+from .dan_arch import DAN, PCALike, SROnly, build_module, resolve_pca
+from .dan_v1_arch import EstimatorV1, RestorerV1
+from .dan_v2_arch import EstimatorV2, RestorerV2
+from .manet_arch import MANetEstimator
+from .official import (
+    CheckpointMismatchError,
+    from_release_state_dict,
+    infer_release_config,
+    load_official_checkpoint,
+    load_official_weights,
+    read_state_dict,
+    to_release_state_dict,
+)
+from .presets import DANv1, DANv2, available_default_pcas, dan_v1, dan_v2, default_pca
+from .protocols import DANOutput, EstimatorProtocol, RestorerProtocol
+from .timm_models import TIMM_MODEL_NAMES, register_timm_models
+from .upsample import Upsampler, make_upsampler
+
+register_timm_models()
+
+__all__ = [
+    "DAN",
+    "TIMM_MODEL_NAMES",
+    "CheckpointMismatchError",
+    "DANOutput",
+    "DANv1",
+    "DANv2",
+    "EstimatorProtocol",
+    "EstimatorV1",
+    "EstimatorV2",
+    "MANetEstimator",
+    "PCALike",
+    "RestorerProtocol",
+    "RestorerV1",
+    "RestorerV2",
+    "SROnly",
+    "Upsampler",
+    "available_default_pcas",
+    "build_module",
+    "dan_v1",
+    "dan_v2",
+    "default_pca",
+    "from_release_state_dict",
+    "infer_release_config",
+    "load_official_checkpoint",
+    "load_official_weights",
+    "make_upsampler",
+    "read_state_dict",
+    "register_timm_models",
+    "resolve_pca",
+    "to_release_state_dict",
+]

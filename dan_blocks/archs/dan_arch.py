@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Union
+from typing import Any, TypeAlias
 
 import torch
 from einops import rearrange
@@ -17,11 +17,11 @@ from .registry import ARCH_REGISTRY, register_arch
 __all__ = ["DAN", "PCALike", "SROnly", "build_module", "resolve_pca"]
 
 #: what ``DAN(pca=...)`` accepts
-PCALike = Union[PCAEncoder, Tensor, str, os.PathLike, Mapping[str, Any]]
+PCALike: TypeAlias = "PCAEncoder | Tensor | str | os.PathLike[str] | Mapping[str, Any]"
 
 
 def build_module(spec: nn.Module | Mapping[str, Any], role: str) -> nn.Module:
-    """An ``nn.Module`` as is, or an option dict ``{"type": Name, **kwargs}`` built through BasicSR's ARCH_REGISTRY."""
+    """An ``nn.Module`` as is, or an option dict ``{"type": Name, **kwargs}`` built via ARCH_REGISTRY."""
     if isinstance(spec, nn.Module):
         return spec
     if not isinstance(spec, Mapping) or "type" not in spec:
@@ -59,12 +59,18 @@ def resolve_pca(pca: PCALike) -> PCAEncoder:
         if "kernel_size" in pca and "code_length" in pca:
             size, length = int(pca["kernel_size"]), int(pca["code_length"])
             if pca.get("placeholder", False):
-                return PCAEncoder.from_matrix(torch.zeros(size * size, length), metadata={"placeholder": True})
+                return PCAEncoder.from_matrix(
+                    torch.zeros(size * size, length), metadata={"placeholder": True}
+                )
             from .presets import default_pca  # local import: presets imports this module
 
             return default_pca(size, length, int(pca.get("setting", 1)))
-        raise KeyError(f"PCA dict needs 'path' or 'kernel_size' + 'code_length' (+ 'setting'), got keys {list(pca)}")
-    raise TypeError(f"pca must be a PCAEncoder, a (k*k, C) tensor, a path or a dict, got {type(pca).__name__}")
+        raise KeyError(
+            f"PCA dict needs 'path' or 'kernel_size' + 'code_length' (+ 'setting'), got keys {list(pca)}"
+        )
+    raise TypeError(
+        f"pca must be a PCAEncoder, a (k*k, C) tensor, a path or a dict, got {type(pca).__name__}"
+    )
 
 
 @register_arch
@@ -123,7 +129,9 @@ class DAN(nn.Module):
         self.output_kind: str = kind
         self.scale = int(getattr(self.restorer, "scale", 0))
         if self.scale < 1:
-            raise ValueError(f"DAN restorer {type(self.restorer).__name__} must declare an integer scale >= 1")
+            raise ValueError(
+                f"DAN restorer {type(self.restorer).__name__} must declare an integer scale >= 1"
+            )
         self.kernel_size = self.pca.kernel_size
         self.code_length = self.pca.code_length
         self._check_sizes()
@@ -133,23 +141,26 @@ class DAN(nn.Module):
     def _check_sizes(self) -> None:
         for role, module in (("restorer", self.restorer), ("estimator", self.estimator)):
             length = getattr(module, "code_length", None)
-            if length is not None and (role == "restorer" or self.output_kind == "code"):
-                if length != self.code_length:
-                    raise ValueError(
-                        f"DAN {role} {type(module).__name__} works with {length}-d codes but the PCA gives "
-                        f"{self.code_length}-d codes (expected size {self.code_length}, got {length})"
-                    )
+            uses_codes = role == "restorer" or self.output_kind == "code"
+            if uses_codes and length is not None and length != self.code_length:
+                raise ValueError(
+                    f"DAN {role} {type(module).__name__} works with {length}-d codes but the PCA gives "
+                    f"{self.code_length}-d codes (expected size {self.code_length}, got {length})"
+                )
             size = getattr(module, "kernel_size", None)
-            if size is not None and role == "estimator" and self.output_kind == "kernel":
-                if size != self.kernel_size:
-                    raise ValueError(
-                        f"DAN estimator {type(module).__name__} outputs {size}x{size} kernels ({size * size} values) "
-                        f"but the PCA was fitted on {self.kernel_size}x{self.kernel_size} kernels "
-                        f"(expected size {self.kernel_size**2}, got {size * size})"
-                    )
+            gives_kernels = role == "estimator" and self.output_kind == "kernel"
+            if gives_kernels and size is not None and size != self.kernel_size:
+                raise ValueError(
+                    f"DAN estimator {type(module).__name__} outputs {size}x{size} kernels "
+                    f"({size * size} values) "
+                    f"but the PCA was fitted on {self.kernel_size}x{self.kernel_size} kernels "
+                    f"(expected size {self.kernel_size**2}, got {size * size})"
+                )
             scale = getattr(module, "scale", None)
             if role == "estimator" and scale is not None and scale != self.scale:
-                raise ValueError(f"DAN estimator scale {scale} differs from the restorer's scale {self.scale}")
+                raise ValueError(
+                    f"DAN estimator scale {scale} differs from the restorer's scale {self.scale}"
+                )
 
     def as_kernel(self, out: Tensor) -> Tensor:
         """Estimator output -> (B, k, k), or (B, k*k, h, w) per pixel."""
@@ -161,7 +172,8 @@ class DAN(nn.Module):
         ):
             return out
         raise ValueError(
-            f"DAN estimator output must be (B, {size * size}), (B, {size}, {size}) or (B, {size * size}, h, w) "
+            f"DAN estimator output must be (B, {size * size}), (B, {size}, {size}) or "
+            f"(B, {size * size}, h, w) "
             f"for the {size}x{size} PCA, got shape {tuple(out.shape)}"
         )
 

@@ -66,13 +66,13 @@ class EstimatorV1(nn.Module):
     def forward(self, sr: Tensor, lr: Tensor) -> Tensor:
         _check_image("EstimatorV1 sr", sr, self.in_nc)
         _check_image("EstimatorV1 lr", lr, self.in_nc)
-        feat = self.head_LR(lr)
-        cond = self.head_HR(sr)
-        if cond.shape[-2:] != feat.shape[-2:]:
+        if sr.shape[-2] != self.scale * lr.shape[-2] or sr.shape[-1] != self.scale * lr.shape[-1]:
             raise ValueError(
                 f"EstimatorV1: the SR image {tuple(sr.shape[-2:])} is not {self.scale}x the LR image "
                 f"{tuple(lr.shape[-2:])}"
             )
+        feat = self.head_LR(lr)
+        cond = self.head_HR(sr)
         for block in self.body:
             feat, cond = block(feat, cond)
         return self.out(feat).mean(dim=(2, 3))
@@ -121,7 +121,8 @@ class RestorerV1(nn.Module):
         _check_image("RestorerV1 lr", lr, self.in_nc)
         if code.dim() not in (2, 4) or code.shape[0] != lr.shape[0] or code.shape[1] != self.code_length:
             raise ValueError(
-                f"RestorerV1 code must be (B={lr.shape[0]}, {self.code_length}) or (B, {self.code_length}, h, w), "
+                f"RestorerV1 code must be (B={lr.shape[0]}, {self.code_length}) or "
+                f"(B, {self.code_length}, h, w), "
                 f"got shape {tuple(code.shape)}"
             )
         feat = self.head(lr)

@@ -25,8 +25,8 @@ class EstimatorV2(nn.Module):
 
     ``head_LR`` 5x5 conv ``in_nc -> nf`` (basic path, LR); ``head_HR`` conv of size ``4s+1``, stride ``s``,
     padding ``2s`` on the SR image (condition path, brought to LR size); one :class:`DPCG` (nf, nf, 3, 3,
-    ``num_blocks``); ``tail`` = 3x3 conv ``nf -> tail_nf``, global average pooling, 1x1 conv ``tail_nf -> k²``,
-    softmax over the k² taps:
+    ``num_blocks``); ``tail`` = 3x3 conv ``nf -> tail_nf``, global average pooling, 1x1 conv
+    ``tail_nf -> k²``, softmax over the k² taps:
 
     .. math::  k = \mathrm{softmax}\big(W_t\,\mathrm{GAP}(W_3 * f)\big), \qquad \textstyle\sum k = 1
 
@@ -73,13 +73,13 @@ class EstimatorV2(nn.Module):
     def forward(self, sr: Tensor, lr: Tensor) -> Tensor:
         _check_image("EstimatorV2 sr", sr, self.in_nc)
         _check_image("EstimatorV2 lr", lr, self.in_nc)
-        feat = self.head_LR(lr)
-        cond = self.head_HR(sr)
-        if cond.shape[-2:] != feat.shape[-2:]:
+        if sr.shape[-2] != self.scale * lr.shape[-2] or sr.shape[-1] != self.scale * lr.shape[-1]:
             raise ValueError(
                 f"EstimatorV2: the SR image {tuple(sr.shape[-2:])} is not {self.scale}x the LR image "
                 f"{tuple(lr.shape[-2:])}"
             )
+        feat = self.head_LR(lr)
+        cond = self.head_HR(sr)
         feat, _ = self.body(feat, cond)
         return self.flatten(self.tail(feat))
 
@@ -132,7 +132,8 @@ class RestorerV2(nn.Module):
         _check_image("RestorerV2 lr", lr, self.in_nc)
         if code.dim() not in (2, 4) or code.shape[0] != lr.shape[0] or code.shape[1] != self.code_length:
             raise ValueError(
-                f"RestorerV2 code must be (B={lr.shape[0]}, {self.code_length}) or (B, {self.code_length}, h, w), "
+                f"RestorerV2 code must be (B={lr.shape[0]}, {self.code_length}) or "
+                f"(B, {self.code_length}, h, w), "
                 f"got shape {tuple(code.shape)}"
             )
         feat = self.head1(lr)

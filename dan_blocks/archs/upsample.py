@@ -21,8 +21,8 @@ def upsampler_layout(scale: int) -> list[int]:
 
 
 class Upsampler(nn.Sequential):
-    r"""Sub-pixel upsampler of the DAN release: per stage a 3x3 conv ``nf -> nf * r^2`` and PixelShuffle(r), then a
-    3x3 conv ``nf -> out_nc``.
+    r"""Sub-pixel upsampler of the DAN release: per stage a 3x3 conv ``nf -> nf * r^2`` and PixelShuffle(r),
+    then a 3x3 conv ``nf -> out_nc``.
 
     Layouts (parameter names as in the release): x4 ``{0, 2, 4}`` = [conv 64->256, PS(2), conv 64->256, PS(2),
     conv 64->3]; x2/x3 ``{0, 2}`` = [conv 64->64 s², PS(s), conv 64->3]. The x1 (deblurring) variant of the
@@ -42,8 +42,7 @@ class Upsampler(nn.Sequential):
 
 
 def make_upsampler(nf: int = 64, out_nc: int = 3, scale: int = 4) -> nn.Module:
-    """:class:`Upsampler` for scale > 1; a single 3x3 conv ``nf -> out_nc`` for scale 1 (release key ``upscale.*``)."""
+    """:class:`Upsampler` for scale > 1; one 3x3 conv ``nf -> out_nc`` at scale 1 (release ``upscale.*``)."""
     if scale == 1:
         return nn.Conv2d(nf, out_nc, 3, 1, 1)
     return Upsampler(nf, out_nc, scale)
-

@@ -43,9 +43,16 @@ class ChannelAttention(nn.Module):
             nn.Sigmoid(),
         )
 
+    def gate(self, pooled: Tensor) -> Tensor:
+        """The per-channel gate from the spatial mean ``pooled`` (B, C, 1, 1) of the input -> (B, C, 1, 1).
+
+        Split out so that tiled inference can pool over all tiles first and gate each tile exactly.
+        """
+        return self.body(pooled)
+
     def attention(self, x: Tensor) -> Tensor:
         """The per-channel gate :math:`\\sigma(\\cdot)` of shape (B, C, 1, 1)."""
-        return self.body(torch.mean(x, dim=(2, 3), keepdim=True))
+        return self.gate(torch.mean(x, dim=(2, 3), keepdim=True))
 
     def forward(self, x: Tensor) -> Tensor:
         return x * self.attention(x)

@@ -54,7 +54,12 @@ class CRB(nn.Module):
             ChannelAttention(nf, reduction, negative_slope),
         )
 
-    def forward(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
+    def residual(self, feat: Tensor, cond: Tensor) -> Tensor:
+        """The branch before channel attention, :math:`W_2 * \\delta(W_1 * [f, S(c)])`, shape (B, nf, H, W).
+
+        Purely local (3x3 convs), so it can be computed tile by tile; ``forward`` adds
+        ``residual * CA.attention(residual)`` to ``feat``.
+        """
         if feat.dim() != 4 or feat.shape[1] != self.nf:
             raise ValueError(f"CRB expects features (B, {self.nf}, H, W), got {feat.shape}")
         if cond.shape[0] != feat.shape[0] or cond.shape[1] != self.cond_nf:
@@ -62,8 +67,10 @@ class CRB(nn.Module):
                 f"CRB expects a condition (B={feat.shape[0]}, {self.cond_nf}[, h, w]), got {cond.shape}"
             )
         stretched = stretch_code(cond, (feat.shape[-2], feat.shape[-1]), self.stretch_mode)
-        out = feat + self.body(torch.cat((feat, stretched), dim=1))
-        return out, cond
+        return self.body[2](self.body[1](self.body[0](torch.cat((feat, stretched), dim=1))))
+
+    def forward(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
+        return feat + self.body[3](self.residual(feat, cond)), cond
 
     def extra_repr(self) -> str:
         return f"nf={self.nf}, cond_nf={self.cond_nf}"

@@ -1,0 +1,109 @@
+"""``dan-blocks convert``: a release checkpoint (greatlog/DAN) -> a BasicSR checkpoint ``{"params": ...}``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+__all__ = ["COMMAND", "HELP", "build_parser", "main", "network_options", "write_checkpoint"]
+
+COMMAND = "convert"
+HELP = "convert a released DAN checkpoint to a BasicSR checkpoint and print the network_g options"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"dan-blocks {COMMAND}", description=HELP)
+    parser.add_argument("official", help="release checkpoint, e.g. danv2_x4_setting1.pth")
+    parser.add_argument("output", help="output .pth holding {'params': state_dict}")
+    parser.add_argument("--loop", type=int, default=4, help="iterations to record in the options (default 4)")
+    return parser
+
+
+def network_options(model: Any) -> dict[str, Any]:
+    """The ``network_g`` dict that rebuilds ``model`` (a DANv1/DANv2) through BasicSR's ``build_network``."""
+    from dan_blocks.archs import DANv2, available_default_pcas
+
+    restorer, estimator = model.restorer, model.estimator
+    size, length = model.kernel_size, model.code_length
+    setting = 1 if (size, length) == (21, 10) else 2
+    opts: dict[str, Any] = {
+        "type": type(model).__name__,
+        "scale": model.scale,
+        "kernel_size": size,
+        "code_length": length,
+        "setting": setting,
+        "loop": model.loop,
+        "in_nc": restorer.in_nc,
+        "nf": restorer.fusion.out_channels,
+        "nb": len(restorer.body) if not isinstance(model, DANv2) else len(restorer.body[0].body),
+    }
+    if isinstance(model, DANv2):
+        opts["ng"] = len(restorer.body)
+        opts["est_nf"] = estimator.head_LR[0].out_channels
+        opts["est_nb"] = len(estimator.body.body)
+        opts["est_tail_nf"] = estimator.tail[0].out_channels
+    else:
+        opts["est_nf"] = estimator.head_LR.out_channels
+        opts["est_nb"] = len(estimator.body)
+    if f"setting{setting}_k{size}_c{length}.pt" not in available_default_pcas():
+        # the checkpoint carries the matrix: the options only need buffers of the right size
+        opts["pca"] = {"kernel_size": size, "code_length": length, "placeholder": True}
+    return opts
+
+
+def _yaml(opts: dict[str, Any], output: str) -> str:
+    lines = ["network_g:"]
+    for key, value in opts.items():
+        if isinstance(value, dict):
+            inner = ", ".join(
+                f"{k}: {str(v).lower() if isinstance(v, bool) else v}" for k, v in value.items()
+            )
+            lines.append(f"  {key}: {{{inner}}}")
+        else:
+            lines.append(f"  {key}: {value}")
+    lines += [
+        "",
+        "path:",
+        f"  pretrain_network_g: {output}",
+        "  strict_load_g: true",
+        "  param_key_g: params",
+    ]
+    return "\n".join(lines)
+
+
+def write_checkpoint(state: dict[str, Any], output: str) -> None:
+    """``torch.save({"params": state}, output)`` atomically (temp file in the same folder + rename)."""
+    import torch
+
+    parent = os.path.dirname(os.path.abspath(output))
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, f".{os.path.basename(output)}.tmp{os.getpid()}")
+    try:
+        torch.save({"params": state}, tmp)
+        os.replace(tmp, output)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    from dan_blocks.archs import load_official_checkpoint
+
+    try:
+        model = load_official_checkpoint(args.official, loop=args.loop)
+    except (OSError, ValueError) as err:
+        print(f"dan-blocks {COMMAND}: {err}", file=sys.stderr)
+        return 2
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    write_checkpoint(state, args.output)
+    params = sum(p.numel() for p in model.parameters())
+    print(
+        f"converted {args.official} -> {args.output}: {type(model).__name__} x{model.scale}, "
+        f"{model.kernel_size}x{model.kernel_size} kernels, {model.code_length}-d codes, {params:,} parameters"
+    )
+    print("BasicSR options:\n")
+    print(_yaml(network_options(model), args.output))
+    return 0
