@@ -4,6 +4,7 @@ from .channel_attention import ChannelAttention
 from .crb import CRB
 from .dpcb import DPCB, DPCG, RESIDUAL_MODES
 from .kernel_stretch import KernelStretch, stretch_code
+from .maconv import MAConv, MAConvBlock
 from .pca import PCAEncoder, fit_pca_matrix
 
 __all__ = [
@@ -13,6 +14,8 @@ __all__ = [
     "RESIDUAL_MODES",
     "ChannelAttention",
     "KernelStretch",
+    "MAConv",
+    "MAConvBlock",
     "PCAEncoder",
     "fit_pca_matrix",
     "stretch_code",
