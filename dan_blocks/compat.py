@@ -120,3 +120,248 @@ def ensure_basicsr_importable() -> types.ModuleType:
     finally:
         np.seterr(**saved)  # workaround 3
     return basicsr
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Patches for BasicSR's training / testing pipelines (installed by :func:`patch_basicsr_pipelines`, which the
+# ``dan-blocks train`` / ``test`` / ``quickstart`` commands call before running ``basicsr.train.train_pipeline``
+# or ``basicsr.test.test_pipeline``). Nothing here runs on ``import dan_blocks``. Tested in
+# ``tests/test_compat_pipeline.py``, ``tests/test_resume*.py`` and ``tests/test_distributed*.py``.
+#
+# 5. Resume (``basicsr.train.load_resume_state``): maps the state with ``torch.cuda.current_device()``
+#    (fails on CPU-only machines), loads with torch.load's default ``weights_only`` (True from torch 2.6;
+#    BasicSR's own states hold ``collections.Counter`` milestones, rejected by torches whose safe unpickler
+#    lacks it) and scans ``experiments/`` relative to the working directory instead of the run's folder.
+#    Replaced by :func:`load_resume_state`: maps to the model's device, loads with ``weights_only=True``
+#    after allow-listing exactly what BasicSR's states hold (only where the torch needs it), reads
+#    ``opt['path']['training_states']``.
+# 6. Exact resume: BasicSR restarts the interrupted epoch from its first batch with fresh random crops, so a
+#    resumed run does not see the data the uninterrupted run would have seen. :class:`ResumablePrefetcher`
+#    replaces ``basicsr.train.CPUPrefetcher``: it re-seeds the data RNGs at each epoch start from
+#    (manual_seed, epoch, rank) and, after a resume, replays the batches the run had already consumed in that
+#    epoch (recorded by DANModel in the training state), so the resumed run continues with the same batches.
+# 7. Distributed (``basicsr.utils.dist_util.init_dist``): hard-codes backend nccl and
+#    ``torch.cuda.set_device(rank % device_count)`` (ZeroDivisionError without GPUs). Replaced by
+#    :func:`init_dist`: nccl + set_device on GPUs, gloo on CPU (or when ``DAN_BLOCKS_DEVICE=cpu``).
+# 8. ``BaseModel.model_to_device`` wraps DDP with ``device_ids=[torch.cuda.current_device()]``, which fails on
+#    CPU. :func:`model_to_device` omits ``device_ids`` for CPU models and defers to BasicSR otherwise.
+# ---------------------------------------------------------------------------------------------------------
+
+import os  # noqa: E402
+
+__all__ += [  # plus ResumablePrefetcher, built on first access (module __getattr__)
+    "DEVICE_ENV",
+    "init_dist",
+    "load_resume_state",
+    "model_to_device",
+    "patch_basicsr_pipelines",
+    "resume_state_allowlist_needed",
+    "training_progress",
+]
+
+#: environment variable forcing the CPU path of :func:`init_dist` (the CLI sets it for ``num_gpu: 0``)
+DEVICE_ENV = "DAN_BLOCKS_DEVICE"
+
+# what the running training has consumed; written by ResumablePrefetcher, read by DANModel when saving
+_PROGRESS: dict[str, int] = {"epoch_batches": 0}
+# the run's seed/rank and the batches to replay after a resume; written by load_resume_state
+_RUN: dict[str, Any] = {"seed": None, "rank": 0, "skip_epoch": None, "skip_batches": 0}
+_ORIGINALS: dict[str, Any] = {}
+
+
+def training_progress() -> dict[str, int]:
+    """Batches consumed in the current epoch (what DANModel stores in its training states)."""
+    return dict(_PROGRESS)
+
+
+def resume_state_allowlist_needed() -> bool:
+    """True when this torch's ``weights_only`` unpickler rejects ``collections.Counter`` (BasicSR's milestones)."""
+    import collections
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({"milestones": collections.Counter({1: 1})}, buffer)
+    buffer.seek(0)
+    try:
+        torch.load(buffer, weights_only=True)
+    except Exception:
+        return True
+    return False
+
+
+def _allow_resume_state_globals() -> None:
+    import collections
+
+    import torch
+
+    if resume_state_allowlist_needed():
+        torch.serialization.add_safe_globals([collections.Counter])
+
+
+def _state_device(opt: dict[str, Any]) -> Any:
+    import torch
+
+    if opt.get("num_gpu", 0) != 0 and torch.cuda.is_available() and os.environ.get(DEVICE_ENV) != "cpu":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def load_resume_state(opt: dict[str, Any]) -> dict[str, Any] | None:
+    """Drop-in for ``basicsr.train.load_resume_state`` (workarounds 5 and 6).
+
+    Same contract: with ``--auto_resume`` picks the newest ``<iter>.state`` of the run, else
+    ``path.resume_state``; sets the pretrained-network paths via BasicSR's ``check_resume``; returns the
+    state dict or None. Differences: maps tensors to the model's device (CPU when ``num_gpu: 0`` or no CUDA),
+    loads with ``weights_only=True`` and records the run's seed and the batches to replay (workaround 6).
+    """
+    import torch
+    from basicsr.utils import check_resume, scandir
+
+    _RUN.update(seed=opt.get("manual_seed"), rank=int(opt.get("rank", 0)), skip_epoch=None, skip_batches=0)
+    path = None
+    if opt.get("auto_resume"):
+        state_dir = opt["path"].get("training_states") or os.path.join("experiments", opt["name"], "training_states")
+        if os.path.isdir(state_dir):
+            iters = [int(name[: -len(".state")]) for name in scandir(state_dir, suffix=".state", recursive=False)
+                     if name[: -len(".state")].isdigit()]
+            if iters:
+                path = os.path.join(state_dir, f"{max(iters)}.state")
+                opt["path"]["resume_state"] = path
+    elif opt["path"].get("resume_state"):
+        path = opt["path"]["resume_state"]
+    if path is None:
+        return None
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"resume state {path!r} (path.resume_state) does not exist")
+    _allow_resume_state_globals()
+    state = torch.load(path, map_location=_state_device(opt), weights_only=True)
+    if not isinstance(state, dict) or "iter" not in state or "epoch" not in state:
+        raise ValueError(f"{path} is not a BasicSR training state (expected a dict with 'epoch' and 'iter')")
+    check_resume(opt, state["iter"])
+    extra = state.get("dan_blocks") or {}
+    if "epoch_batches" in extra:
+        _RUN.update(skip_epoch=int(state["epoch"]), skip_batches=int(extra["epoch_batches"]))
+    return state
+
+
+def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    return (int(seed) * 1_000_003 + int(epoch) * 1_009 + int(rank)) % (2**32)
+
+
+def _base_prefetcher() -> type:
+    from basicsr.data.prefetch_dataloader import CPUPrefetcher
+
+    return CPUPrefetcher
+
+
+def _make_resumable_prefetcher() -> type:
+    base = _base_prefetcher()
+
+    class ResumablePrefetcher(base):  # type: ignore[misc, valid-type]
+        """``CPUPrefetcher`` that makes training data a function of (seed, epoch, rank, batch index).
+
+        Workaround 6: at each epoch start the ``random``/NumPy/torch RNGs are re-seeded from
+        (``manual_seed``, sampler epoch, rank); after a resume the batches already consumed in the
+        interrupted epoch are drawn again and dropped, so the resumed run continues exactly where the
+        interrupted one stopped.
+        """
+
+        def __init__(self, loader: Any) -> None:
+            self.ori_loader = loader
+            self.loader = None
+            _PROGRESS["epoch_batches"] = 0
+
+        def reset(self) -> None:
+            from basicsr.utils import set_random_seed
+
+            sampler = getattr(self.ori_loader, "sampler", None)
+            epoch = int(getattr(sampler, "epoch", 0))
+            if _RUN["seed"] is not None:
+                set_random_seed(_epoch_seed(_RUN["seed"], epoch, _RUN["rank"]))
+            self.loader = iter(self.ori_loader)
+            _PROGRESS["epoch_batches"] = 0
+            if _RUN["skip_epoch"] is not None and _RUN["skip_epoch"] == epoch:
+                for _ in range(_RUN["skip_batches"]):
+                    if self.next() is None:
+                        break
+            _RUN["skip_epoch"] = None
+
+        def next(self) -> Any:
+            if self.loader is None:
+                self.reset()
+            try:
+                batch = next(self.loader)
+            except StopIteration:
+                return None
+            _PROGRESS["epoch_batches"] += 1
+            return batch
+
+    return ResumablePrefetcher
+
+
+def __getattr__(name: str) -> Any:  # ResumablePrefetcher subclasses a basicsr class: build it on first use
+    if name == "ResumablePrefetcher":
+        cls = _make_resumable_prefetcher()
+        globals()["ResumablePrefetcher"] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _use_cpu_backend() -> bool:
+    import torch
+
+    return os.environ.get(DEVICE_ENV) == "cpu" or not torch.cuda.is_available() or torch.cuda.device_count() == 0
+
+
+def init_dist(launcher: str, backend: str | None = None, **kwargs: Any) -> None:
+    """Drop-in for ``basicsr.utils.dist_util.init_dist`` choosing the backend from the device (workaround 7).
+
+    GPUs: nccl and ``cuda.set_device(LOCAL_RANK)`` as BasicSR does. CPU (no CUDA, or ``DAN_BLOCKS_DEVICE=cpu``):
+    gloo, no ``set_device``. An explicit ``backend`` (``dist_params.backend``) wins.
+    """
+    import torch
+    import torch.distributed as dist
+    import torch.multiprocessing as mp
+
+    if not _use_cpu_backend():
+        _ORIGINALS["init_dist"](launcher, backend=backend or "nccl", **kwargs)
+        return
+    if launcher != "pytorch":
+        raise ValueError(f"launcher {launcher!r}: only 'pytorch' (torchrun) is supported on CPU")
+    if mp.get_start_method(allow_none=True) is None:
+        mp.set_start_method("spawn")
+    kwargs.pop("port", None)
+    dist.init_process_group(backend=backend or "gloo", **kwargs)
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, dist.get_world_size())))
+
+
+def model_to_device(self: Any, net: Any) -> Any:
+    """Drop-in for ``BaseModel.model_to_device``: DDP without ``device_ids`` on CPU (workaround 8)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    if self.opt.get("dist") and self.device.type == "cpu":
+        net = net.to(self.device)
+        return DistributedDataParallel(net, find_unused_parameters=self.opt.get("find_unused_parameters", False))
+    return _ORIGINALS["model_to_device"](self, net)
+
+
+def patch_basicsr_pipelines() -> None:
+    """Install workarounds 5-8 into BasicSR (idempotent). Call before ``train_pipeline``/``test_pipeline``."""
+    ensure_basicsr_importable()
+    import basicsr.models.base_model as base_model
+    import basicsr.train as train
+    import basicsr.utils.dist_util as dist_util
+    import basicsr.utils.options as options
+
+    if "init_dist" not in _ORIGINALS:
+        _ORIGINALS["init_dist"] = dist_util.init_dist
+        _ORIGINALS["model_to_device"] = base_model.BaseModel.model_to_device
+        _ORIGINALS["load_resume_state"] = train.load_resume_state
+        _ORIGINALS["CPUPrefetcher"] = train.CPUPrefetcher
+    options.init_dist = init_dist
+    dist_util.init_dist = init_dist
+    base_model.BaseModel.model_to_device = model_to_device
+    train.load_resume_state = load_resume_state
+    train.CPUPrefetcher = globals().get("ResumablePrefetcher") or __getattr__("ResumablePrefetcher")

@@ -1,0 +1,102 @@
+"""Shared runner of BasicSR's pipelines for ``dan-blocks train`` / ``dan-blocks test``."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Any
+
+__all__ = ["TRACEBACK_ENV", "option_num_gpu", "report_error", "run_basicsr_pipeline"]
+
+#: set to 1 to see full tracebacks instead of one-line errors
+TRACEBACK_ENV = "DAN_BLOCKS_TRACEBACK"
+
+_USAGE = """usage: dan-blocks {kind} -opt OPTIONS.yml [--launcher none|pytorch|slurm] [--auto_resume] [--debug]
+                   [--force_yml KEY:SUBKEY=VALUE ...]
+
+Runs BasicSR's own {function}(root) with dan_blocks' classes registered, so the option file follows
+BasicSR's schema (see basicsr_options/ and docs/training.md). root is the current directory: outputs go to
+./{folder}/<name>. Multi-process: torchrun --nproc_per_node N -m dan_blocks {kind} -opt X --launcher pytorch
+(gloo on CPU, nccl on GPUs). Set {env}=1 for full tracebacks."""
+
+
+def report_error(command: str, err: BaseException) -> int:
+    """Print ``err`` as one clear line (or the traceback with DAN_BLOCKS_TRACEBACK=1); returns exit status 1."""
+    if os.environ.get(TRACEBACK_ENV) == "1":
+        traceback.print_exception(err)
+    else:
+        message = str(err) or type(err).__name__
+        if isinstance(err, KeyError) and err.args:
+            message = str(err.args[0])
+        print(f"dan-blocks {command}: error: {type(err).__name__}: {message}", file=sys.stderr)
+        print(f"(set {TRACEBACK_ENV}=1 for the full traceback)", file=sys.stderr)
+    return 1
+
+
+def _option_path(argv: list[str]) -> str | None:
+    for index, arg in enumerate(argv):
+        if arg == "-opt" and index + 1 < len(argv):
+            return argv[index + 1]
+        if arg.startswith("-opt="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def option_num_gpu(argv: list[str]) -> Any:
+    """``num_gpu`` of the option file named by ``-opt`` (after ``--force_yml num_gpu=...``), or None."""
+    import yaml
+
+    path = _option_path(argv)
+    if path is None:
+        return None
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"option file {path!r} (-opt) does not exist")
+    with open(path, encoding="utf-8") as handle:
+        opt = yaml.safe_load(handle)
+    if not isinstance(opt, dict):
+        raise ValueError(f"option file {path!r} is not a YAML mapping")
+    num_gpu = opt.get("num_gpu")
+    for arg in argv:
+        if arg.replace(" ", "").startswith("num_gpu="):
+            num_gpu = arg.split("=", 1)[1].strip()
+    return num_gpu
+
+
+def run_basicsr_pipeline(kind: str, argv: list[str], root: str | None = None) -> int:
+    """Run ``basicsr.train.train_pipeline`` (kind "train") or ``basicsr.test.test_pipeline`` (kind "test").
+
+    ``sys.argv`` is set to ``[dan-blocks KIND, *argv]`` for BasicSR's argument parser and restored after.
+    """
+    function = "train_pipeline" if kind == "train" else "test_pipeline"
+    if not argv or argv[0] in ("-h", "--help"):
+        folder = "experiments" if kind == "train" else "results"
+        print(_USAGE.format(kind=kind, function=function, folder=folder, env=TRACEBACK_ENV))
+        return 0 if argv else 2
+    try:
+        from dan_blocks import compat
+
+        compat.patch_basicsr_pipelines()
+        import dan_blocks  # noqa: F401  (registers archs, models, datasets)
+        from dan_blocks import models  # noqa: F401
+
+        if str(option_num_gpu(argv)) == "0":
+            os.environ[compat.DEVICE_ENV] = "cpu"
+        if kind == "train":
+            from basicsr.train import train_pipeline as pipeline
+        else:
+            from basicsr.test import test_pipeline as pipeline
+        saved = sys.argv
+        sys.argv = [f"dan-blocks {kind}", *argv]
+        try:
+            pipeline(os.path.abspath(root or os.getcwd()))
+        finally:
+            sys.argv = saved
+    except SystemExit as exit_:  # argparse --help / usage errors
+        return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
+    except KeyboardInterrupt:
+        print(f"dan-blocks {kind}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        return report_error(kind, err)
+    return 0

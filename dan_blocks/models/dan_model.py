@@ -1,0 +1,398 @@
+"""DANModel: BasicSR's SRModel for any network built on :class:`dan_blocks.archs.DAN`.
+
+Training batches carry only ``gt``; the model degrades them on its own device (``degradation:`` option
+block, :func:`dan_blocks.degradations.build_degradation`) with a generator seeded from
+(``manual_seed``, iteration, rank), so runs are reproducible and resumable. Loss:
+
+.. math::
+    L = w_{pix} L_{pix}(SR_T, HR) + w_{ker} L_{ker}(\\hat k_T, k)
+
+(v1: the kernel term compares codes with the PCA-encoded ground truth; v2: full kernels), optionally
+summed over every iteration t with ``train.iteration_weights`` (off by default, as in the release).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import OrderedDict
+from typing import Any
+
+import torch
+from basicsr.metrics import calculate_metric
+from basicsr.metrics.psnr_ssim import calculate_psnr
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger, imwrite, tensor2img
+from basicsr.utils.dist_util import get_dist_info, master_only
+from basicsr.utils.registry import MODEL_REGISTRY
+from torch import Tensor
+
+from .. import compat
+from .kernel_utils import kernel_error, kernel_picture
+from .options import TRAIN_KEYS, VAL_KEYS, check_keys
+
+__all__ = ["DANModel"]
+
+#: smallest LR side DANModel accepts: the Y-PSNR crop of ``scale`` pixels per border must leave pixels
+MIN_LR_SIZE = 3
+
+
+def _atomic_torch_save(obj: Any, path: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _atomic_json(obj: Any, path: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(obj, handle, indent=2)
+    os.replace(tmp, path)
+
+
+class DANModel(SRModel):
+    """SRModel with on-the-fly degradation, a kernel loss, an estimator learning rate and DAN validation.
+
+    Options (besides BasicSR's): ``degradation`` (training only), ``train.kernel_opt`` (a BasicSR loss, e.g.
+    ``{type: L1Loss, loss_weight: 1.0}``), ``train.lr_E`` (estimator learning rate; default ``optim_g.lr``),
+    ``train.iteration_weights`` (one weight per DAN iteration to supervise all of them; default off),
+    ``val.kernel_zoom`` (kernel picture enlargement, default 8).
+    """
+
+    def __init__(self, opt: dict[str, Any]) -> None:
+        check_keys(opt.get("val"), VAL_KEYS, "val (DANModel)")
+        self.degradation = None
+        if opt["is_train"]:
+            check_keys(opt.get("train"), TRAIN_KEYS, "train (DANModel)")
+            if opt.get("degradation") is None:
+                raise ValueError(
+                    "DANModel training needs a 'degradation:' option block, e.g. {preset: setting1, scale: 4}"
+                )
+            from ..degradations import build_degradation
+
+            self.degradation = build_degradation(dict(opt["degradation"]))
+        self._current_iter = 0
+        super().__init__(opt)
+        net = self.get_bare_model(self.net_g)
+        self.scale = int(getattr(net, "scale", opt.get("scale", 1)))
+        if self.degradation is not None:
+            self._check_degradation(net)
+
+    # -- set-up -------------------------------------------------------------------------------------
+    def _check_degradation(self, net: Any) -> None:
+        deg_scale = getattr(self.degradation, "scale", self.scale)
+        if int(deg_scale) != self.scale:
+            raise ValueError(f"degradation scale x{deg_scale} differs from the network's x{self.scale}")
+        net_k, deg_k = getattr(net, "kernel_size", None), getattr(self.degradation, "kernel_size", None)
+        if net_k is not None and deg_k is not None and int(net_k) != int(deg_k):
+            raise ValueError(
+                f"degradation kernel size {deg_k} differs from the network's kernel_size {net_k}: "
+                "the kernel loss compares them tap by tap (set network_g.kernel_size or degradation.kernel_size)"
+            )
+
+    def init_training_settings(self) -> None:
+        from basicsr.losses import build_loss
+
+        train_opt = self.opt["train"]
+        super().init_training_settings()
+        kernel_opt = train_opt.get("kernel_opt", {"type": "L1Loss", "loss_weight": 1.0})
+        self.cri_kernel = build_loss(dict(kernel_opt)).to(self.device) if kernel_opt else None
+        weights = train_opt.get("iteration_weights")
+        loop = int(getattr(self.get_bare_model(self.net_g), "loop", 1))
+        if weights is not None and len(weights) != loop:
+            raise ValueError(f"train.iteration_weights needs one weight per DAN iteration ({loop}), got {weights}")
+        self.iteration_weights = [float(w) for w in weights] if weights is not None else None
+
+    def setup_optimizers(self) -> None:
+        """One Adam with two groups: restorer (and the rest) at ``optim_g.lr``, estimator at ``train.lr_E``."""
+        train_opt = self.opt["train"]
+        optim_opt = dict(train_opt["optim_g"])
+        optim_type = optim_opt.pop("type")
+        lr = optim_opt.pop("lr")
+        lr_e = float(train_opt.get("lr_E", lr))
+        net = self.get_bare_model(self.net_g)
+        estimator = getattr(net, "estimator", None)
+        est_ids = {id(p) for p in estimator.parameters()} if estimator is not None else set()
+        rest, est = [], []
+        for name, param in net.named_parameters():
+            if not param.requires_grad:
+                get_root_logger().warning(f"Params {name} will not be optimized.")
+                continue
+            (est if id(param) in est_ids else rest).append(param)
+        groups = [{"params": rest, "lr": float(lr)}]
+        if est:
+            groups.append({"params": est, "lr": lr_e})
+        self.optimizer_g = self.get_optimizer(optim_type, groups, float(lr), **optim_opt)
+        self.optimizers.append(self.optimizer_g)
+
+    # -- data ---------------------------------------------------------------------------------------
+    def update_learning_rate(self, current_iter: int, warmup_iter: int = -1) -> None:
+        self._current_iter = int(current_iter)
+        super().update_learning_rate(current_iter, warmup_iter)
+
+    def _generator(self) -> torch.Generator:
+        rank, _ = get_dist_info()
+        seed = int(self.opt.get("manual_seed") or 0)
+        generator = torch.Generator()  # CPU: the same kernels on every device
+        generator.manual_seed((seed * 1_000_003 + rank * 7_919 + self._current_iter) % (2**63))
+        return generator
+
+    def _check_lr(self, lq: Tensor, what: str) -> None:
+        if lq.dim() != 4:
+            raise ValueError(f"{what} must be a (B, C, H, W) batch, got shape {tuple(lq.shape)}")
+        if min(lq.shape[-2:]) < MIN_LR_SIZE:
+            raise ValueError(
+                f"{what} of size {lq.shape[-2]}x{lq.shape[-1]} is smaller than DANModel needs: at least "
+                f"{MIN_LR_SIZE}x{MIN_LR_SIZE} LR pixels (x{self.scale}: HR at least "
+                f"{MIN_LR_SIZE * self.scale}x{MIN_LR_SIZE * self.scale})"
+            )
+
+    def _check_gt(self, gt: Tensor) -> None:
+        height, width = gt.shape[-2:]
+        k = int(getattr(self.degradation, "kernel_size", 1))
+        need = max(MIN_LR_SIZE * self.scale, k // 2 + 1)
+        if height % self.scale or width % self.scale or min(height, width) < need:
+            raise ValueError(
+                f"training HR patch {height}x{width} is unusable at x{self.scale}: it must be a multiple of "
+                f"{self.scale} and at least {need}x{need} (LR >= {MIN_LR_SIZE} px; reflect padding of a {k}x{k} "
+                "kernel); set datasets.train.gt_size accordingly"
+            )
+
+    def feed_data(self, data: dict[str, Any]) -> None:
+        """Validation/test batches: ``lq`` (+ ``gt``, ``kernel``). Training batches: ``gt`` only, degraded here."""
+        for name in ("gt", "gt_kernel"):
+            if hasattr(self, name):
+                delattr(self, name)
+        if "lq" in data:
+            self.lq = data["lq"].to(self.device)
+            self._check_lr(self.lq, "LR input 'lq'")
+            if "gt" in data:
+                self.gt = data["gt"].to(self.device)
+            if data.get("kernel") is not None:
+                self.gt_kernel = data["kernel"].to(self.device).float()
+            return
+        if "gt" not in data:
+            raise KeyError(f"DANModel batches need 'lq' or 'gt'; got keys {sorted(data)}")
+        if self.degradation is None:
+            raise ValueError("a batch without 'lq' needs the training 'degradation:' block to make its LR")
+        gt = data["gt"].to(self.device)
+        self._check_gt(gt)
+        with torch.no_grad():
+            lq, kernels = self.degradation(gt, self._generator())
+        self.lq, self.gt, self.gt_kernel = lq.contiguous(), gt, kernels.float()
+
+    # -- training -----------------------------------------------------------------------------------
+    def _kernel_term(self, out: Any, index: int) -> Tensor | None:
+        if self.cri_kernel is None or not hasattr(self, "gt_kernel"):
+            return None
+        kernel = out.kernels[index] if out.kernels is not None else None
+        if kernel is not None:
+            target = self.gt_kernel
+            if kernel.dim() == 4:  # per-pixel kernels (B, k*k, h, w)
+                target = target.flatten(1)[:, :, None, None].expand_as(kernel)
+            return self.cri_kernel(kernel, target.to(kernel))
+        code = out.codes[index]
+        pca = self.get_bare_model(self.net_g).pca
+        target = pca.encode(self.gt_kernel.to(code.dtype))
+        if code.dim() == 4:
+            target = target[:, :, None, None].expand_as(code)
+        return self.cri_kernel(code, target)
+
+    def optimize_parameters(self, current_iter: int) -> None:
+        self.optimizer_g.zero_grad()
+        out = self.net_g(self.lq)
+        self.output = out.sr
+        if self.gt.shape != self.output.shape:
+            raise ValueError(f"SR {tuple(self.output.shape)} and HR {tuple(self.gt.shape)} differ in shape")
+        loss_dict: OrderedDict[str, Tensor] = OrderedDict()
+        last = len(out.srs) - 1
+        weights = self.iteration_weights or [0.0] * last + [1.0]
+        l_total: Tensor | float = 0.0
+        for index, weight in enumerate(weights):
+            if weight == 0:
+                continue
+            tag = "" if self.iteration_weights is None else f"_{index + 1}"
+            if self.cri_pix is not None:
+                l_pix = self.cri_pix(out.srs[index], self.gt)
+                l_total = l_total + weight * l_pix
+                loss_dict[f"l_pix{tag}"] = l_pix
+            l_ker = self._kernel_term(out, index)
+            if l_ker is not None:
+                l_total = l_total + weight * l_ker
+                loss_dict[f"l_ker{tag}"] = l_ker
+        l_total.backward()
+        self.optimizer_g.step()
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    # -- inference ----------------------------------------------------------------------------------
+    def test(self) -> None:
+        """Runs the EMA network when there is one, else the bare network; ``self.output`` is the final SR."""
+        net = self.net_g_ema if hasattr(self, "net_g_ema") else self.get_bare_model(self.net_g)
+        was_training = net.training
+        net.eval()
+        with torch.no_grad():
+            out = net(self.lq)
+        if was_training:
+            net.train()
+        self.output = out.sr
+        self.srs = list(out.srs)
+        self.kernels = self._estimated_kernels(net, out)
+
+    @staticmethod
+    def _estimated_kernels(net: Any, out: Any) -> list[Tensor]:
+        kernels = []
+        for index, code in enumerate(out.codes):
+            kernel = out.kernels[index] if out.kernels is not None else None
+            if kernel is None:
+                kernel = net.pca.decode(code)
+            kernels.append(kernel)
+        return kernels
+
+    # -- validation ---------------------------------------------------------------------------------
+    def nondist_validation(self, dataloader: Any, current_iter: Any, tb_logger: Any, save_img: bool) -> None:
+        """BasicSR's validation plus per-iteration Y-PSNR, kernel error and kernel pictures.
+
+        Writes ``<path.log>/metrics_<dataset>_<iter>.json`` (atomically) with the averages.
+        """
+        dataset_name = dataloader.dataset.opt["name"]
+        val_opt = self.opt["val"]
+        metrics_opt = val_opt.get("metrics") or {}
+        if metrics_opt:
+            self._initialize_best_metric_results(dataset_name)
+        self.metric_results = {name: 0.0 for name in metrics_opt}
+        psnr_sums: list[float] = []
+        kernel_sums: list[float] = []
+        kernel_count = 0
+        count = 0
+        per_image = []
+        for val_data in dataloader:
+            img_name = os.path.splitext(os.path.basename(val_data["lq_path"][0]))[0]
+            self.feed_data(val_data)
+            self.test()
+            sr_img = tensor2img([self.output.detach().cpu()])
+            record: dict[str, Any] = {"name": img_name}
+            if hasattr(self, "gt"):
+                gt_img = tensor2img([self.gt.detach().cpu()])
+                for name, opt_ in metrics_opt.items():
+                    value = float(calculate_metric({"img": sr_img, "img2": gt_img}, opt_))
+                    self.metric_results[name] += value
+                    record[name] = value
+                psnrs = [float(calculate_psnr(tensor2img([sr.detach().cpu()]), gt_img, self.scale,
+                                              test_y_channel=True)) for sr in self.srs]
+                psnr_sums = [a + b for a, b in zip(psnr_sums, psnrs, strict=True)] if psnr_sums else psnrs
+                record["psnr_y_per_iteration"] = psnrs
+            gt_kernel = getattr(self, "gt_kernel", None)
+            if gt_kernel is not None:
+                errors = [float(kernel_error(k[:1], gt_kernel[:1])[0]) for k in self.kernels]
+                kernel_sums = [a + b for a, b in zip(kernel_sums, errors, strict=True)] if kernel_sums else errors
+                kernel_count += 1
+                record["kernel_error_per_iteration"] = errors
+            if save_img:
+                self._save_pictures(sr_img, img_name, dataset_name, current_iter, gt_kernel)
+            per_image.append(record)
+            count += 1
+            del self.lq, self.output
+        if count == 0:
+            raise ValueError(f"validation dataset {dataset_name!r} is empty")
+        for name in self.metric_results:
+            self.metric_results[name] /= count
+            self._update_best_metric_result(dataset_name, name, self.metric_results[name], current_iter)
+        self.iteration_results = {
+            "psnr_y_per_iteration": [v / count for v in psnr_sums],
+            "kernel_error_per_iteration": [v / kernel_count for v in kernel_sums] if kernel_count else [],
+        }
+        self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+        summary = {"dataset": dataset_name, "iter": current_iter, "images": count, **self.metric_results,
+                   **self.iteration_results, "per_image": per_image}
+        os.makedirs(self.opt["path"]["log"], exist_ok=True)
+        _atomic_json(summary, os.path.join(self.opt["path"]["log"], f"metrics_{dataset_name}_{current_iter}.json"))
+
+    def _log_validation_metric_values(self, current_iter: Any, dataset_name: str, tb_logger: Any) -> None:
+        if self.metric_results:
+            super()._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+        results = getattr(self, "iteration_results", {})
+        lines = [f"Validation {dataset_name}, per DAN iteration:"]
+        for key in ("psnr_y_per_iteration", "kernel_error_per_iteration"):
+            values = results.get(key) or []
+            if values:
+                lines.append(f"\t # {key}: " + ", ".join(f"{v:.4f}" for v in values))
+            if tb_logger and isinstance(current_iter, int):
+                for index, value in enumerate(values):
+                    tag = key.replace("_per_iteration", "")
+                    tb_logger.add_scalar(f"metrics/{dataset_name}/{tag}_iter{index + 1}", value, current_iter)
+        get_root_logger().info("\n".join(lines))
+
+    def _save_pictures(
+        self, sr_img: Any, img_name: str, dataset_name: str, current_iter: Any, gt_kernel: Tensor | None
+    ) -> None:
+        visual = self.opt["path"]["visualization"]
+        if self.opt["is_train"]:
+            stem = os.path.join(visual, img_name, f"{img_name}_{current_iter}")
+        else:
+            suffix = self.opt["val"].get("suffix") or self.opt["name"]
+            stem = os.path.join(visual, dataset_name, f"{img_name}_{suffix}")
+        imwrite(sr_img, f"{stem}.png")
+        estimate = self.kernels[-1][:1]
+        if estimate.dim() == 4:  # per-pixel kernels: show the image-average kernel
+            size = math.isqrt(estimate.shape[1])
+            estimate = estimate.mean(dim=(2, 3)).reshape(1, size, size)
+        zoom = int(self.opt["val"].get("kernel_zoom", 8))
+        reference = gt_kernel[:1] if gt_kernel is not None else None
+        imwrite(kernel_picture(estimate, reference, zoom=zoom), f"{stem}_kernel.png")
+
+    # -- checkpoints (atomic) -----------------------------------------------------------------------
+    @master_only
+    def save_network(self, net: Any, net_label: str, current_iter: int, param_key: Any = "params") -> None:
+        """BasicSR's save_network written atomically (temp file + ``os.replace``)."""
+        label = "latest" if current_iter == -1 else current_iter
+        path = os.path.join(self.opt["path"]["models"], f"{net_label}_{label}.pth")
+        nets = net if isinstance(net, list) else [net]
+        keys = param_key if isinstance(param_key, list) else [param_key]
+        if len(nets) != len(keys):
+            raise ValueError("save_network: as many param keys as networks are needed")
+        payload = {}
+        for net_, key in zip(nets, keys, strict=True):
+            state = self.get_bare_model(net_).state_dict()
+            payload[key] = {k.removeprefix("module."): v.detach().cpu() for k, v in state.items()}
+        _atomic_torch_save(payload, path)
+
+    @master_only
+    def save_training_state(self, epoch: int, current_iter: int) -> None:
+        """BasicSR's training state plus the batches consumed in the epoch (exact resume), written atomically."""
+        if current_iter == -1:
+            return
+        state = {
+            "epoch": epoch,
+            "iter": current_iter,
+            "optimizers": [o.state_dict() for o in self.optimizers],
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "dan_blocks": compat.training_progress(),
+        }
+        _atomic_torch_save(state, os.path.join(self.opt["path"]["training_states"], f"{current_iter}.state"))
+
+    def load_network(self, net: Any, load_path: str, strict: bool = True, param_key: str | None = "params") -> None:
+        """BasicSR's load_network with ``weights_only=True`` and a clear error for a missing file."""
+        if not os.path.isfile(load_path):
+            raise FileNotFoundError(f"network weights {load_path!r} do not exist")
+        net = self.get_bare_model(net)
+        loaded = torch.load(load_path, map_location="cpu", weights_only=True)
+        if param_key is not None and isinstance(loaded, dict):
+            if param_key not in loaded and "params" in loaded:
+                param_key = "params"
+            if param_key in loaded:
+                loaded = loaded[param_key]
+        loaded = {k.removeprefix("module."): v for k, v in loaded.items()}
+        get_root_logger().info(f"Loading {net.__class__.__name__} model from {load_path} [{param_key}].")
+        self._print_different_keys_loading(net, loaded, strict)
+        net.load_state_dict(loaded, strict=strict)
+
+
+if "DANModel" not in MODEL_REGISTRY:
+    MODEL_REGISTRY.register(DANModel)
