@@ -29,7 +29,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch import Tensor
 
 from .. import compat
-from .kernel_utils import kernel_error, kernel_picture
+from .kernel_utils import as_kernel_map, kernel_error, kernel_picture, mean_kernel
 from .options import TRAIN_KEYS, VAL_KEYS, check_keys
 
 __all__ = ["DANModel"]
@@ -192,16 +192,23 @@ class DANModel(SRModel):
             return None
         kernel = out.kernels[index] if out.kernels is not None else None
         if kernel is not None:
-            target = self.gt_kernel
-            if kernel.dim() == 4:  # per-pixel kernels (B, k*k, h, w)
-                target = target.flatten(1)[:, :, None, None].expand_as(kernel)
-            return self.cri_kernel(kernel, target.to(kernel))
+            target = self.gt_kernel.to(kernel)
+            if kernel.dim() == 3 and target.dim() == 3:
+                return self.cri_kernel(kernel, target)
+            # per-pixel estimate and/or per-pixel ground truth (B, k*k, h, w): compare pixel by pixel
+            size = kernel.shape[-1] if kernel.dim() == 3 else math.isqrt(kernel.shape[1])
+            est, ref = as_kernel_map(kernel, size), as_kernel_map(target, size)
+            shape = torch.broadcast_shapes(est.shape, ref.shape)
+            return self.cri_kernel(est.expand(shape), ref.expand(shape))
         code = out.codes[index]
         pca = self.get_bare_model(self.net_g).pca
-        target = pca.encode(self.gt_kernel.to(code.dtype))
-        if code.dim() == 4:
-            target = target[:, :, None, None].expand_as(code)
-        return self.cri_kernel(code, target)
+        target = pca.encode(self.gt_kernel.to(code.dtype))  # (B, C) or per pixel (B, C, h, w)
+        if code.dim() == 2 and target.dim() == 2:
+            return self.cri_kernel(code, target)
+        code_map = code[:, :, None, None] if code.dim() == 2 else code
+        target_map = target[:, :, None, None] if target.dim() == 2 else target
+        shape = torch.broadcast_shapes(code_map.shape, target_map.shape)
+        return self.cri_kernel(code_map.expand(shape), target_map.expand(shape))
 
     def optimize_parameters(self, current_iter: int) -> None:
         self.optimizer_g.zero_grad()
@@ -339,12 +346,9 @@ class DANModel(SRModel):
             suffix = self.opt["val"].get("suffix") or self.opt["name"]
             stem = os.path.join(visual, dataset_name, f"{img_name}_{suffix}")
         imwrite(sr_img, f"{stem}.png")
-        estimate = self.kernels[-1][:1]
-        if estimate.dim() == 4:  # per-pixel kernels: show the image-average kernel
-            size = math.isqrt(estimate.shape[1])
-            estimate = estimate.mean(dim=(2, 3)).reshape(1, size, size)
+        estimate = mean_kernel(self.kernels[-1][:1])  # per-pixel kernels: the image-average kernel
         zoom = int(self.opt["val"].get("kernel_zoom", 8))
-        reference = gt_kernel[:1] if gt_kernel is not None else None
+        reference = mean_kernel(gt_kernel[:1]) if gt_kernel is not None else None
         imwrite(kernel_picture(estimate, reference, zoom=zoom), f"{stem}_kernel.png")
 
     # -- checkpoints (atomic) -----------------------------------------------------------------------

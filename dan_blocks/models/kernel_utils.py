@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
-__all__ = ["align_kernel", "kernel_error", "kernel_picture"]
+__all__ = ["align_kernel", "as_kernel_map", "kernel_error", "kernel_picture", "mean_kernel"]
 
 
 def align_kernel(kernel: Tensor, size: int) -> Tensor:
@@ -32,23 +32,53 @@ def align_kernel(kernel: Tensor, size: int) -> Tensor:
     return F.pad(kernel, (pad, pad, pad, pad))
 
 
+def as_kernel_map(kernel: Tensor, size: int) -> Tensor:
+    """Global (B, k, k) or per-pixel (B, k*k, h, w) kernels as a map (B, size*size, h | 1, w | 1).
+
+    The kernel support is aligned on the centre tap to ``size`` (see :func:`align_kernel`); a global kernel
+    becomes a 1x1 map that broadcasts against per-pixel ones.
+    """
+    if kernel.dim() == 3:
+        return rearrange(align_kernel(kernel, size), "b kh kw -> b (kh kw) 1 1")
+    if kernel.dim() != 4:
+        raise ValueError(f"kernels must be (B, k, k) or (B, k*k, h, w), got shape {tuple(kernel.shape)}")
+    k = math.isqrt(kernel.shape[1])
+    if k * k != kernel.shape[1]:
+        raise ValueError(f"per-pixel kernels need k*k channels, got {kernel.shape[1]}")
+    if k == size:
+        return kernel
+    b, _, h, w = kernel.shape
+    flat = align_kernel(rearrange(kernel, "b (kh kw) h w -> (b h w) kh kw", kh=k), size)
+    return rearrange(flat, "(b h w) kh kw -> b (kh kw) h w", b=b, h=h, w=w)
+
+
+def mean_kernel(kernel: Tensor) -> Tensor:
+    """(B, k, k) as is; per-pixel (B, k*k, h, w) -> the image-average kernel (B, k, k)."""
+    if kernel.dim() == 3:
+        return kernel
+    size = math.isqrt(kernel.shape[1])
+    return rearrange(kernel.mean(dim=(2, 3)), "b (kh kw) -> b kh kw", kh=size)
+
+
 def kernel_error(estimate: Tensor, reference: Tensor) -> Tensor:
     r"""L1 distance between kernels, per sample: :math:`\sum_{i,j} |\hat k_{ij} - k_{ij}|`.
 
     Args:
-        estimate: (B, k, k), or per pixel (B, k*k, h, w) (averaged over pixels).
-        reference: (B, k', k') ground truth; aligned on the centre tap to the estimate's size.
+        estimate: (B, k, k), or per pixel (B, k*k, h, w).
+        reference: ground truth (B, k', k') or per pixel (B, k'*k', h, w); aligned on the centre tap to the
+            estimate's size. When either side is per pixel the error is averaged over pixels (a global kernel
+            is compared with every pixel's).
 
     Returns:
         (B,) errors; 0 for equal kernels, at most 2 for non-negative kernels that sum to 1.
     """
-    if estimate.dim() == 4:
-        size = math.isqrt(estimate.shape[1])
-        ref = align_kernel(reference, size).to(estimate)
-        ref = rearrange(ref, "b kh kw -> b (kh kw) 1 1")
-        return (estimate - ref).abs().sum(dim=1).mean(dim=(1, 2))
-    ref = align_kernel(reference, estimate.shape[-1]).to(estimate)
-    return (estimate - ref).abs().sum(dim=(1, 2))
+    if estimate.dim() == 3 and reference.dim() == 3:
+        ref = align_kernel(reference, estimate.shape[-1]).to(estimate)
+        return (estimate - ref).abs().sum(dim=(1, 2))
+    size = estimate.shape[-1] if estimate.dim() == 3 else math.isqrt(estimate.shape[1])
+    est = as_kernel_map(estimate, size)
+    ref = as_kernel_map(reference, size).to(est)
+    return (est - ref).abs().sum(dim=1).mean(dim=(1, 2))
 
 
 def _normalise(kernel: np.ndarray) -> np.ndarray:
