@@ -7,13 +7,16 @@ import sys
 import traceback
 from typing import Any
 
-__all__ = ["TRACEBACK_ENV", "option_num_gpu", "report_error", "run_basicsr_pipeline"]
+__all__ = ["TRACEBACK_ENV", "option_num_gpu", "pop_imports", "report_error", "run_basicsr_pipeline"]
 
 #: set to 1 to see full tracebacks instead of one-line errors
 TRACEBACK_ENV = "DAN_BLOCKS_TRACEBACK"
 
 _USAGE = """usage: dan-blocks {kind} -opt OPTIONS.yml [--launcher none|pytorch|slurm] [--auto_resume] [--debug]
-                   [--force_yml KEY:SUBKEY=VALUE ...]
+                   [--force_yml KEY:SUBKEY=VALUE ...] [--import MODULE ...]
+
+--import MODULE imports a module of yours first (repeatable; the current directory is searched), so that the
+architectures, estimators or datasets it registers can be named in the option file.
 
 Runs BasicSR's own {function}(root) with dan_blocks' classes registered, so the option file follows
 BasicSR's schema (see basicsr_options/ and docs/training.md). root is the current directory: outputs go to
@@ -63,6 +66,36 @@ def option_num_gpu(argv: list[str]) -> Any:
     return num_gpu
 
 
+def pop_imports(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split ``--import MODULE`` / ``--import=MODULE`` (dan-blocks' own option) off BasicSR's arguments."""
+    modules: list[str] = []
+    rest: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--import":
+            module = next(args, None)
+            if module is None or module.startswith("-"):
+                raise ValueError("--import needs a module name, e.g. --import my_project.my_estimator")
+            modules.append(module)
+        elif arg.startswith("--import="):
+            modules.append(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+    return rest, modules
+
+
+def _import_user_modules(modules: list[str]) -> None:
+    import importlib
+
+    if modules and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ImportError(f"--import {module}: cannot import it ({err})") from err
+
+
 def run_basicsr_pipeline(kind: str, argv: list[str], root: str | None = None) -> int:
     """Run ``basicsr.train.train_pipeline`` (kind "train") or ``basicsr.test.test_pipeline`` (kind "test").
 
@@ -74,11 +107,14 @@ def run_basicsr_pipeline(kind: str, argv: list[str], root: str | None = None) ->
         print(_USAGE.format(kind=kind, function=function, folder=folder, env=TRACEBACK_ENV))
         return 0 if argv else 2
     try:
+        argv, user_modules = pop_imports(argv)
         from dan_blocks import compat
 
         compat.patch_basicsr_pipelines()
         import dan_blocks  # noqa: F401  (registers archs, models, datasets)
         from dan_blocks import models  # noqa: F401
+
+        _import_user_modules(user_modules)
 
         if str(option_num_gpu(argv)) == "0":
             os.environ[compat.DEVICE_ENV] = "cpu"
