@@ -23,6 +23,7 @@ __all__ = [
     "AnisotropicGaussianKernel",
     "FixedGaussianKernel",
     "IsotropicGaussianKernel",
+    "KernelSampler",
     "anisotropic_gaussian_kernel",
     "check_kernel_size",
     "gaussian8_sigmas",
@@ -167,7 +168,37 @@ def gaussian8_sigmas(scale: int) -> Tensor:
     return torch.linspace(low, high, 8, dtype=torch.float64)
 
 
-class IsotropicGaussianKernel:
+class KernelSampler:
+    """Base of the kernel samplers: ``sampler(batch, generator, device, dtype) -> (B, k, k)``.
+
+    Subclasses define :meth:`sample_params` (random parameters drawn from ``generator``) and :meth:`kernels`
+    (the kernels those parameters give), so a sample can be reproduced or logged from its parameters.
+    """
+
+    kernel_size: int
+
+    def sample_params(self, batch: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def kernels(
+        self,
+        params: dict[str, Tensor],
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Tensor:
+        raise NotImplementedError
+
+    def __call__(
+        self,
+        batch: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Tensor:
+        return self.kernels(self.sample_params(batch, generator), device, dtype)
+
+
+class IsotropicGaussianKernel(KernelSampler):
     """Sampler: σ ~ U(sigma[0], sigma[1]) per sample (setting 1; the release's range (0.2, 4.0) by default).
 
     ``sampler(batch, generator, device, dtype) -> (B, k, k)``; :meth:`sample_params` gives
@@ -191,20 +222,11 @@ class IsotropicGaussianKernel:
     ) -> Tensor:
         return isotropic_gaussian_kernel(params["sigma"], self.kernel_size, device, dtype)
 
-    def __call__(
-        self,
-        batch: int,
-        generator: torch.Generator | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> Tensor:
-        return self.kernels(self.sample_params(batch, generator), device, dtype)
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}(kernel_size={self.kernel_size}, sigma={list(self.sigma)})"
 
 
-class AnisotropicGaussianKernel:
+class AnisotropicGaussianKernel(KernelSampler):
     """Sampler: σx, σy ~ U(sigma), θ ~ U(theta), optional random_disturb (setting 2 defaults of the release).
 
     Draw order per call: σx (B), σy (B), θ (B), then the disturbance (B, k, k).
@@ -263,7 +285,7 @@ class AnisotropicGaussianKernel:
         )
 
 
-class FixedGaussianKernel:
+class FixedGaussianKernel(KernelSampler):
     """Sampler over a fixed list of isotropic sigmas (default: Gaussian8 of ``scale``), one per sample."""
 
     def __init__(self, kernel_size: int = 21, sigmas: Sequence[float] | None = None, scale: int = 4) -> None:
@@ -285,15 +307,6 @@ class FixedGaussianKernel:
         dtype: torch.dtype | None = None,
     ) -> Tensor:
         return isotropic_gaussian_kernel(params["sigma"], self.kernel_size, device, dtype)
-
-    def __call__(
-        self,
-        batch: int,
-        generator: torch.Generator | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> Tensor:
-        return self.kernels(self.sample_params(batch, generator), device, dtype)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(kernel_size={self.kernel_size}, sigmas={self.sigmas.tolist()})"
