@@ -1,0 +1,152 @@
+"""``dan-blocks sr``: super-resolve image files or folders and save the estimated kernel of each."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections import Counter
+from typing import Any
+
+__all__ = ["COMMAND", "HELP", "build_parser", "main", "output_names"]
+
+COMMAND = "sr"
+HELP = "super-resolve images (PNG/JPEG/TIFF files or folders) with a DAN model, optionally tiled"
+
+_PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"dan-blocks {COMMAND}",
+        description=HELP + ". Writes <name>_x<s>.<ext>, <name>_x<s>_kernel.png (the final estimated kernel, "
+        "normalised to its maximum and enlarged) and <name>_x<s>_kernel.npy (the kernel itself) per image.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (PNG, JPEG, TIFF)")
+    parser.add_argument(
+        "-m", "--model", required=True,
+        help="released checkpoint (danv2_x4_setting1.pth), BasicSR checkpoint or BasicSR option file (.yml)",
+    )
+    parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output folder")
+    parser.add_argument("--opt", default=None, help="option file whose network_g describes the checkpoint")
+    parser.add_argument("--arch", default=None, help="expected architecture (DANv1 / DANv2): a check")
+    parser.add_argument("--scale", type=int, default=None, help="expected scale: a check")
+    parser.add_argument(
+        "--residual", choices=("add", "double"), default=None,
+        help="DAN v2 group residual of a checkpoint without option file (default: double, as released)",
+    )
+    parser.add_argument("--tile", type=int, default=None, metavar="N", help="LR tile side (exact tiling)")
+    parser.add_argument(
+        "--groups-per-pass", type=int, default=None, metavar="G",
+        help="DAN v2 with --tile: DPCGs per tiled pass (default: the whole trunk; 1 = less compute, more memory)",
+    )
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto")
+    parser.add_argument("--precision", choices=tuple(_PRECISIONS), default="fp32", help="default: fp32")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def output_names(paths: list[str], scale: int) -> list[str]:
+    """Output stems ``<name>_x<s>``; names shared by several inputs get the source extension, then an index."""
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    counts = Counter(stems)
+    named = [
+        f"{stem}_{os.path.splitext(p)[1][1:].lower()}" if counts[stem] > 1 else stem
+        for stem, p in zip(stems, paths, strict=True)
+    ]
+    again = Counter(named)
+    seen: Counter[str] = Counter()
+    result = []
+    for name in named:
+        if again[name] > 1:
+            seen[name] += 1
+            name = f"{name}_{seen[name]}"
+        result.append(f"{name}_x{scale}")
+    return result
+
+
+def _device(choice: str) -> Any:
+    import torch
+
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: no CUDA device is available")
+    return torch.device(choice)
+
+
+def _final_kernel(model: Any, out: Any) -> Any:
+    kernel = out.kernels[-1]
+    if kernel is None:
+        kernel = model.pca.decode(out.codes[-1].float())
+    if kernel.dim() != 3:
+        raise ValueError(f"per-pixel kernels {tuple(kernel.shape)} cannot be written as one picture")
+    return kernel[0]
+
+
+def _process(model: Any, path: str, stem: str, args: argparse.Namespace, device: Any) -> None:
+    import torch
+
+    from dan_blocks.inference import upscale
+    from dan_blocks.inference.images import kernel_picture, read_input, save_npy, sr_to_array, write_array
+
+    ext = os.path.splitext(path)[1].lower()
+    targets = [os.path.join(args.output, name) for name in (f"{stem}{ext}", f"{stem}_kernel.png", f"{stem}_kernel.npy")]
+    existing = [t for t in targets if os.path.exists(t)]
+    if existing and not args.overwrite:
+        raise FileExistsError(f"{existing[0]} exists (use --overwrite to replace it)")
+    image = read_input(path)
+    dtype = getattr(torch, _PRECISIONS[args.precision])
+    autocast = (
+        torch.autocast(device_type=device.type, dtype=dtype) if args.precision != "fp32" else contextlib.nullcontext()
+    )
+    # on a GPU, tiled runs keep the SR images of every iteration in host memory
+    output_device = "cpu" if args.tile is not None and device.type != "cpu" else None
+    with autocast:
+        out = upscale(
+            model, image.rgb.to(device), args.tile, groups_per_pass=args.groups_per_pass, output_device=output_device
+        )
+    write_array(targets[0], sr_to_array(out.sr, image, model.scale, targets[0]))
+    kernel = _final_kernel(model, out)
+    write_array(targets[1], kernel_picture(kernel))
+    save_npy(targets[2], kernel.detach().float().cpu().numpy())
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    for flag, value in (("--tile", args.tile), ("--groups-per-pass", args.groups_per_pass)):
+        if value is not None and value < 1:
+            print(f"dan-blocks {COMMAND}: error: {flag} must be >= 1, got {value}", file=sys.stderr)
+            return 2
+    try:
+        import dan_blocks  # noqa: F401  (registers everything, makes basicsr importable)
+        from dan_blocks.inference.images import collect_inputs
+        from dan_blocks.inference.loading import load_model
+
+        device = _device(args.device)
+        model = load_model(args.model, args.opt, args.arch, args.scale, args.residual).to(device)
+        os.makedirs(args.output, exist_ok=True)
+    except Exception as err:  # one clear line instead of a traceback
+        message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+        print(f"dan-blocks {COMMAND}: error: {type(err).__name__}: {message}", file=sys.stderr)
+        return 1
+    paths, problems = collect_inputs(args.inputs)
+    for problem in problems:
+        print(f"dan-blocks {COMMAND}: skipped {problem}", file=sys.stderr)
+    stems = output_names(paths, model.scale)
+    failed = len(problems)
+    from tqdm import tqdm
+
+    bar = tqdm(list(zip(paths, stems, strict=True)), desc="sr", unit="image", disable=args.no_progress)
+    for path, stem in bar:
+        bar.set_postfix_str(os.path.basename(path))
+        try:
+            _process(model, path, stem, args, device)
+        except Exception as err:
+            failed += 1
+            tqdm.write(f"dan-blocks {COMMAND}: skipped {path}: {type(err).__name__}: {err}", file=sys.stderr)
+    done = len(paths) - (failed - len(problems))
+    print(f"dan-blocks {COMMAND}: {done} image(s) written to {args.output}, {failed} failed", file=sys.stderr)
+    return 1 if failed else 0

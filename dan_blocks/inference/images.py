@@ -1,0 +1,159 @@
+"""Image and kernel files for ``dan-blocks sr``: grey / RGB / RGBA in 8 or 16 bit, atomic writes.
+
+An :class:`InputImage` holds the RGB planes the network sees (grey replicated to 3 channels) and what is
+needed to write the result back in the input's mode: grey results become grey again (BT.601 luma,
+``0.299 R + 0.587 G + 0.114 B``), an alpha plane is upscaled separately with MATLAB bicubic
+(:func:`~dan_blocks.degradations.imresize`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..degradations import imresize
+
+__all__ = [
+    "SR_EXTENSIONS",
+    "InputImage",
+    "collect_inputs",
+    "kernel_picture",
+    "read_input",
+    "save_npy",
+    "sr_to_array",
+    "write_array",
+]
+
+#: file types ``dan-blocks sr`` reads (and writes back in the same format)
+SR_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+_LUMA = (0.299, 0.587, 0.114)
+
+
+@dataclass
+class InputImage:
+    """A decoded input: ``rgb`` (1, 3, H, W) float in [0, 1]; ``alpha`` (1, 1, H, W) or None; ``mode`` and
+    ``max_value`` (255 or 65535) to write the result back alike."""
+
+    path: str
+    rgb: Tensor
+    alpha: Tensor | None
+    mode: Literal["grey", "rgb", "rgba"]
+    max_value: int
+
+
+def collect_inputs(paths: list[str]) -> tuple[list[str], list[str]]:
+    """Expand files and folders (their image files, sorted, not recursive) -> (images, problems)."""
+    found: list[str] = []
+    problems: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            names = sorted(n for n in os.listdir(path) if n.lower().endswith(SR_EXTENSIONS))
+            if not names:
+                problems.append(f"{path}: folder holds no PNG, JPEG or TIFF file")
+            found += [os.path.join(path, n) for n in names]
+        elif os.path.isfile(path):
+            found.append(path)
+        else:
+            problems.append(f"{path}: no such file or folder")
+    return found, problems
+
+
+def read_input(path: str) -> InputImage:
+    """Read a PNG / JPEG / TIFF (grey, grey+alpha, RGB, RGBA; 8 or 16 bit).
+
+    Raises:
+        OSError: naming the file, when it cannot be decoded or has an unsupported layout.
+    """
+    if not path.lower().endswith(SR_EXTENSIONS):
+        raise OSError(f"{path}: unsupported file type (expected {', '.join(SR_EXTENSIONS)})")
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise OSError(f"{path}: cannot decode the image (corrupt, empty or not an image)")
+    if img.dtype == np.uint8:
+        max_value = 255
+    elif img.dtype == np.uint16:
+        max_value = 65535
+    else:
+        raise OSError(f"{path}: unsupported sample type {img.dtype} (expected 8 or 16 bit)")
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if img.ndim == 2:
+        planes, alpha, mode = np.repeat(img[:, :, None], 3, axis=2), None, "grey"
+    elif img.ndim == 3 and img.shape[2] == 3:
+        planes, alpha, mode = img[:, :, ::-1], None, "rgb"
+    elif img.ndim == 3 and img.shape[2] == 4:
+        planes, alpha, mode = img[:, :, 2::-1], img[:, :, 3], "rgba"
+    else:
+        raise OSError(f"{path}: unsupported channel layout {img.shape} (expected grey, RGB or RGBA)")
+    scale = 1.0 / max_value
+    rgb = torch.from_numpy(np.ascontiguousarray(planes.transpose(2, 0, 1)).astype(np.float32) * scale)[None]
+    alpha_t = None if alpha is None else torch.from_numpy(alpha.astype(np.float32) * scale)[None, None]
+    return InputImage(path, rgb, alpha_t, mode, max_value)  # type: ignore[arg-type]
+
+
+def _quantise(x: Tensor, max_value: int) -> np.ndarray:
+    dtype = np.uint8 if max_value == 255 else np.uint16
+    return torch.round(x.float().clamp(0, 1) * max_value).cpu().numpy().astype(dtype)
+
+
+def sr_to_array(sr: Tensor, image: InputImage, scale: int, path: str) -> np.ndarray:
+    """SR (1, 3, sH, sW) -> an array for ``cv2.imwrite`` in the input's mode (BGR[A] order, input bit depth);
+    JPEG output drops nothing since JPEG inputs have no alpha."""
+    rgb = sr[0].detach().float().cpu()
+    if image.mode == "grey":
+        luma = sum(w * rgb[i] for i, w in enumerate(_LUMA))
+        return _quantise(luma, image.max_value)
+    planes = [_quantise(rgb[i], image.max_value) for i in (2, 1, 0)]
+    if image.alpha is not None and not path.lower().endswith((".jpg", ".jpeg")):
+        alpha = imresize(image.alpha.float(), scale)[0, 0]
+        planes.append(_quantise(alpha, image.max_value))
+    return np.ascontiguousarray(np.stack(planes, axis=2))
+
+
+def kernel_picture(kernel: Tensor, min_side: int = 256) -> np.ndarray:
+    """A (k, k) kernel -> uint8 grey picture: divided by its maximum (negative taps clipped to 0), enlarged
+    with nearest neighbours to at least ``min_side`` pixels."""
+    k = kernel.detach().float().cpu()
+    if k.dim() != 2:
+        raise ValueError(f"kernel_picture: expected a (k, k) kernel, got shape {tuple(k.shape)}")
+    peak = float(k.max())
+    norm = (k.clamp(min=0) / peak) if peak > 0 else torch.zeros_like(k)
+    factor = max(1, -(-min_side // max(k.shape)))
+    big = norm.repeat_interleave(factor, 0).repeat_interleave(factor, 1)
+    return torch.round(big * 255).to(torch.uint8).numpy()
+
+
+def _temp_name(path: str) -> str:
+    root, ext = os.path.splitext(path)
+    return f"{root}.tmp{os.getpid()}{ext}"
+
+
+def write_array(path: str, array: np.ndarray) -> None:
+    """``cv2.imwrite`` atomically (temp file with the same extension in the same folder + os.replace)."""
+    tmp = _temp_name(path)
+    try:
+        if not cv2.imwrite(tmp, array):
+            raise OSError(f"{path}: cannot write the image")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_npy(path: str, array: np.ndarray) -> None:
+    """``np.save`` atomically."""
+    tmp = _temp_name(path)
+    try:
+        with open(tmp, "wb") as handle:
+            np.save(handle, array)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
