@@ -120,3 +120,18 @@ def test_mismatches_name_both_sizes(tmp_path) -> None:
     torch.save({"foo": 1}, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match=r"bad\.pt"):
         PCAEncoder.load(tmp_path / "bad.pt")
+
+
+def test_release_encoder_keeps_a_zero_mean_buffer() -> None:
+    """Regression: an uncentred encoder carried its fitted mean, so its model's state dict looked centred and
+    could not be converted to the release's layout."""
+    from dan_blocks.archs.official import to_release_state_dict
+
+    kernels = torch.rand(200, 5, 5) + 1.0
+    enc = PCAEncoder.fit(kernels, 3)
+    assert not enc.center and torch.equal(enc.mean, torch.zeros(25))
+    assert "encoder" in to_release_state_dict({"pca.matrix": enc.matrix, "pca.mean": enc.mean})
+    centred = PCAEncoder.fit(kernels, 3, center=True)
+    assert centred.mean.abs().sum() > 0
+    with pytest.raises(ValueError, match="centred PCA"):
+        to_release_state_dict({"pca.matrix": centred.matrix, "pca.mean": centred.mean})

@@ -54,7 +54,8 @@ class PCAEncoder(nn.Module):
     Decoding: :math:`\mathrm{vec}(\hat k) = c\,P^\top\ (+\,\mu` when centred). Decoding is exact for kernels
     in the span of :math:`P` (``center=False``) or in :math:`\mu + \mathrm{span}(P)` (``center=True``).
 
-    Buffers: ``matrix`` (k*k, C) and ``mean`` (k*k,). Build with :meth:`fit`, :meth:`from_matrix` (the
+    Buffers: ``matrix`` (k*k, C) and ``mean`` (k*k,), the mean that encoding subtracts (zeros with
+    ``center=False``; the fitted mean is then not used and not kept). Build with :meth:`fit`, :meth:`from_matrix` (the
     release stores a plain (k*k, C) tensor) or :meth:`load`.
 
     Shape:
@@ -73,10 +74,12 @@ class PCAEncoder(nn.Module):
         size = math.isqrt(matrix.shape[0])
         if size * size != matrix.shape[0] or size % 2 == 0:
             raise ValueError(f"PCA matrix rows must be k*k for an odd k, got {matrix.shape[0]} rows")
-        if mean is None:
-            mean = torch.zeros(matrix.shape[0], dtype=matrix.dtype)
-        if mean.shape != (matrix.shape[0],):
+        if mean is not None and mean.shape != (matrix.shape[0],):
             raise ValueError(f"PCA mean must be ({matrix.shape[0]},), got {tuple(mean.shape)}")
+        if mean is None or not center:
+            # the buffer holds what encode subtracts: zero for the release encoding, so that a model's state
+            # dict tells a centred encoder (non-zero mean) from a release one (zeros)
+            mean = torch.zeros(matrix.shape[0], dtype=matrix.dtype)
         self.kernel_size = size
         self.code_length = int(matrix.shape[1])
         self.center = bool(center)
