@@ -4,7 +4,16 @@ Importing this package registers ``DAN``, ``DANv1``, ``DANv2``, ``EstimatorV1``,
 ``RestorerV1`` and ``RestorerV2`` in BasicSR's ARCH_REGISTRY and ``dan_v1_x2`` ... ``dan_v2_x4`` in timm.
 """
 
-from .dan_arch import DAN, PCALike, SROnly, build_module, resolve_pca
+from .dan_arch import (
+    DAN,
+    PCALike,
+    SROnly,
+    build_module,
+    fast_path,
+    fast_path_enabled,
+    resolve_pca,
+    set_fast_path,
+)
 from .dan_v1_arch import EstimatorV1, RestorerV1
 from .dan_v2_arch import EstimatorV2, RestorerV2
 from .manet_arch import MANetEstimator
@@ -46,6 +55,8 @@ __all__ = [
     "dan_v1",
     "dan_v2",
     "default_pca",
+    "fast_path",
+    "fast_path_enabled",
     "from_release_state_dict",
     "infer_release_config",
     "load_official_checkpoint",
@@ -54,5 +65,6 @@ __all__ = [
     "read_state_dict",
     "register_timm_models",
     "resolve_pca",
+    "set_fast_path",
     "to_release_state_dict",
 ]

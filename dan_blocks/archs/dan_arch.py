@@ -2,19 +2,78 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, TypeAlias
 
 import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..layers import PCAEncoder
+from ..layers import CRB, DPCB, PCAEncoder
 from .protocols import OUTPUT_KINDS, DANOutput
 from .registry import ARCH_REGISTRY, register_arch
 
-__all__ = ["DAN", "PCALike", "SROnly", "build_module", "resolve_pca"]
+__all__ = [
+    "DAN",
+    "PCALike",
+    "SROnly",
+    "build_module",
+    "fast_path",
+    "fast_path_enabled",
+    "resolve_pca",
+    "set_fast_path",
+]
+
+#: classes whose ``fast_path`` class attribute :func:`set_fast_path` switches
+_FAST_CLASSES: tuple[type[nn.Module], ...] = (CRB, DPCB)
+
+
+def set_fast_path(enabled: bool = True, module: nn.Module | None = None) -> None:
+    """Switch the fast path (channels_last, no stretch-and-concat, fused LeakyReLU, ...) on or off.
+
+    Without ``module`` this sets the class-wide default of :class:`DAN`, :class:`~dan_blocks.layers.CRB` and
+    :class:`~dan_blocks.layers.DPCB` (every instance without its own setting follows it). With ``module`` it
+    sets an instance attribute on that module and every submodule that has a fast path. The plain path is the
+    release's structure: NCHW weights and activations, code stretched and concatenated in every CRB, the
+    estimator run after the last restorer. Both give the same numbers up to float rounding.
+    """
+    flag = bool(enabled)
+    if module is None:
+        for cls in (DAN, *_FAST_CLASSES):
+            cls.fast_path = flag
+        return
+    for sub in module.modules():
+        if isinstance(sub, (DAN, *_FAST_CLASSES)):
+            sub.fast_path = flag
+
+
+def fast_path_enabled() -> bool:
+    """The class-wide default set by :func:`set_fast_path` (True unless switched off)."""
+    return bool(DAN.fast_path)
+
+
+@contextlib.contextmanager
+def fast_path(enabled: bool) -> Iterator[None]:
+    """Context manager: ``with fast_path(False): ...`` runs the plain reference path, then restores."""
+    saved = [(cls, cls.__dict__.get("fast_path")) for cls in (DAN, *_FAST_CLASSES)]
+    set_fast_path(enabled)
+    try:
+        yield
+    finally:
+        for cls, value in saved:
+            cls.fast_path = bool(value) if value is not None else True
+
+
+def _capturing() -> bool:
+    """True while a graph is being captured (jit trace/script, torch.compile/export, ONNX export)."""
+    return bool(
+        torch.compiler.is_compiling()
+        or torch.jit.is_scripting()
+        or torch.jit.is_tracing()
+        or torch.onnx.is_in_onnx_export()
+    )
 
 #: what ``DAN(pca=...)`` accepts
 PCALike: TypeAlias = "PCAEncoder | Tensor | str | os.PathLike[str] | Mapping[str, Any]"
@@ -100,9 +159,19 @@ class DAN(nn.Module):
         loop: number of iterations (4 in every released config).
         detach: detach the code fed to the restorer and the SR fed to the estimator (release behaviour).
 
+    Fast path (``DAN.fast_path``, on by default, see :func:`set_fast_path`): the 4-d weights are kept in
+    ``channels_last`` (converted when the model is built and, if needed, at the next forward), the LR is
+    converted on entry and the SR images come back in the caller's memory format (NCHW-contiguous unless
+    the LR was channels_last); the blocks use their own fast paths. :meth:`super_resolve` skips the estimator
+    pass after the last restorer. With the fast path off, weights are moved back to NCHW: the release's
+    structure, used as the reference in tests and benchmarks.
+
     Shape:
         lr: (B, 3, h, w) -> :class:`DANOutput` (sr: (B, 3, s h, s w))
     """
+
+    #: use the fast path (class default; ``model.fast_path = False`` switches one instance)
+    fast_path: bool = True
 
     def __init__(
         self,
@@ -137,6 +206,9 @@ class DAN(nn.Module):
         self._check_sizes()
         self.register_buffer("init_kernel", self.pca.dirac())
         self.register_buffer("init_code", self.pca.encode(self.pca.dirac()))
+        self._channels_last: bool | None = None
+        if self.fast_path:
+            self.sync_layout()
 
     def _check_sizes(self) -> None:
         for role, module in (("restorer", self.restorer), ("estimator", self.estimator)):
@@ -177,30 +249,75 @@ class DAN(nn.Module):
             f"for the {size}x{size} PCA, got shape {tuple(out.shape)}"
         )
 
-    def forward(self, lr: Tensor) -> DANOutput:
+    def sync_layout(self, channels_last: bool | None = None) -> None:
+        """Put every 4-d parameter and buffer in ``channels_last`` (True) or NCHW (False) memory format, in place.
+
+        ``None`` follows ``self.fast_path``. Values, names and Parameter objects are unchanged (optimisers keep
+        working); only strides change. Called by ``forward`` when the fast-path setting changed.
+        """
+        want = self.fast_path if channels_last is None else bool(channels_last)
+        fmt = torch.channels_last if want else torch.contiguous_format
+        with torch.no_grad():
+            for tensor in (*self.parameters(), *self.buffers()):
+                if tensor.dim() == 4 and not tensor.is_contiguous(memory_format=fmt):
+                    tensor.data = tensor.data.contiguous(memory_format=fmt)
+        self._channels_last = want
+
+    def _prepare(self, lr: Tensor) -> tuple[Tensor, bool, bool]:
+        """(input to use, fast path on, give outputs back NCHW-contiguous)."""
         if lr.dim() != 4:
             raise ValueError(f"DAN expects an LR batch (B, C, H, W), got shape {tuple(lr.shape)}")
+        fast = bool(self.fast_path)
+        if _capturing():
+            return lr, fast, False
+        if getattr(self, "_channels_last", None) != fast and not torch.is_inference_mode_enabled():
+            self.sync_layout(fast)  # (not under inference_mode: the weights would become inference tensors)
+        if not fast:
+            return lr, False, False
+        to_nchw = not lr.is_contiguous(memory_format=torch.channels_last) or lr.is_contiguous()
+        return lr.contiguous(memory_format=torch.channels_last), True, to_nchw
+
+    def _estimate(self, sr: Tensor, lr: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(code, kernel or None) from the estimator."""
+        out = self.estimator(sr.detach() if self.detach else sr, lr)
+        if self.output_kind == "kernel":
+            kernel = self.as_kernel(out)
+            return self.pca.encode(kernel), kernel
+        return out, None
+
+    def forward(self, lr: Tensor) -> DANOutput:
+        lr, _, to_nchw = self._prepare(lr)
         code = self.init_code.expand(lr.shape[0], -1)
         srs: list[Tensor] = []
         codes: list[Tensor] = []
         kernels: list[Tensor | None] = []
         for _ in range(self.loop):
             sr = self.restorer(lr, code.detach() if self.detach else code)
-            out = self.estimator(sr.detach() if self.detach else sr, lr)
-            if self.output_kind == "kernel":
-                kernel = self.as_kernel(out)
-                code = self.pca.encode(kernel)
-                kernels.append(kernel)
-            else:
-                code = out
-                kernels.append(None)
+            code, kernel = self._estimate(sr, lr)
+            kernels.append(kernel)
             srs.append(sr)
             codes.append(code)
+        if to_nchw:
+            srs = [sr.contiguous() for sr in srs]
+            codes = [c.contiguous() for c in codes]
+            kernels = [k if k is None else k.contiguous() for k in kernels]
         return DANOutput(srs[-1], srs, codes, kernels)
 
     def super_resolve(self, lr: Tensor) -> Tensor:
-        """Only the final SR image (B, 3, s h, s w)."""
-        return self.forward(lr).sr
+        """Only the final SR image (B, 3, s h, s w), equal to ``forward(lr).sr``.
+
+        With the fast path on, the estimator pass after the last restorer is skipped (its estimate would
+        not be used): ``loop`` restorer and ``loop - 1`` estimator passes.
+        """
+        lr, fast, to_nchw = self._prepare(lr)
+        if not fast:
+            return self.forward(lr).sr
+        code = self.init_code.expand(lr.shape[0], -1)
+        for step in range(self.loop):
+            sr = self.restorer(lr, code.detach() if self.detach else code)
+            if step + 1 < self.loop:
+                code, _ = self._estimate(sr, lr)
+        return sr.contiguous() if to_nchw else sr
 
     def extra_repr(self) -> str:
         return (
@@ -221,4 +338,4 @@ class SROnly(nn.Module):
         self.model = model
 
     def forward(self, lr: Tensor) -> Tensor:
-        return self.model(lr).sr
+        return self.model.super_resolve(lr)

@@ -1,0 +1,358 @@
+"""DAN v1/v2 speed: fast path vs the plain (release-structured) path, the conv limit, latency grid, training.
+
+Run: ``python benchmarks/bench_dan.py [--quick] [--threads 2] [--repeats 7] [--sections conv,ratio,...]``.
+
+Sections (all by default; ``--quick`` runs a reduced set in a few minutes on 2 cores):
+
+* ``conv``   the machine's convolution limit: one 64->64 3x3 conv at the LR size, channels_last and NCHW;
+* ``ratio``  fast path vs plain path (NCHW weights and activations, code stretched and concatenated, estimator
+  after the last restorer: the release's structure) on identical weights, fp32, batch 1, x4, LR 64: output
+  agreement (<= 1e-5 relative), interleaved repeats, medians, per-round ratios, model FLOPs and achieved
+  FLOP/s as a fraction of the channels_last conv limit;
+* ``blocks`` one CRB(64, 10) vs one DPCB(64, 64, 3, 1) at 64x64;
+* ``grid``   forward latency and peak activation memory, v1/v2 x x2/x4 x LR 64/256 x batch 1/8 x fp32/bf16;
+* ``train``  one training step (forward, L1 losses, backward, Adam), fast vs plain;
+* ``gpu``    (when CUDA is present) fp32 NCHW vs fp32/bf16/fp16 channels_last throughput and peak memory.
+
+FLOPs are counted analytically (2 x the multiply-adds of every Conv2d, from its shapes, release structure),
+by a forward pass on the ``meta`` device. Peak memory on the CPU is the high-water mark of tensor allocations
+during one call (torch.profiler memory trace; weights excluded); on CUDA ``max_memory_allocated``.
+Timings interleave the compared variants round by round and report medians: the machine may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import dan_blocks  # noqa: F401  (makes basicsr importable, registers everything)
+from dan_blocks.archs import DAN, dan_v1, dan_v2
+from dan_blocks.archs.dan_arch import fast_path, set_fast_path
+from dan_blocks.layers import CRB, DPCB
+
+__all__ = ["build_pair", "conv_flops", "interleaved", "main", "peak_cpu_memory", "relative_error"]
+
+SECTIONS = ("conv", "ratio", "blocks", "grid", "train", "gpu")
+BUILDERS: dict[str, Callable[..., DAN]] = {"v1": dan_v1, "v2": dan_v2}
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Wall times of each callable, run round-robin ``repeats`` times after ``warmup`` rounds."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def relative_error(a: Tensor, b: Tensor) -> float:
+    """max |a - b| / max |b| (float64)."""
+    a64, b64 = a.detach().double(), b.detach().double()
+    return float((a64 - b64).abs().max() / b64.abs().max().clamp_min(1e-30))
+
+
+def conv_flops(model: nn.Module, *inputs: Tensor, call: Callable[..., Any] | None = None) -> float:
+    """2 x conv multiply-adds of one call, counted from the Conv2d modules and their output shapes.
+
+    Runs a copy of ``model`` on the ``meta`` device with the plain path (every conv is a module call there).
+    """
+    meta = copy.deepcopy(model).to("meta")
+    macs = 0
+
+    def hook(module: nn.Module, args: tuple[Tensor, ...], out: Tensor) -> None:
+        nonlocal macs
+        assert isinstance(module, nn.Conv2d)
+        kh, kw = module.kernel_size
+        macs += out.numel() * (module.in_channels // module.groups) * kh * kw
+
+    handles = [m.register_forward_hook(hook) for m in meta.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad(), fast_path(False):
+        meta_inputs = [x.to("meta") for x in inputs]
+        meta(*meta_inputs) if call is None else call(meta, *meta_inputs)
+    for handle in handles:
+        handle.remove()
+    return 2.0 * macs
+
+
+def peak_cpu_memory(fn: Callable[[], object]) -> int:
+    """Peak bytes of tensors allocated (and not yet freed) during ``fn()``, from the profiler's memory trace."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    points = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in prof.events() if e.self_cpu_memory_usage)
+    current = peak = 0
+    for _, delta in points:
+        current += delta
+        peak = max(peak, current)
+    return peak
+
+
+def build_pair(version: str, scale: int, seed: int = 0) -> tuple[DAN, DAN]:
+    """(fast, plain) models with identical random weights; the plain one keeps NCHW weights."""
+    torch.manual_seed(seed)
+    fast = BUILDERS[version](scale).eval()
+    plain = BUILDERS[version](scale).eval()
+    plain.load_state_dict(fast.state_dict())
+    set_fast_path(False, plain)
+    plain.sync_layout(False)
+    return fast, plain
+
+
+def _median_ms(times: Sequence[float]) -> float:
+    return 1e3 * statistics.median(times)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(str(x) for x in row) + " |")
+    print(flush=True)
+
+
+def section_conv(args: argparse.Namespace) -> float:
+    """Conv limit (FLOP/s) of a 64->64 3x3 conv on (1, 64, 64, 64), channels_last, fp32."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 64, 64, 64, generator=gen)
+    w = torch.randn(64, 64, 3, 3, generator=gen) * 0.05
+    b = torch.randn(64, generator=gen)
+    xc, wc = x.contiguous(memory_format=torch.channels_last), w.contiguous(memory_format=torch.channels_last)
+    flops = 2.0 * 64 * 64 * 9 * 64 * 64
+    with torch.no_grad():
+        times = interleaved(
+            {"channels_last": lambda: F.conv2d(xc, wc, b, 1, 1), "NCHW": lambda: F.conv2d(x, w, b, 1, 1)},
+            repeats=max(30, 5 * args.repeats), warmup=3,
+        )
+    rows = [[name, f"{_median_ms(t):.3f}", f"{flops / statistics.median(t) / 1e9:.0f}"] for name, t in times.items()]
+    print("## Conv limit: 64->64 3x3 conv, (1, 64, 64, 64), fp32")
+    _table(["layout", "median ms", "GFLOP/s"], rows)
+    return flops / statistics.median(times["channels_last"])
+
+
+def section_ratio(args: argparse.Namespace, limit: float | None) -> None:
+    print(f"## Fast path vs plain path (release structure), x4, LR 64x64, batch 1, fp32, {args.threads} threads")
+    rows = []
+    for version in args.versions:
+        fast, plain = build_pair(version, 4)
+        lr = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+        flops = conv_flops(plain, lr)
+        with torch.no_grad():
+            ref, out, sr_only = plain(lr), fast(lr), fast.super_resolve(lr)
+            err = max(relative_error(a, b) for a, b in zip(out.srs, ref.srs, strict=True))
+            err = max(err, relative_error(sr_only, ref.sr))
+            if err > 1e-5:
+                raise SystemExit(f"{version}: fast path disagrees with the plain path: {err:.2e} relative")
+            fns: dict[str, Callable[[], object]] = {
+                "plain": lambda m=plain, x=lr: m(x),
+                "fast": lambda m=fast, x=lr: m(x),
+                "fast_sr": lambda m=fast, x=lr: m.super_resolve(x),
+            }
+            times = interleaved(fns, repeats=args.repeats)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        per_round = [p / f for p, f in zip(times["plain"], times["fast"], strict=True)]
+        for name in ("plain", "fast", "fast_sr"):
+            rate = flops / med[name]
+            frac = f"{rate / limit:.0%}" if limit else "-"
+            ratio = med["plain"] / med[name]
+            rows.append([version, name, f"{1e3 * med[name]:.0f}", f"{ratio:.2f}x", f"{flops / 1e9:.1f}",
+                         f"{rate / 1e9:.0f}", frac, f"{err:.1e}" if name != "plain" else "-"])
+        print(f"{version}: per-round plain/fast ratios {[round(r, 2) for r in per_round]}, "
+              f"median {statistics.median(per_round):.2f}")
+    print()
+    _table(["model", "path", "median ms", "speed-up vs plain", "GFLOP", "GFLOP/s", "of conv limit",
+            "max rel. diff"], rows)
+
+
+def section_blocks(args: argparse.Namespace) -> None:
+    torch.manual_seed(0)
+    crb, dpcb = CRB(64, 10).eval(), DPCB(64, 64, 3, 1).eval()
+    for m in (crb, dpcb):
+        m.to(memory_format=torch.channels_last)
+    feat = torch.rand(1, 64, 64, 64).contiguous(memory_format=torch.channels_last)
+    code, cond = torch.rand(1, 10), torch.rand(1, 64, 1, 1)
+    flops = {
+        "CRB(64, 10)": 2.0 * 64 * 64 * 9 * (74 * 74 + 74 * 64),
+        "DPCB(64, 64, 3, 1)": 2.0 * 64 * 64 * 9 * 2 * 64 * 64,
+    }
+    with torch.no_grad():
+        times = interleaved({"CRB(64, 10)": lambda: crb(feat, code), "DPCB(64, 64, 3, 1)": lambda: dpcb(feat, cond)},
+                            repeats=max(20, 3 * args.repeats), warmup=3)
+    rows = [[n, f"{_median_ms(t):.3f}", f"{flops[n] / 1e9:.2f}"] for n, t in times.items()]
+    ratio = statistics.median(times["CRB(64, 10)"]) / statistics.median(times["DPCB(64, 64, 3, 1)"])
+    print("## Block cost, (1, 64, 64, 64), fp32, fast path (GFLOP: release structure)")
+    _table(["block", "median ms", "GFLOP"], rows)
+    print(f"CRB / DPCB time: {ratio:.2f}\n")
+
+
+def section_grid(args: argparse.Namespace) -> None:
+    print("## Forward latency and peak activation memory (fast path, forward() = full DANOutput)")
+    rows = []
+    for version in args.versions:
+        for scale in args.scales:
+            torch.manual_seed(0)
+            model32 = BUILDERS[version](scale).eval()
+            model16 = copy.deepcopy(model32).to(torch.bfloat16)
+            for size in args.sizes:
+                for batch in args.batches:
+                    lr = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(2))
+                    for dtype in args.dtypes:
+                        model = model32 if dtype == "fp32" else model16
+                        x = lr if dtype == "fp32" else lr.to(torch.bfloat16)
+                        with torch.no_grad():
+                            start = time.perf_counter()
+                            out = model(x)
+                            first = time.perf_counter() - start
+                            reps = max(1, min(args.repeats, int(args.budget / max(first, 1e-3))))
+                            times = interleaved({"f": lambda m=model, x=x: m(x)}, repeats=reps, warmup=0)["f"]
+                            peak = peak_cpu_memory(lambda m=model, x=x: m(x))
+                            note = "-"
+                            if dtype != "fp32":
+                                note = f"{relative_error(out.sr.float(), model32(lr).sr):.1e}"
+                        med = statistics.median(times)
+                        rows.append([version, f"x{scale}", size, batch, dtype, f"{1e3 * med:.0f}", reps,
+                                     f"{peak / 2**20:.0f}", f"{batch / med:.2f}", note])
+    _table(["model", "scale", "LR", "batch", "dtype", "median ms", "runs", "peak MiB", "images/s",
+            "rel. diff vs fp32"], rows)
+
+
+def _train_step(model: DAN, opt: torch.optim.Optimizer, lr: Tensor, hr: Tensor, target: Tensor) -> None:
+    out = model(lr)
+    if model.output_kind == "kernel":
+        kernel = out.kernels[-1]
+        assert kernel is not None
+        est = kernel.reshape(kernel.shape[0], -1)
+    else:
+        est = out.codes[-1]
+    loss = F.l1_loss(out.sr, hr) + F.l1_loss(est, target)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def section_train(args: argparse.Namespace) -> None:
+    size, batch = args.train_size, args.train_batch
+    print(f"## Training step (forward, L1 losses, backward, Adam), x4, LR {size}, batch {batch}, fp32")
+    rows = []
+    for version in args.versions:
+        fast, plain = build_pair(version, 4)
+        fast.train()
+        plain.train()
+        gen = torch.Generator().manual_seed(3)
+        lr = torch.rand(batch, 3, size, size, generator=gen)
+        hr = torch.rand(batch, 3, 4 * size, 4 * size, generator=gen)
+        width = fast.kernel_size**2 if fast.output_kind == "kernel" else fast.code_length
+        target = torch.rand(batch, width, generator=gen)
+        opts = {m: torch.optim.Adam(m.parameters(), lr=1e-7) for m in (fast, plain)}
+        fns: dict[str, Callable[[], object]] = {
+            name: lambda m=m, o=opts[m], x=lr, y=hr, t=target: _train_step(m, o, x, y, t)
+            for name, m in (("plain", plain), ("fast", fast))
+        }
+        times = interleaved(fns, repeats=max(2, args.repeats // 2))
+        med = {k: statistics.median(v) for k, v in times.items()}
+        rows.append([version, f"{1e3 * med['plain']:.0f}", f"{1e3 * med['fast']:.0f}",
+                     f"{med['plain'] / med['fast']:.2f}x"])
+    _table(["model", "plain ms", "fast ms", "speed-up"], rows)
+
+
+def section_gpu(args: argparse.Namespace) -> None:
+    if not torch.cuda.is_available():
+        print("## GPU: no CUDA device, skipped\n")
+        return
+    dev = torch.device("cuda")
+    print(f"## GPU ({torch.cuda.get_device_name(dev)}): forward throughput, x4, batch {args.gpu_batch}")
+    rows = []
+    for version in args.versions:
+        fast, plain = build_pair(version, 4)
+        fast, plain = fast.to(dev), plain.to(dev)
+        for size in args.sizes:
+            lr = torch.rand(args.gpu_batch, 3, size, size, device=dev)
+            variants: dict[str, Callable[[], object]] = {
+                "fp32 NCHW plain": lambda m=plain, x=lr: m(x),
+                "fp32 channels_last": lambda m=fast, x=lr: m(x),
+            }
+            for name, dtype in (("bf16", torch.bfloat16), ("fp16", torch.float16)):
+                def run(m: DAN = fast, x: Tensor = lr, dtype: torch.dtype = dtype) -> object:
+                    with torch.autocast("cuda", dtype=dtype):
+                        return m(x)
+                variants[f"{name} autocast channels_last"] = run
+            for name, fn in variants.items():
+                with torch.no_grad():
+                    fn()
+                    torch.cuda.synchronize()
+                    torch.cuda.reset_peak_memory_stats()
+                    times = []
+                    for _ in range(args.repeats):
+                        start = time.perf_counter()
+                        fn()
+                        torch.cuda.synchronize()
+                        times.append(time.perf_counter() - start)
+                med = statistics.median(times)
+                rows.append([version, size, name, f"{1e3 * med:.1f}", f"{args.gpu_batch / med:.1f}",
+                             f"{torch.cuda.max_memory_allocated() / 2**20:.0f}"])
+    _table(["model", "LR", "variant", "median ms", "images/s", "peak MiB"], rows)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="reduced set: a few minutes on 2 cores")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma list of {SECTIONS}")
+    parser.add_argument("--versions", default="v2,v1")
+    parser.add_argument("--budget", type=float, default=20.0, help="grid: seconds per configuration (caps runs)")
+    parser.add_argument("--scales", help="grid: comma list (default 2,4; quick 4)")
+    parser.add_argument("--sizes", help="grid/gpu: LR sizes (default 64,256; quick 64)")
+    parser.add_argument("--batches", help="grid: batch sizes (default 1,8; quick 1)")
+    parser.add_argument("--dtypes", help="grid: fp32,bf16 (default both)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    args.versions = [v.strip() for v in args.versions.split(",") if v.strip()]
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS)) + sorted(set(args.versions) - set(BUILDERS))
+    if unknown:
+        parser.error(f"unknown section/version {unknown}; sections: {SECTIONS}, versions: {sorted(BUILDERS)}")
+    if args.quick:
+        args.scales, args.sizes, args.batches, args.dtypes = [4], [64], [1], ["fp32", "bf16"]
+        args.train_size, args.train_batch, args.gpu_batch = 32, 2, 8
+        args.repeats = min(args.repeats, 5)
+    else:
+        args.scales, args.sizes, args.batches, args.dtypes = [2, 4], [64, 256], [1, 8], ["fp32", "bf16"]
+        args.train_size, args.train_batch, args.gpu_batch = 64, 4, 8
+    for name in ("scales", "sizes", "batches"):
+        value = getattr(parser.parse_args(argv), name)
+        if value:
+            setattr(args, name, [int(v) for v in value.split(",")])
+    dtypes = parser.parse_args(argv).dtypes
+    if dtypes:
+        args.dtypes = [d.strip() for d in dtypes.split(",")]
+    print(f"torch {torch.__version__}, {args.threads} threads, mkldnn {torch.backends.mkldnn.is_available()}, "
+          f"CPU capability {torch.backends.cpu.get_cpu_capability()}\n")
+    limit = section_conv(args) if "conv" in sections else None
+    if "ratio" in sections:
+        section_ratio(args, limit)
+    if "blocks" in sections:
+        section_blocks(args)
+    if "grid" in sections:
+        section_grid(args)
+    if "train" in sections:
+        section_train(args)
+    if "gpu" in sections:
+        section_gpu(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,311 @@
+"""The fast path (issue 8) gives the plain path's numbers: every optimisation against a direct derivation.
+
+References are written independently of the code under test: the stretched code concatenated and convolved
+with ``F.conv2d``, the block equations spelled out with ``F`` ops on the modules' weights, hand-computed
+border sums, and the plain (release-structured) path on identical weights.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import dan_blocks  # noqa: F401
+from dan_blocks.archs import DAN, DANOutput, EstimatorV1, EstimatorV2, MANetEstimator, RestorerV1, RestorerV2, SROnly
+from dan_blocks.archs.dan_arch import fast_path, fast_path_enabled, set_fast_path
+from dan_blocks.layers import CRB, DPCB, PCAEncoder
+from dan_blocks.layers.crb import conv_with_constant_channels
+from dan_blocks.layers.dpcb import fused_conv_leaky_relu
+
+CL = torch.channels_last
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """Tiny tensors: one thread avoids OpenMP overhead (and stalls on a busy 2-core machine)."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+def rel(a: Tensor, b: Tensor) -> float:
+    a64, b64 = a.detach().double(), b.detach().double()
+    return float((a64 - b64).abs().max() / b64.abs().max())
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ---------------------------------------------------------------- conv with a constant (stretched) code
+
+
+@pytest.mark.parametrize("ksize", [3, 5])
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("size", [(1, 1), (2, 5), (3, 3), (4, 5), (7, 9), (12, 11)])
+def test_conv_with_constant_channels_equals_conv_of_concat(ksize: int, batch: int, size: tuple[int, int]) -> None:
+    torch.manual_seed(ksize * 100 + batch)
+    conv = nn.Conv2d(6 + 4, 7, ksize, 1, ksize // 2)
+    feat = torch.randn(batch, 6, *size)
+    code = torch.randn(batch, 4)
+    stretched = code[:, :, None, None].expand(-1, -1, *size)
+    expected = F.conv2d(torch.cat((feat, stretched), 1), conv.weight, conv.bias, 1, ksize // 2)
+    got = conv_with_constant_channels(feat, conv, code)
+    assert got.shape == expected.shape
+    assert rel(got, expected) < 1e-6
+
+
+def test_conv_with_constant_channels_hand_computed_borders() -> None:
+    # weight 1 on the code channel only, no bias, zero features: every output counts its taps inside the image
+    conv = nn.Conv2d(1 + 1, 1, 3, 1, 1)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[:, 1] = 1.0
+        conv.bias.zero_()
+    out = conv_with_constant_channels(torch.zeros(1, 1, 4, 5), conv, torch.tensor([[2.0]]))
+    taps = torch.tensor([[4, 6, 6, 6, 4], [6, 9, 9, 9, 6], [6, 9, 9, 9, 6], [4, 6, 6, 6, 4]], dtype=torch.float32)
+    torch.testing.assert_close(out[0, 0], 2.0 * taps, rtol=0, atol=0)
+
+
+def test_conv_with_constant_channels_rejects_other_convs_and_shapes() -> None:
+    with pytest.raises(ValueError, match="stride 1"):
+        conv_with_constant_channels(torch.zeros(1, 2, 4, 4), nn.Conv2d(3, 2, 3, 2, 1), torch.zeros(1, 1))
+    with pytest.raises(ValueError, match="F \\+ C = 3"):
+        conv_with_constant_channels(torch.zeros(1, 2, 4, 4), nn.Conv2d(3, 2, 3, 1, 1), torch.zeros(1, 2))
+
+
+def test_conv_with_constant_channels_gradients() -> None:
+    torch.manual_seed(0)
+    conv = nn.Conv2d(5 + 3, 6, 3, 1, 1)
+    feat = torch.randn(2, 5, 6, 7, requires_grad=True)
+    code = torch.randn(2, 3, requires_grad=True)
+    grads = torch.autograd.grad(conv_with_constant_channels(feat, conv, code).square().sum(),
+                                (feat, code, conv.weight, conv.bias))
+    cat = torch.cat((feat, code[:, :, None, None].expand(-1, -1, 6, 7)), 1)
+    ref = torch.autograd.grad(F.conv2d(cat, conv.weight, conv.bias, 1, 1).square().sum(),
+                              (feat, code, conv.weight, conv.bias))
+    for g, r in zip(grads, ref, strict=True):
+        assert rel(g, r) < 1e-5
+
+
+# ---------------------------------------------------------------- blocks against their equations
+
+
+def _crb_equation(block: CRB, feat: Tensor, code: Tensor) -> Tensor:
+    c = code if code.dim() == 4 else code[:, :, None, None]
+    c = c.expand(-1, -1, feat.shape[-2], feat.shape[-1])
+    w1, w2 = block.body[0], block.body[2]
+    ca1, ca2 = block.body[3].body[0], block.body[3].body[2]
+    r = F.conv2d(F.leaky_relu(F.conv2d(torch.cat((feat, c), 1), w1.weight, w1.bias, 1, 1), 0.2), w2.weight, w2.bias,
+                 1, 1)
+    pooled = r.mean(dim=(2, 3), keepdim=True)
+    gate = torch.sigmoid(F.conv2d(F.leaky_relu(F.conv2d(pooled, ca1.weight, ca1.bias), 0.2), ca2.weight, ca2.bias))
+    return feat + r * gate
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("code_shape", ["flat", "1x1", "map"])
+def test_crb_fast_equals_equation(layout: str, code_shape: str) -> None:
+    torch.manual_seed(1)
+    block = CRB(16, 5, reduction=4)
+    feat = torch.randn(2, 16, 7, 6)
+    code = {"flat": torch.randn(2, 5), "1x1": torch.randn(2, 5, 1, 1), "map": torch.randn(2, 5, 7, 6)}[code_shape]
+    expected = _crb_equation(block, feat, code)
+    if layout == "channels_last":
+        block.to(memory_format=CL)
+        feat = feat.contiguous(memory_format=CL)
+    block.fast_path = True
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            out, cond = block(feat, code)
+        assert cond is code
+        assert rel(out, expected) < 1e-5
+    block.fast_path = False
+    assert rel(block(feat, code)[0], expected) < 1e-5
+
+
+@pytest.mark.parametrize("cond_ksize", [1, 3])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_dpcb_fast_equals_equation(cond_ksize: int, layout: str) -> None:
+    torch.manual_seed(2)
+    block = DPCB(8, 8, 3, cond_ksize)
+    feat = torch.randn(3, 8, 5, 9)
+    cond = torch.randn(3, 8, 1, 1) if cond_ksize == 1 else torch.randn(3, 8, 5, 9)
+
+    def two(x: Tensor, seq: nn.Sequential) -> Tensor:
+        a, b = seq[0], seq[2]
+        p = a.kernel_size[0] // 2
+        return F.conv2d(F.leaky_relu(F.conv2d(x, a.weight, a.bias, 1, p), 0.2), b.weight, b.bias, 1, p)
+
+    gate = two(cond, block.body2)
+    expected_f, expected_c = feat + two(feat, block.body1) * gate, cond + gate
+    if layout == "channels_last":
+        block.to(memory_format=CL)
+        feat, cond = feat.contiguous(memory_format=CL), cond.contiguous(memory_format=CL)
+    for fast in (True, False):
+        block.fast_path = fast
+        for grad in (False, True):
+            with torch.set_grad_enabled(grad):
+                f, c = block(feat, cond)
+            assert rel(f, expected_f) < 1e-5 and rel(c, expected_c) < 1e-5
+
+
+def test_fused_conv_leaky_relu_matches_two_steps_and_keeps_autograd() -> None:
+    torch.manual_seed(3)
+    conv = nn.Conv2d(6, 10, 3, 1, 1)
+    x = torch.randn(2, 6, 9, 8)
+    expected = F.leaky_relu(F.conv2d(x, conv.weight, conv.bias, 1, 1), 0.2)
+    with torch.no_grad():
+        for inp in (x, x.contiguous(memory_format=CL)):
+            torch.testing.assert_close(fused_conv_leaky_relu(inp, conv, 0.2), expected, rtol=1e-6, atol=1e-6)
+        low = fused_conv_leaky_relu(x.bfloat16(), copy.deepcopy(conv).bfloat16(), 0.2)
+    assert low.dtype == torch.bfloat16
+    assert rel(low.float(), expected) < 2e-2
+    out = fused_conv_leaky_relu(x, conv, 0.2)  # grad enabled: the differentiable two-step path
+    out.sum().backward()
+    assert conv.weight.grad is not None and torch.isfinite(conv.weight.grad).all()
+
+
+# ---------------------------------------------------------------- whole DAN: fast vs plain on identical weights
+
+
+def _tiny_dan(version: str, scale: int, estimator: str = "release", seed: int = 0) -> DAN:
+    torch.manual_seed(seed)
+    k, c = 5, 4
+    pca = PCAEncoder.from_matrix(torch.linalg.qr(torch.randn(k * k, c, generator=_gen(seed)))[0])
+    if version == "v1":
+        restorer: nn.Module = RestorerV1(nf=16, nb=2, scale=scale, code_length=c, reduction=4)
+        est: nn.Module = EstimatorV1(nf=8, num_blocks=1, scale=scale, code_length=c, reduction=4)
+    else:
+        restorer = RestorerV2(nf=8, nb=2, ng=2, scale=scale, code_length=c)
+        est = EstimatorV2(nf=8, num_blocks=2, scale=scale, kernel_size=k, tail_nf=8)
+    if estimator == "manet":
+        est = MANetEstimator(nf=8, kernel_size=k, scale=scale)
+    return DAN(restorer, est, pca, loop=2)
+
+
+def _pair(version: str, scale: int, estimator: str = "release") -> tuple[DAN, DAN]:
+    fast = _tiny_dan(version, scale, estimator)
+    plain = copy.deepcopy(fast)
+    set_fast_path(False, plain)
+    return fast, plain
+
+
+def _assert_outputs_agree(a: DANOutput, b: DANOutput, tol: float = 1e-5) -> None:
+    assert rel(a.sr, b.sr) < tol
+    for x, y in zip(a.srs, b.srs, strict=True):
+        assert rel(x, y) < tol
+    for x, y in zip(a.codes, b.codes, strict=True):
+        assert rel(x, y) < tol
+    for x, y in zip(a.kernels, b.kernels, strict=True):
+        assert (x is None) == (y is None)
+        if x is not None:
+            assert rel(x, y) < tol
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_dan_fast_equals_plain(version: str, scale: int) -> None:
+    fast, plain = _pair(version, scale)
+    lr = torch.rand(2, 3, 7, 5, generator=_gen(scale))
+    with torch.no_grad():
+        ref = plain(lr)
+        out = fast(lr)
+        sr = fast.super_resolve(lr)
+    _assert_outputs_agree(out, ref)
+    assert rel(sr, ref.sr) < 1e-5
+    # layouts: fast weights channels_last, plain NCHW; outputs in the caller's (NCHW) format
+    assert fast.restorer.head.weight.is_contiguous(memory_format=CL) if version == "v1" else \
+        fast.restorer.head1.weight.is_contiguous(memory_format=CL)
+    assert all(p.is_contiguous() for p in plain.parameters())
+    assert out.sr.is_contiguous() and sr.is_contiguous()
+    # a channels_last caller gets channels_last back
+    with torch.no_grad():
+        last = fast.super_resolve(lr.contiguous(memory_format=CL))
+    assert last.is_contiguous(memory_format=CL) and rel(last, ref.sr) < 1e-5
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_per_pixel_code_maps_fall_back_exactly(version: str) -> None:
+    fast, plain = _pair(version, 2, estimator="manet")
+    lr = torch.rand(2, 3, 6, 7, generator=_gen(5))
+    with torch.no_grad():
+        ref, out = plain(lr), fast(lr)
+    assert ref.codes[0].shape == (2, 4, 6, 7)
+    _assert_outputs_agree(out, ref)
+
+
+def test_super_resolve_skips_only_the_last_estimator_pass() -> None:
+    fast, plain = _pair("v2", 2)
+    calls = {"restorer": 0, "estimator": 0}
+
+    def count(name: str) -> Callable[..., None]:
+        def hook(*_: object) -> None:
+            calls[name] += 1
+        return hook
+
+    fast.restorer.register_forward_hook(count("restorer"))
+    fast.estimator.register_forward_hook(count("estimator"))
+    lr = torch.rand(1, 3, 5, 6, generator=_gen(6))
+    with torch.no_grad():
+        sr = fast.super_resolve(lr)
+        assert calls == {"restorer": 2, "estimator": 1}
+        out = fast(lr)
+    assert calls == {"restorer": 4, "estimator": 3}  # forward stays complete
+    assert len(out.srs) == len(out.codes) == len(out.kernels) == 2
+    assert rel(sr, plain(lr).sr) < 1e-5
+    assert rel(SROnly(fast)(lr), out.sr) < 1e-5
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_training_gradients_agree(version: str) -> None:
+    fast, plain = _pair(version, 2)
+    fast.train()
+    plain.train()
+    lr = torch.rand(2, 3, 6, 5, generator=_gen(7))
+    hr = torch.rand(2, 3, 12, 10, generator=_gen(8))
+    grads = []
+    for model in (fast, plain):
+        out = model(lr)
+        loss = F.l1_loss(out.sr, hr) + out.codes[-1].abs().mean()
+        grads.append(torch.autograd.grad(loss, [p for p in model.parameters() if p.requires_grad],
+                                         allow_unused=True))
+    for g, r in zip(*grads, strict=True):
+        if r is None:
+            assert g is None
+            continue
+        assert (g - r).abs().max() <= 1e-5 * r.abs().max() + 1e-8
+
+
+def test_switch_global_instance_and_context() -> None:
+    assert fast_path_enabled()
+    model = _tiny_dan("v2", 2)
+    assert model.restorer.head1.weight.is_contiguous(memory_format=CL)
+    lr = torch.rand(1, 3, 5, 5, generator=_gen(9))
+    with fast_path(False):
+        assert not fast_path_enabled() and not CRB.fast_path and not DPCB.fast_path
+        with torch.no_grad():
+            model(lr)
+        assert model.restorer.head1.weight.is_contiguous()  # plain path: weights back to NCHW
+    assert fast_path_enabled() and CRB.fast_path and DPCB.fast_path
+    set_fast_path(False, model)
+    assert not model.fast_path and all(not b.fast_path for b in model.modules() if isinstance(b, DPCB))
+    assert DAN.fast_path and DPCB.fast_path  # the class defaults are untouched
+    set_fast_path(True, model)
+    with torch.no_grad():
+        model(lr)
+    assert model.restorer.head1.weight.is_contiguous(memory_format=CL)
+
+
+def test_traced_sr_only_stays_size_generic() -> None:
+    fast, _ = _pair("v1", 2)
+    with torch.no_grad():
+        traced = torch.jit.trace(SROnly(fast), torch.rand(1, 3, 6, 6), check_trace=False)
+        other = torch.rand(1, 3, 5, 9, generator=_gen(10))
+        assert rel(traced(other), fast(other).sr) < 1e-5
