@@ -16,8 +16,13 @@ __all__ = ["SUBCOMMAND_MODULES", "main"]
 #: modules providing sub-commands, in the order ``dan-blocks --help`` lists them
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "dan_blocks.cli.smoke",
+    "dan_blocks.cli.convert",
     "dan_blocks.cli.fit_pca",
     "dan_blocks.cli.make_testset",
+    "dan_blocks.cli.train",
+    "dan_blocks.cli.test",
+    "dan_blocks.cli.quickstart",
+    "dan_blocks.cli.sr",
 )
 
 
