@@ -55,6 +55,20 @@ def test_builtin_sets_are_fixed_rgb_photographs() -> None:
         load_builtin("builtin:skimage-tst")
 
 
+def test_builtin_training_photographs_are_natural_rgb_and_never_a_test_photograph() -> None:
+    train = load_builtin("builtin:skimage-train")
+    assert len(train) >= 10 and all(img.dtype == np.uint8 and img.shape[2] == 3 for _, img in train)
+    left, right = skimage.data.stereo_motorcycle()[:2]
+    by_name = dict(train)
+    assert np.array_equal(by_name["motorcycle_left"], left) and np.array_equal(by_name["motorcycle_right"], right)
+    camera = skimage.data.camera()  # grey photographs: replicated to three equal channels
+    assert all(np.array_equal(by_name["camera"][..., c], camera) for c in range(3))
+    tests = [skimage.data.astronaut(), skimage.data.chelsea(), skimage.data.coffee()]
+    for name, img in train:  # held out by content, not only by name (skimage.data.cat is chelsea)
+        assert not any(img.shape == t.shape and np.array_equal(img, t) for t in tests), name
+    assert min(min(img.shape[:2]) for _, img in train) >= 256  # the x4 option files' HR patches fit every image
+
+
 def test_hr_dataset_from_folder_gives_augmented_patches(hr_dir: pathlib.Path) -> None:
     import random
 

@@ -98,6 +98,8 @@ class DANv2(DAN):
         nf, nb, ng: restorer width (64), DPCBs per group (10), groups (5).
         est_nf, est_nb, est_tail_nf: estimator width (32), DPCBs (5), tail width (64).
         residual: DPCG residual, ``"double"`` (as released; needed for the released weights) or ``"add"``.
+        est_input_norm: the estimator subtracts each LR image's mean first (off as released; see
+            :class:`EstimatorV2`).
     """
 
     def __init__(
@@ -117,10 +119,11 @@ class DANv2(DAN):
         est_nb: int = 5,
         est_tail_nf: int = 64,
         residual: str = "double",
+        est_input_norm: bool = False,
     ) -> None:
         super().__init__(
             RestorerV2(in_nc, in_nc, nf, nb, ng, scale, code_length, residual),
-            EstimatorV2(in_nc, est_nf, est_nb, scale, kernel_size, est_tail_nf, residual),
+            EstimatorV2(in_nc, est_nf, est_nb, scale, kernel_size, est_tail_nf, residual, est_input_norm),
             _pca(pca, kernel_size, code_length, setting),
             loop=loop,
             detach=detach,

@@ -239,6 +239,7 @@ class TiledDAN:
             feat, _ = e.body(e.head_LR(lr_t), e.head_HR(sr_t))
             return e.tail[0](feat)
 
+        sr, lr = e.normalise(sr, lr)  # a per-image mean over the whole LR: computed before tiling
         total = sum_tiles(run, [(lr, 1), (sr, self.scale)], size, self.tile, halo, device=device)
         pooled = (total / (size[0] * size[1])).to(lr.dtype)[:, :, None, None]
         return e.flatten(e.tail[2:](pooled))
