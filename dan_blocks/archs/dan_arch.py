@@ -12,6 +12,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ..layers import CRB, DPCB, PCAEncoder
+from ..layers.capture import is_capturing as _capturing
 from .protocols import OUTPUT_KINDS, DANOutput
 from .registry import ARCH_REGISTRY, register_arch
 
@@ -65,15 +66,6 @@ def fast_path(enabled: bool) -> Iterator[None]:
         for cls, value in saved:
             cls.fast_path = bool(value) if value is not None else True
 
-
-def _capturing() -> bool:
-    """True while a graph is being captured (jit trace/script, torch.compile/export, ONNX export)."""
-    return bool(
-        torch.compiler.is_compiling()
-        or torch.jit.is_scripting()
-        or torch.jit.is_tracing()
-        or torch.onnx.is_in_onnx_export()
-    )
 
 #: what ``DAN(pca=...)`` accepts
 PCALike: TypeAlias = "PCAEncoder | Tensor | str | os.PathLike[str] | Mapping[str, Any]"

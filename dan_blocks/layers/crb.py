@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .capture import is_capturing as _capturing
 from .channel_attention import ChannelAttention
-from .dpcb import _capturing, fused_conv_leaky_relu
+from .dpcb import fused_conv_leaky_relu
 from .kernel_stretch import stretch_code
 
 __all__ = ["CRB", "conv_with_constant_channels"]

@@ -6,20 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .capture import is_capturing as _capturing
+
 __all__ = ["DPCB", "DPCG", "RESIDUAL_MODES", "fused_conv_leaky_relu"]
 
 RESIDUAL_MODES = ("add", "double")
 _FUSABLE_DTYPES = (torch.float32, torch.bfloat16)
-
-
-def _capturing() -> bool:
-    """True while a graph is being captured (jit trace/script, torch.compile/export, ONNX export)."""
-    return bool(
-        torch.compiler.is_compiling()
-        or torch.jit.is_scripting()
-        or torch.jit.is_tracing()
-        or torch.onnx.is_in_onnx_export()
-    )
 
 
 def _can_fuse(x: Tensor, conv: nn.Conv2d) -> bool:
