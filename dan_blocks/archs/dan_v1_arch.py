@@ -7,15 +7,11 @@ from typing import Literal
 from torch import Tensor, nn
 
 from ..layers import CRB
+from .checks import check_code, check_estimator_inputs, check_image
 from .registry import register_arch
 from .upsample import make_upsampler
 
 __all__ = ["EstimatorV1", "RestorerV1"]
-
-
-def _check_image(name: str, x: Tensor, channels: int) -> None:
-    if x.dim() != 4 or x.shape[1] != channels:
-        raise ValueError(f"{name} must be (B, {channels}, H, W), got shape {tuple(x.shape)}")
 
 
 @register_arch
@@ -64,13 +60,7 @@ class EstimatorV1(nn.Module):
         self.out = nn.Conv2d(nf, code_length, 3, 1, 1)
 
     def forward(self, sr: Tensor, lr: Tensor) -> Tensor:
-        _check_image("EstimatorV1 sr", sr, self.in_nc)
-        _check_image("EstimatorV1 lr", lr, self.in_nc)
-        if sr.shape[-2] != self.scale * lr.shape[-2] or sr.shape[-1] != self.scale * lr.shape[-1]:
-            raise ValueError(
-                f"EstimatorV1: the SR image {tuple(sr.shape[-2:])} is not {self.scale}x the LR image "
-                f"{tuple(lr.shape[-2:])}"
-            )
+        check_estimator_inputs("EstimatorV1", sr, lr, self.in_nc, self.scale)
         feat = self.head_LR(lr)
         cond = self.head_HR(sr)
         for block in self.body:
@@ -118,13 +108,8 @@ class RestorerV1(nn.Module):
         self.upscale = make_upsampler(nf, out_nc, scale)
 
     def forward(self, lr: Tensor, code: Tensor) -> Tensor:
-        _check_image("RestorerV1 lr", lr, self.in_nc)
-        if code.dim() not in (2, 4) or code.shape[0] != lr.shape[0] or code.shape[1] != self.code_length:
-            raise ValueError(
-                f"RestorerV1 code must be (B={lr.shape[0]}, {self.code_length}) or "
-                f"(B, {self.code_length}, h, w), "
-                f"got shape {tuple(code.shape)}"
-            )
+        check_image("RestorerV1 lr", lr, self.in_nc)
+        check_code("RestorerV1", code, lr, self.code_length)
         feat = self.head(lr)
         for block in self.body:
             feat, code = block(feat, code)

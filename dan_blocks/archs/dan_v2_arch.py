@@ -8,15 +8,11 @@ from einops.layers.torch import Rearrange
 from torch import Tensor, nn
 
 from ..layers import DPCG
+from .checks import check_code, check_estimator_inputs, check_image
 from .registry import register_arch
 from .upsample import make_upsampler
 
 __all__ = ["EstimatorV2", "RestorerV2"]
-
-
-def _check_image(name: str, x: Tensor, channels: int) -> None:
-    if x.dim() != 4 or x.shape[1] != channels:
-        raise ValueError(f"{name} must be (B, {channels}, H, W), got shape {tuple(x.shape)}")
 
 
 @register_arch
@@ -77,13 +73,7 @@ class EstimatorV2(nn.Module):
         self.flatten = Rearrange("b c 1 1 -> b c")
 
     def forward(self, sr: Tensor, lr: Tensor) -> Tensor:
-        _check_image("EstimatorV2 sr", sr, self.in_nc)
-        _check_image("EstimatorV2 lr", lr, self.in_nc)
-        if sr.shape[-2] != self.scale * lr.shape[-2] or sr.shape[-1] != self.scale * lr.shape[-1]:
-            raise ValueError(
-                f"EstimatorV2: the SR image {tuple(sr.shape[-2:])} is not {self.scale}x the LR image "
-                f"{tuple(lr.shape[-2:])}"
-            )
+        check_estimator_inputs("EstimatorV2", sr, lr, self.in_nc, self.scale)
         sr, lr = self.normalise(sr, lr)
         feat = self.head_LR(lr)
         cond = self.head_HR(sr)
@@ -143,13 +133,8 @@ class RestorerV2(nn.Module):
         self.as_map = Rearrange("b c -> b c 1 1")
 
     def forward(self, lr: Tensor, code: Tensor) -> Tensor:
-        _check_image("RestorerV2 lr", lr, self.in_nc)
-        if code.dim() not in (2, 4) or code.shape[0] != lr.shape[0] or code.shape[1] != self.code_length:
-            raise ValueError(
-                f"RestorerV2 code must be (B={lr.shape[0]}, {self.code_length}) or "
-                f"(B, {self.code_length}, h, w), "
-                f"got shape {tuple(code.shape)}"
-            )
+        check_image("RestorerV2 lr", lr, self.in_nc)
+        check_code("RestorerV2", code, lr, self.code_length)
         feat = self.head1(lr)
         cond = self.head2(self.as_map(code) if code.dim() == 2 else code)
         for group in self.body:

@@ -8,14 +8,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers import MAConvBlock
+from .checks import check_estimator_inputs, check_image
 from .registry import register_arch
 
 __all__ = ["MANetEstimator"]
-
-
-def _check_image(name: str, x: Tensor, channels: int) -> None:
-    if x.dim() != 4 or x.shape[1] != channels:
-        raise ValueError(f"{name} must be (B, {channels}, H, W), got shape {list(x.shape)}")
 
 
 @register_arch
@@ -93,19 +89,15 @@ class MANetEstimator(nn.Module):
         self.tail = nn.Conv2d(nf, kernel_size * kernel_size, 3, 1, 1)
 
     def forward(self, sr: Tensor | None, lr: Tensor) -> Tensor:
-        _check_image("MANetEstimator lr", lr, self.in_nc)
+        check_image("MANetEstimator lr", lr, self.in_nc)
         h, w = lr.shape[-2:]
         pad_h, pad_w = h % 2, w % 2
         feat = self.head(F.pad(lr, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else lr)
         if self.head_HR is not None:
             if sr is None:
                 raise ValueError("MANetEstimator(use_sr=True) needs the SR image; pass it or build with use_sr=False")
-            _check_image("MANetEstimator sr", sr, self.in_nc)
             s = self.sr_scale
-            if sr.shape[-2] != s * h or sr.shape[-1] != s * w:
-                raise ValueError(
-                    f"MANetEstimator: the SR image {list(sr.shape[-2:])} is not {s}x the LR image {(h, w)}"
-                )
+            check_estimator_inputs("MANetEstimator", sr, lr, self.in_nc, s)
             if pad_h or pad_w:
                 sr = F.pad(sr, (0, s * pad_w, 0, s * pad_h), mode="replicate")
             feat = feat + self.head_HR(sr)
