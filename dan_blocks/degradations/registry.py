@@ -66,6 +66,18 @@ for _obj in (
 _SETTING2_KERNEL_SIZES = {2: 11, 4: 21}
 
 
+def _release_pipeline(scale: int, kernel: dict[str, Any]) -> dict[str, Any]:
+    """The release's pipeline around a kernel sampler: blur, MATLAB bicubic, no noise, uint8 quantisation."""
+    return {
+        "type": "BlindSRDegradation",
+        "scale": scale,
+        "kernel": kernel,
+        "downsample": "bicubic",
+        "noise": None,
+        "quantize": True,
+    }
+
+
 def _setting1(scale: int, sigma_range: str = "paper", kernel_size: int = 21) -> dict[str, Any]:
     if sigma_range not in SETTING1_SIGMA_RANGES:
         raise ValueError(
@@ -75,14 +87,7 @@ def _setting1(scale: int, sigma_range: str = "paper", kernel_size: int = 21) -> 
     if scale not in ranges:
         raise ValueError(f"setting1 is defined for scales {sorted(ranges)}, got {scale}")
     kernel = {"type": "IsotropicGaussianKernel", "kernel_size": kernel_size, "sigma": list(ranges[scale])}
-    return {
-        "type": "BlindSRDegradation",
-        "scale": scale,
-        "kernel": kernel,
-        "downsample": "bicubic",
-        "noise": None,
-        "quantize": True,
-    }
+    return _release_pipeline(scale, kernel)
 
 
 def _setting2(scale: int, kernel_size: int | None = None) -> dict[str, Any]:
@@ -100,14 +105,7 @@ def _setting2(scale: int, kernel_size: int | None = None) -> dict[str, Any]:
         "theta": [-math.pi, math.pi],
         "random_disturb": True,
     }
-    return {
-        "type": "BlindSRDegradation",
-        "scale": scale,
-        "kernel": kernel,
-        "downsample": "bicubic",
-        "noise": None,
-        "quantize": True,
-    }
+    return _release_pipeline(scale, kernel)
 
 
 #: preset name -> builder of a full option block; builders accept ``scale`` plus the listed keywords
