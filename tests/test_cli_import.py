@@ -46,6 +46,7 @@ def test_pop_imports_separates_our_option() -> None:
         pop_imports(["--import"])
 
 
+@pytest.mark.usefixtures("one_torch_thread")
 def test_train_with_a_user_estimator_module(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))
@@ -58,7 +59,6 @@ def test_train_with_a_user_estimator_module(tmp_path, monkeypatch) -> None:
         "pca": {"kernel_size": 21, "code_length": 10, "setting": 1},
     }
     yml = write_yaml(tmp_path / "train.yml", opt)
-    torch.set_num_threads(1)
     assert main(["train", "-opt", yml, "--import", "my_estimators"]) == 0
     weights = torch.load(tmp_path / "experiments" / "cli_import" / "models" / "net_g_2.pth", weights_only=True)
     assert "estimator.head.weight" in weights["params"]

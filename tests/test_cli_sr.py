@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -19,13 +18,7 @@ from dan_blocks.cli.sr import output_names
 SCALE = 2
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors run faster on one thread (and far faster when the cores are shared); restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _v2() -> dan_blocks.DAN:

@@ -13,14 +13,7 @@ from test_cli_train_support import tiny_test_options, tiny_testset, tiny_train_o
 
 from dan_blocks.cli.main import main
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one thread is as fast, and far faster when other processes share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _y(img_bgr: np.ndarray) -> np.ndarray:

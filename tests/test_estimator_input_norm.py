@@ -8,13 +8,7 @@ import torch
 import dan_blocks
 from dan_blocks import EstimatorV2, dan_v2
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_input_norm_is_the_plain_estimator_on_mean_removed_inputs() -> None:

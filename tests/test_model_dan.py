@@ -16,14 +16,7 @@ import torch.nn.functional as F
 import dan_blocks  # noqa: F401  (registers everything)
 from dan_blocks.models import DANModel, align_kernel, kernel_error, kernel_picture
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one thread is as fast, and far faster when other processes share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_opt(tmp: str, version: str = "DANv2", **train: Any) -> dict[str, Any]:

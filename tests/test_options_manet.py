@@ -15,12 +15,7 @@ from dan_blocks.cli.main import main
 OPTIONS = Path(__file__).resolve().parents[1] / "basicsr_options" / "manet"
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _load(path: Path) -> dict:

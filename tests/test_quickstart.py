@@ -17,13 +17,7 @@ from dan_blocks.cli.main import main
 OPTIONS = Path(__file__).resolve().parents[1] / "basicsr_options"
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one thread is as fast, and far faster when other processes share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _y(img_bgr: np.ndarray) -> np.ndarray:
