@@ -15,6 +15,7 @@ from ..layers import CRB, DPCB, PCAEncoder
 from ..layers.capture import is_capturing as _capturing
 from .protocols import OUTPUT_KINDS, DANOutput
 from .registry import ARCH_REGISTRY, register_arch
+from .upsample import Upsampler
 
 __all__ = [
     "DAN",
@@ -28,7 +29,7 @@ __all__ = [
 ]
 
 #: classes whose ``fast_path`` class attribute :func:`set_fast_path` switches
-_FAST_CLASSES: tuple[type[nn.Module], ...] = (CRB, DPCB)
+_FAST_CLASSES: tuple[type[nn.Module], ...] = (CRB, DPCB, Upsampler)
 
 
 def set_fast_path(enabled: bool = True, module: nn.Module | None = None) -> None:
