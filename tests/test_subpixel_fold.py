@@ -17,7 +17,8 @@ from torch import Tensor, nn
 import dan_blocks  # noqa: F401
 from dan_blocks.archs.dan_arch import set_fast_path
 from dan_blocks.archs.upsample import Upsampler
-from dan_blocks.layers.subpixel_fold import chain_geometry, fold_subpixel_chain, folded_forward
+from dan_blocks.layers.subpixel_border import folded_forward
+from dan_blocks.layers.subpixel_fold import chain_geometry, fold_subpixel_chain
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CL = torch.channels_last
@@ -171,3 +172,24 @@ def test_folded_forward_single_pixel_radius_zero() -> None:
                     else F.conv2d(expected, layer.weight.double(), layer.bias.double()))
     with torch.no_grad():
         assert rel(folded_forward(x, folded, layers), expected) < 1e-5
+
+
+@pytest.mark.parametrize("size", [(12, 12), (13, 17), (20, 9)])
+def test_generic_chain_with_5x5_and_mixed_shuffles(size: tuple[int, int]) -> None:
+    """Any conv/pixel-shuffle chain: 5x5 conv, PS(3), 3x3 conv, PS(2), 3x3 conv (three border corrections)."""
+    torch.manual_seed(6)
+    layers = nn.Sequential(nn.Conv2d(4, 18, 5, 1, 2), nn.PixelShuffle(3), nn.Conv2d(2, 8, 3, 1, 1),
+                           nn.PixelShuffle(2), nn.Conv2d(2, 2, 3, 1, 1))
+    folded = fold_subpixel_chain(list(layers))
+    assert (folded.scale, len(folded.suffixes)) == (6, 2)
+    x = torch.randn(2, 4, *size)
+    with torch.no_grad():
+        got = folded_forward(x, folded, list(layers))
+    torch.testing.assert_close(got.double(), chain64(layers, x), rtol=1e-5, atol=1e-5)
+
+
+def test_folded_forward_needs_the_suffix_folds() -> None:
+    layers = [nn.Conv2d(4, 12, 3, 1, 1), nn.PixelShuffle(2), nn.Conv2d(3, 2, 3, 1, 1)]
+    bare = fold_subpixel_chain(layers, suffixes=False)
+    with pytest.raises(ValueError, match="suffix folds"):
+        folded_forward(torch.randn(1, 4, 12, 12), bare, layers)

@@ -9,7 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from ..layers.capture import is_capturing
-from ..layers.subpixel_fold import FoldedChain, fold_subpixel_chain, folded_forward
+from ..layers.subpixel_border import folded_forward
+from ..layers.subpixel_fold import FoldedChain, fold_subpixel_chain
 
 __all__ = ["Upsampler", "make_upsampler", "upsampler_layout"]
 

@@ -9,14 +9,13 @@ non-linearity, so it is one affine, shift-invariant-per-phase operator. For an o
 with :math:`W_f` of shape ``(out_nc * s², in_nc, 2R+1, 2R+1)`` and :math:`\mathrm{PS}_s` PixelShuffle(s).
 At x4 that is a 5x5 conv 64->48 at the LR size (0.63 GFLOP at 64x64) in place of 6.3 GFLOP, most of it at
 the HR size. The identity holds wherever no intermediate map's zero padding is reached, i.e. for output cells
-at least ``R`` cells from every border; the border bands (``R`` cells wide) are recomputed with the chain
-itself on strips ``2R`` cells deep, which reproduces every intermediate zero padding of the full chain, so
-the result equals the chain everywhere up to float rounding. Each band runs every layer on just the rows it
-depends on (x4, 64x64: 4 LR rows in, 3 kept after the first conv, 6 and 5 around the second, 9 before the last).
+at least ``R`` cells from every border; :func:`~dan_blocks.layers.subpixel_border.folded_forward` corrects the
+border bands exactly (see there), so the result equals the chain everywhere up to float rounding.
 
 :func:`fold_subpixel_chain` computes :math:`W_f, b_f` in float64 (one batched backward pass through the
-chain: row ``j`` of :math:`W_f` is the gradient of output ``j`` of the centre cell); :func:`folded_forward`
-applies them. Functional and device/dtype-agnostic; :class:`~dan_blocks.archs.Upsampler` caches the fold.
+chain: row ``j`` of :math:`W_f` is the gradient of output ``j`` of the centre cell);
+:func:`~dan_blocks.layers.subpixel_border.folded_forward` applies them. Functional and device/dtype-agnostic;
+:class:`~dan_blocks.archs.upsample.Upsampler` caches the fold.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["FoldedChain", "chain_geometry", "fold_subpixel_chain", "folded_forward"]
+__all__ = ["FoldedChain", "chain_geometry", "fold_subpixel_chain"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +45,9 @@ class FoldedChain:
     bias: Tensor
     scale: int
     radius: int
+    #: the linear folds (bias unused) of the chain from its 2nd, 3rd, ... conv to the end: they carry the
+    #: exterior values of each intermediate map to the output, which the border correction subtracts
+    suffixes: tuple[FoldedChain, ...] = ()
 
 
 def _check_layers(layers: Sequence[nn.Module]) -> None:
@@ -102,7 +104,9 @@ def _run(layers: Sequence[nn.Module], x: Tensor, with_bias: bool) -> Tensor:
     return x
 
 
-def fold_subpixel_chain(layers: Sequence[nn.Module], dtype: torch.dtype | None = None) -> FoldedChain:
+def fold_subpixel_chain(
+    layers: Sequence[nn.Module], dtype: torch.dtype | None = None, suffixes: bool = True
+) -> FoldedChain:
     """The :class:`FoldedChain` of ``layers`` (convs and pixel shuffles, ending with a conv).
 
     Computed in float64 on the layers' device, returned in ``dtype`` (default: the first conv's dtype).
@@ -125,57 +129,8 @@ def fold_subpixel_chain(layers: Sequence[nn.Module], dtype: torch.dtype | None =
         zeros = torch.zeros(1, in_nc, size, size, dtype=torch.float64, device=device)
         bias = _run(layers, zeros, with_bias=True)[0, :, centre, centre].reshape(width)
     dtype = first.weight.dtype if dtype is None else dtype
-    return FoldedChain(grad.to(dtype), bias.to(dtype), scale, radius)
-
-
-def _band_depths(layers: Sequence[nn.Module], band: int) -> list[int]:
-    """Rows (or columns) of each layer's input that the outer ``band`` output rows depend on, next to a
-    border: a conv of reach r needs r more, a pixel shuffle by f needs ceil(n / f) of its input."""
-    depths: list[int] = []
-    n = band
-    for layer in reversed(layers):
-        if isinstance(layer, nn.PixelShuffle):
-            n = -(-n // int(layer.upscale_factor))
-        else:
-            n += layer.kernel_size[0] // 2
-        depths.append(n)
-    return depths[::-1]
-
-
-def _border_band(layers: Sequence[nn.Module], x: Tensor, depths: list[int], band: int, dim: int, end: bool) -> Tensor:
-    """The chain's outer ``band`` rows (``dim=2``) or columns (``dim=3``) at the start or the end of ``x``,
-    exactly: every layer runs on just the rows it needs, so the border's zero padding is the real one and the
-    rows next to the strip's inner (artificial) edge are cut before they are used."""
-    fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-    for layer, depth in zip(layers, depths, strict=True):
-        size = x.shape[dim]
-        x = x.narrow(dim, size - depth if end else 0, depth).contiguous(memory_format=fmt)
-        x = layer(x)
-    size = x.shape[dim]
-    return x.narrow(dim, size - band if end else 0, band)
-
-
-def folded_forward(x: Tensor, folded: FoldedChain, layers: Sequence[nn.Module]) -> Tensor:
-    """The chain ``layers`` applied to ``x``, computed as one sub-pixel conv plus its exact border bands.
-
-    ``layers`` must be the chain that was folded: near each border it is run on just the rows/columns the
-    ``R``-cell band depends on. Inputs smaller than ``4R`` pixels on a side go through the chain whole.
-
-    Shape: (B, in_nc, H, W) -> (B, out_nc, s H, s W).
-    """
-    r, s = folded.radius, folded.scale
-    height, width = x.shape[-2:]
-    if r == 0:
-        return F.pixel_shuffle(F.conv2d(x, folded.weight, folded.bias), s)
-    if min(height, width) < 4 * r:
-        for layer in layers:
-            x = layer(x)
-        return x
-    out = F.pixel_shuffle(F.conv2d(x, folded.weight, folded.bias, 1, r), s)
-    band = r * s
-    depths = _band_depths(layers, band)
-    out[:, :, :band] = _border_band(layers, x, depths, band, 2, end=False)
-    out[:, :, -band:] = _border_band(layers, x, depths, band, 2, end=True)
-    out[:, :, :, :band] = _border_band(layers, x, depths, band, 3, end=False)
-    out[:, :, :, -band:] = _border_band(layers, x, depths, band, 3, end=True)
-    return out
+    tails: tuple[FoldedChain, ...] = ()
+    if suffixes:
+        convs = [i for i, layer in enumerate(layers) if isinstance(layer, nn.Conv2d)]
+        tails = tuple(fold_subpixel_chain(layers[i:], dtype, suffixes=False) for i in convs[1:])
+    return FoldedChain(grad.to(dtype), bias.to(dtype), scale, radius, tails)
