@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from ..layers import CRB, DPCB, PCAEncoder
 from ..layers.capture import is_capturing as _capturing
+from .lr_memo import LRMemo
 from .protocols import OUTPUT_KINDS, DANOutput
 from .registry import ARCH_REGISTRY, register_arch
 from .upsample import Upsampler
@@ -270,23 +271,38 @@ class DAN(nn.Module):
         to_nchw = not lr.is_contiguous(memory_format=torch.channels_last) or lr.is_contiguous()
         return lr.contiguous(memory_format=torch.channels_last), True, to_nchw
 
-    def _estimate(self, sr: Tensor, lr: Tensor) -> tuple[Tensor, Tensor | None]:
+    def _memo(self, lr: Tensor, fast: bool) -> LRMemo | None:
+        """A fresh :class:`LRMemo` for one call on the fast path (not while a graph is captured), else None."""
+        return LRMemo(lr) if fast and not _capturing() else None
+
+    def _restore(self, lr: Tensor, code: Tensor, memo: LRMemo | None) -> Tensor:
+        code = code.detach() if self.detach else code
+        if memo is not None and getattr(self.restorer, "accepts_lr_memo", False):
+            return self.restorer(lr, code, memo=memo)
+        return self.restorer(lr, code)
+
+    def _estimate(self, sr: Tensor, lr: Tensor, memo: LRMemo | None = None) -> tuple[Tensor, Tensor | None]:
         """(code, kernel or None) from the estimator."""
-        out = self.estimator(sr.detach() if self.detach else sr, lr)
+        sr = sr.detach() if self.detach else sr
+        if memo is not None and getattr(self.estimator, "accepts_lr_memo", False):
+            out = self.estimator(sr, lr, memo=memo)
+        else:
+            out = self.estimator(sr, lr)
         if self.output_kind == "kernel":
             kernel = self.as_kernel(out)
             return self.pca.encode(kernel), kernel
         return out, None
 
     def forward(self, lr: Tensor) -> DANOutput:
-        lr, _, to_nchw = self._prepare(lr)
+        lr, fast, to_nchw = self._prepare(lr)
+        memo = self._memo(lr, fast)
         code = self.init_code.expand(lr.shape[0], -1)
         srs: list[Tensor] = []
         codes: list[Tensor] = []
         kernels: list[Tensor | None] = []
         for _ in range(self.loop):
-            sr = self.restorer(lr, code.detach() if self.detach else code)
-            code, kernel = self._estimate(sr, lr)
+            sr = self._restore(lr, code, memo)
+            code, kernel = self._estimate(sr, lr, memo)
             kernels.append(kernel)
             srs.append(sr)
             codes.append(code)
@@ -305,11 +321,12 @@ class DAN(nn.Module):
         lr, fast, to_nchw = self._prepare(lr)
         if not fast:
             return self.forward(lr).sr
+        memo = self._memo(lr, fast)
         code = self.init_code.expand(lr.shape[0], -1)
         for step in range(self.loop):
-            sr = self.restorer(lr, code.detach() if self.detach else code)
+            sr = self._restore(lr, code, memo)
             if step + 1 < self.loop:
-                code, _ = self._estimate(sr, lr)
+                code, _ = self._estimate(sr, lr, memo)
         return sr.contiguous() if to_nchw else sr
 
     def extra_repr(self) -> str:

@@ -127,26 +127,29 @@ class DPCB(nn.Module):
             return self.body1[2](fused_conv_leaky_relu(feat, self.body1[0], self.negative_slope))
         return self.body1(feat)
 
-    def forward(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, feat: Tensor, cond: Tensor, basic: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``basic``: :math:`B_1(f)` if already known (DAN reuses it when ``feat`` depends on the LR only)."""
         if feat.dim() != 4 or cond.dim() != 4 or feat.shape[1] != self.nf or cond.shape[1] != self.nf:
             raise ValueError(
                 f"DPCB expects features (B, {self.nf}, H, W) and a condition (B, {self.nf}, 1|H, 1|W), got "
                 f"{feat.shape} and {cond.shape}"
             )
+        if basic is not None and basic.shape != feat.shape:
+            raise ValueError(f"DPCB basic must have the features' shape {list(feat.shape)}, got {list(basic.shape)}")
         if torch.jit.is_scripting():
-            return self._forward_plain(feat, cond)
+            return self._forward_plain(feat, cond, basic)
         if self.fast_path:
-            return self._forward_fast(feat, cond)
-        return self._forward_plain(feat, cond)
+            return self._forward_fast(feat, cond, basic)
+        return self._forward_plain(feat, cond, basic)
 
-    def _forward_plain(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
+    def _forward_plain(self, feat: Tensor, cond: Tensor, basic: Tensor | None) -> tuple[Tensor, Tensor]:
         gate = self.body2(cond)
-        return feat + self.body1(feat) * gate, cond + gate
+        return feat + (self.body1(feat) if basic is None else basic) * gate, cond + gate
 
     @torch.jit.unused
-    def _forward_fast(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
+    def _forward_fast(self, feat: Tensor, cond: Tensor, basic: Tensor | None) -> tuple[Tensor, Tensor]:
         gate = self.condition(cond)
-        return torch.addcmul(feat, self.basic(feat), gate), cond + gate
+        return torch.addcmul(feat, self.basic(feat) if basic is None else basic, gate), cond + gate
 
 
 class DPCG(nn.Module):
@@ -197,10 +200,11 @@ class DPCG(nn.Module):
             DPCB(nf, cond_nf, ksize, cond_ksize, negative_slope) for _ in range(num_blocks)
         )
 
-    def forward(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, feat: Tensor, cond: Tensor, first_basic: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``first_basic``: :math:`B_1(f)` of the first block, if already known (see :class:`DPCB`)."""
         f, c = feat, cond
-        for block in self.body:
-            f, c = block(f, c)
+        for index, block in enumerate(self.body):
+            f, c = block(f, c, first_basic if index == 0 else None)
         if self.residual == "double":
             return f + f, c + c
         return feat + f, cond + c
