@@ -24,104 +24,37 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 import dan_blocks  # noqa: F401  (makes basicsr importable, registers everything)
-from dan_blocks.archs import DAN, dan_v1, dan_v2
-from dan_blocks.archs.dan_arch import fast_path, set_fast_path
+from dan_blocks.archs import DAN
+from dan_blocks.archs.official import to_release_state_dict
 from dan_blocks.layers import CRB, DPCB
 
-__all__ = ["build_pair", "conv_flops", "interleaved", "main", "peak_cpu_memory", "relative_error"]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _bench_utils import (
+    BUILDERS,
+    build_pair,
+    conv_flops,
+    interleaved,
+    median_ms,
+    peak_cpu_memory,
+    relative_error,
+    table,
+)
+from release_reference import ReleaseDAN
+
+__all__ = ["main"]
 
 SECTIONS = ("conv", "ratio", "blocks", "grid", "train", "gpu")
-BUILDERS: dict[str, Callable[..., DAN]] = {"v1": dan_v1, "v2": dan_v2}
-
-
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Wall times of each callable, run round-robin ``repeats`` times after ``warmup`` rounds."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
-def relative_error(a: Tensor, b: Tensor) -> float:
-    """max |a - b| / max |b| (float64)."""
-    a64, b64 = a.detach().double(), b.detach().double()
-    return float((a64 - b64).abs().max() / b64.abs().max().clamp_min(1e-30))
-
-
-def conv_flops(model: nn.Module, *inputs: Tensor, call: Callable[..., Any] | None = None) -> float:
-    """2 x conv multiply-adds of one call, counted from the Conv2d modules and their output shapes.
-
-    Runs a copy of ``model`` on the ``meta`` device with the plain path (every conv is a module call there).
-    """
-    meta = copy.deepcopy(model).to("meta")
-    macs = 0
-
-    def hook(module: nn.Module, args: tuple[Tensor, ...], out: Tensor) -> None:
-        nonlocal macs
-        assert isinstance(module, nn.Conv2d)
-        kh, kw = module.kernel_size
-        macs += out.numel() * (module.in_channels // module.groups) * kh * kw
-
-    handles = [m.register_forward_hook(hook) for m in meta.modules() if isinstance(m, nn.Conv2d)]
-    with torch.no_grad(), fast_path(False):
-        meta_inputs = [x.to("meta") for x in inputs]
-        meta(*meta_inputs) if call is None else call(meta, *meta_inputs)
-    for handle in handles:
-        handle.remove()
-    return 2.0 * macs
-
-
-def peak_cpu_memory(fn: Callable[[], object]) -> int:
-    """Peak bytes of tensors allocated (and not yet freed) during ``fn()``, from the profiler's memory trace."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    points = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in prof.events() if e.self_cpu_memory_usage)
-    current = peak = 0
-    for _, delta in points:
-        current += delta
-        peak = max(peak, current)
-    return peak
-
-
-def build_pair(version: str, scale: int, seed: int = 0) -> tuple[DAN, DAN]:
-    """(fast, plain) models with identical random weights; the plain one keeps NCHW weights."""
-    torch.manual_seed(seed)
-    fast = BUILDERS[version](scale).eval()
-    plain = BUILDERS[version](scale).eval()
-    plain.load_state_dict(fast.state_dict())
-    set_fast_path(False, plain)
-    plain.sync_layout(False)
-    return fast, plain
-
-
-def _median_ms(times: Sequence[float]) -> float:
-    return 1e3 * statistics.median(times)
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(str(x) for x in row) + " |")
-    print(flush=True)
 
 
 def section_conv(args: argparse.Namespace) -> float:
@@ -137,44 +70,55 @@ def section_conv(args: argparse.Namespace) -> float:
             {"channels_last": lambda: F.conv2d(xc, wc, b, 1, 1), "NCHW": lambda: F.conv2d(x, w, b, 1, 1)},
             repeats=max(30, 5 * args.repeats), warmup=3,
         )
-    rows = [[name, f"{_median_ms(t):.3f}", f"{flops / statistics.median(t) / 1e9:.0f}"] for name, t in times.items()]
+    rows = [[name, f"{median_ms(t):.3f}", f"{flops / statistics.median(t) / 1e9:.0f}"] for name, t in times.items()]
     print("## Conv limit: 64->64 3x3 conv, (1, 64, 64, 64), fp32")
-    _table(["layout", "median ms", "GFLOP/s"], rows)
+    table(["layout", "median ms", "GFLOP/s"], rows)
     return flops / statistics.median(times["channels_last"])
 
 
+def _release_stand_in(model: DAN, version: str, scale: int) -> ReleaseDAN:
+    """The release-structured stand-in (benchmarks/release_reference.py) with ``model``'s weights, loaded strictly."""
+    ref = ReleaseDAN(int(version[1]), scale, model.kernel_size, model.code_length, model.loop).eval()
+    ref.load_state_dict(to_release_state_dict(model.state_dict()), strict=True)
+    return ref
+
+
 def section_ratio(args: argparse.Namespace, limit: float | None) -> None:
-    print(f"## Fast path vs plain path (release structure), x4, LR 64x64, batch 1, fp32, {args.threads} threads")
+    print(f"## Fast path vs the release structure, x4, LR 64x64, batch 1, fp32, {args.threads} threads")
     rows = []
     for version in args.versions:
         fast, plain = build_pair(version, 4)
+        release = _release_stand_in(fast, version, 4)
         lr = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
         flops = conv_flops(plain, lr)
         with torch.no_grad():
-            ref, out, sr_only = plain(lr), fast(lr), fast.super_resolve(lr)
-            err = max(relative_error(a, b) for a, b in zip(out.srs, ref.srs, strict=True))
-            err = max(err, relative_error(sr_only, ref.sr))
-            if err > 1e-5:
-                raise SystemExit(f"{version}: fast path disagrees with the plain path: {err:.2e} relative")
+            ref_srs, _ = release(lr)
+            out, sr_only, plain_out = fast(lr), fast.super_resolve(lr), plain(lr)
+            err = max(relative_error(a, b) for a, b in zip(out.srs, ref_srs, strict=True))
+            err = max(err, relative_error(sr_only, ref_srs[-1]))
+            plain_err = max(relative_error(a, b) for a, b in zip(plain_out.srs, ref_srs, strict=True))
+            if max(err, plain_err) > 1e-5:
+                raise SystemExit(f"{version}: outputs disagree with the release stand-in: {err:.2e} relative")
             fns: dict[str, Callable[[], object]] = {
+                "release stand-in": lambda m=release, x=lr: m(x),
                 "plain": lambda m=plain, x=lr: m(x),
                 "fast": lambda m=fast, x=lr: m(x),
                 "fast_sr": lambda m=fast, x=lr: m.super_resolve(x),
             }
             times = interleaved(fns, repeats=args.repeats)
         med = {k: statistics.median(v) for k, v in times.items()}
-        per_round = [p / f for p, f in zip(times["plain"], times["fast"], strict=True)]
-        for name in ("plain", "fast", "fast_sr"):
+        per_round = [r / f for r, f in zip(times["release stand-in"], times["fast"], strict=True)]
+        for name in fns:
             rate = flops / med[name]
             frac = f"{rate / limit:.0%}" if limit else "-"
-            ratio = med["plain"] / med[name]
-            rows.append([version, name, f"{1e3 * med[name]:.0f}", f"{ratio:.2f}x", f"{flops / 1e9:.1f}",
-                         f"{rate / 1e9:.0f}", frac, f"{err:.1e}" if name != "plain" else "-"])
-        print(f"{version}: per-round plain/fast ratios {[round(r, 2) for r in per_round]}, "
+            rows.append([version, name, f"{1e3 * med[name]:.0f}", f"{med['release stand-in'] / med[name]:.2f}x",
+                         f"{med['plain'] / med[name]:.2f}x", f"{flops / 1e9:.1f}", f"{rate / 1e9:.0f}", frac,
+                         f"{err:.1e}" if name.startswith("fast") else f"{plain_err:.1e}" if name == "plain" else "-"])
+        print(f"{version}: per-round release/fast ratios {[round(r, 2) for r in per_round]}, "
               f"median {statistics.median(per_round):.2f}")
     print()
-    _table(["model", "path", "median ms", "speed-up vs plain", "GFLOP", "GFLOP/s", "of conv limit",
-            "max rel. diff"], rows)
+    table(["model", "path", "median ms", "speed-up vs release", "vs plain", "GFLOP", "GFLOP/s", "of conv limit",
+           "max rel. diff vs release"], rows)
 
 
 def section_blocks(args: argparse.Namespace) -> None:
@@ -191,10 +135,10 @@ def section_blocks(args: argparse.Namespace) -> None:
     with torch.no_grad():
         times = interleaved({"CRB(64, 10)": lambda: crb(feat, code), "DPCB(64, 64, 3, 1)": lambda: dpcb(feat, cond)},
                             repeats=max(20, 3 * args.repeats), warmup=3)
-    rows = [[n, f"{_median_ms(t):.3f}", f"{flops[n] / 1e9:.2f}"] for n, t in times.items()]
+    rows = [[n, f"{median_ms(t):.3f}", f"{flops[n] / 1e9:.2f}"] for n, t in times.items()]
     ratio = statistics.median(times["CRB(64, 10)"]) / statistics.median(times["DPCB(64, 64, 3, 1)"])
     print("## Block cost, (1, 64, 64, 64), fp32, fast path (GFLOP: release structure)")
-    _table(["block", "median ms", "GFLOP"], rows)
+    table(["block", "median ms", "GFLOP"], rows)
     print(f"CRB / DPCB time: {ratio:.2f}\n")
 
 
@@ -225,7 +169,7 @@ def section_grid(args: argparse.Namespace) -> None:
                         med = statistics.median(times)
                         rows.append([version, f"x{scale}", size, batch, dtype, f"{1e3 * med:.0f}", reps,
                                      f"{peak / 2**20:.0f}", f"{batch / med:.2f}", note])
-    _table(["model", "scale", "LR", "batch", "dtype", "median ms", "runs", "peak MiB", "images/s",
+    table(["model", "scale", "LR", "batch", "dtype", "median ms", "runs", "peak MiB", "images/s",
             "rel. diff vs fp32"], rows)
 
 
@@ -265,7 +209,7 @@ def section_train(args: argparse.Namespace) -> None:
         med = {k: statistics.median(v) for k, v in times.items()}
         rows.append([version, f"{1e3 * med['plain']:.0f}", f"{1e3 * med['fast']:.0f}",
                      f"{med['plain'] / med['fast']:.2f}x"])
-    _table(["model", "plain ms", "fast ms", "speed-up"], rows)
+    table(["model", "plain ms", "fast ms", "speed-up"], rows)
 
 
 def section_gpu(args: argparse.Namespace) -> None:
@@ -303,7 +247,7 @@ def section_gpu(args: argparse.Namespace) -> None:
                 med = statistics.median(times)
                 rows.append([version, size, name, f"{1e3 * med:.1f}", f"{args.gpu_batch / med:.1f}",
                              f"{torch.cuda.max_memory_allocated() / 2**20:.0f}"])
-    _table(["model", "LR", "variant", "median ms", "images/s", "peak MiB"], rows)
+    table(["model", "LR", "variant", "median ms", "images/s", "peak MiB"], rows)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -112,3 +112,20 @@ def test_dpcb_rejects_a_basic_of_the_wrong_shape() -> None:
     block = DPCB(8, 8)
     with pytest.raises(ValueError, match="basic must have the features' shape"):
         block(torch.rand(1, 8, 5, 5), torch.rand(1, 8, 1, 1), torch.rand(1, 8, 4, 5))
+
+
+def test_inference_mode_forward_equals_no_grad() -> None:
+    """Inference tensors track no version counter: the memo and the upsampler's fold cache must not need one."""
+    torch.manual_seed(4)
+    model = dan_v2(2).eval()
+    lr = torch.rand(1, 3, 12, 12)
+    with torch.no_grad():
+        expected = model(lr)
+    with torch.inference_mode():
+        got = model(lr)
+        sr_only = model.super_resolve(torch.rand(1, 3, 12, 12) * 0 + lr)  # an inference-tensor input
+        built_inside = dan_v2(2).eval()  # inference-tensor parameters
+        built_inside.load_state_dict(model.state_dict())
+        inside = built_inside(lr)
+    for a in (got.sr, sr_only, inside.sr):
+        assert torch.equal(a, expected.sr)

@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 from torch import Tensor, nn
 
+from ..layers.versions import tensor_version
+
 __all__ = ["LRMemo"]
 
 T = TypeVar("T")
@@ -29,11 +31,11 @@ class LRMemo:
 
     def __init__(self, lr: Tensor) -> None:
         self.lr = lr
-        self._version = lr._version
+        self._version = tensor_version(lr)
         self._store: dict[int, Any] = {}
 
     def get(self, owner: nn.Module, lr: Tensor, compute: Callable[[], T]) -> T:
-        if lr is not self.lr or lr._version != self._version:
+        if lr is not self.lr or tensor_version(lr) != self._version:
             return compute()
         key = id(owner)
         if key not in self._store:

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from ..layers.capture import is_capturing
 from ..layers.subpixel_border import folded_forward
 from ..layers.subpixel_fold import FoldedChain, fold_subpixel_chain
+from ..layers.versions import tensor_version
 
 __all__ = ["Upsampler", "make_upsampler", "upsampler_layout"]
 
@@ -73,7 +74,7 @@ class Upsampler(nn.Sequential):
         """The cached :class:`~dan_blocks.layers.subpixel_fold.FoldedChain` of this upsampler (recomputed
         when a parameter, its dtype or its device changed)."""
         params = list(self.parameters())
-        key = tuple((id(p), p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+        key = tuple((id(p), p.data_ptr(), tensor_version(p), p.dtype, p.device) for p in params)
         if self._fold_cache is None or self._fold_cache[0] != key:
             folded = fold_subpixel_chain(list(self))
             first = params[0]
