@@ -16,6 +16,7 @@ from .dan_arch import (
 )
 from .dan_v1_arch import EstimatorV1, RestorerV1
 from .dan_v2_arch import EstimatorV2, RestorerV2
+from .lr_memo import LRMemo
 from .manet_arch import MANetEstimator
 from .official import (
     CheckpointMismatchError,
@@ -43,6 +44,7 @@ __all__ = [
     "EstimatorProtocol",
     "EstimatorV1",
     "EstimatorV2",
+    "LRMemo",
     "MANetEstimator",
     "PCALike",
     "RestorerProtocol",

@@ -6,6 +6,8 @@ from .dpcb import DPCB, DPCG, RESIDUAL_MODES
 from .kernel_stretch import KernelStretch, stretch_code
 from .maconv import MAConv, MAConvBlock
 from .pca import PCAEncoder, fit_pca_matrix
+from .subpixel_border import folded_forward
+from .subpixel_fold import FoldedChain, chain_geometry, fold_subpixel_chain
 
 __all__ = [
     "CRB",
@@ -13,10 +15,14 @@ __all__ = [
     "DPCG",
     "RESIDUAL_MODES",
     "ChannelAttention",
+    "FoldedChain",
     "KernelStretch",
     "MAConv",
     "MAConvBlock",
     "PCAEncoder",
+    "chain_geometry",
     "fit_pca_matrix",
+    "fold_subpixel_chain",
+    "folded_forward",
     "stretch_code",
 ]
