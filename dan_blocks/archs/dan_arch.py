@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator, Mapping
-from typing import Any, TypeAlias
+from typing import Any
 
 import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..layers import CRB, DPCB, PCAEncoder
+from ..layers import CRB, DPCB
 from ..layers.capture import is_capturing as _capturing
+from .builders import PCALike, build_module, resolve_pca
 from .lr_memo import LRMemo
 from .protocols import OUTPUT_KINDS, DANOutput
-from .registry import ARCH_REGISTRY, register_arch
+from .registry import register_arch
 from .upsample import Upsampler
 
 __all__ = [
@@ -67,63 +67,6 @@ def fast_path(enabled: bool) -> Iterator[None]:
     finally:
         for cls, value in saved:
             cls.fast_path = bool(value) if value is not None else True
-
-
-#: what ``DAN(pca=...)`` accepts
-PCALike: TypeAlias = "PCAEncoder | Tensor | str | os.PathLike[str] | Mapping[str, Any]"
-
-
-def build_module(spec: nn.Module | Mapping[str, Any], role: str) -> nn.Module:
-    """An ``nn.Module`` as is, or an option dict ``{"type": Name, **kwargs}`` built via ARCH_REGISTRY."""
-    if isinstance(spec, nn.Module):
-        return spec
-    if not isinstance(spec, Mapping) or "type" not in spec:
-        raise TypeError(f"DAN {role} must be an nn.Module or an option dict with a 'type' key, got {spec!r}")
-    options = dict(spec)
-    name = options.pop("type")
-    if name not in ARCH_REGISTRY:
-        raise KeyError(
-            f"DAN {role} type {name!r} is not in BasicSR's ARCH_REGISTRY; register it first "
-            f"(import the module defining it) or use one of: EstimatorV1, EstimatorV2, RestorerV1, RestorerV2"
-        )
-    return ARCH_REGISTRY.get(name)(**options)
-
-
-def resolve_pca(pca: PCALike) -> PCAEncoder:
-    """Turn any accepted PCA spec into a :class:`PCAEncoder`.
-
-    Accepts a PCAEncoder; a (k*k, C) or release-style (1, k*k, C) tensor (no mean, release encoding); a path
-    to a file written by :meth:`PCAEncoder.save` or to a plain tensor; or a dict: ``{"path": ...}``,
-    ``{"kernel_size": k, "code_length": C, "setting": S}`` (a default matrix shipped in the package, see
-    :func:`~dan_blocks.archs.presets.default_pca`) or ``{"kernel_size": k, "code_length": C, "placeholder":
-    True}`` (a zero matrix that only reserves the buffers, for loading a checkpoint that holds the matrix).
-    """
-    if isinstance(pca, PCAEncoder):
-        return pca
-    if isinstance(pca, Tensor):
-        return PCAEncoder.from_matrix(pca)
-    if isinstance(pca, (str, os.PathLike)):
-        if not os.path.isfile(pca):
-            raise FileNotFoundError(f"PCA file not found: {os.fspath(pca)}")
-        return PCAEncoder.load(pca)
-    if isinstance(pca, Mapping):
-        if "path" in pca:
-            return resolve_pca(pca["path"])
-        if "kernel_size" in pca and "code_length" in pca:
-            size, length = int(pca["kernel_size"]), int(pca["code_length"])
-            if pca.get("placeholder", False):
-                return PCAEncoder.from_matrix(
-                    torch.zeros(size * size, length), metadata={"placeholder": True}
-                )
-            from .presets import default_pca  # local import: presets imports this module
-
-            return default_pca(size, length, int(pca.get("setting", 1)))
-        raise KeyError(
-            f"PCA dict needs 'path' or 'kernel_size' + 'code_length' (+ 'setting'), got keys {list(pca)}"
-        )
-    raise TypeError(
-        f"pca must be a PCAEncoder, a (k*k, C) tensor, a path or a dict, got {type(pca).__name__}"
-    )
 
 
 @register_arch
