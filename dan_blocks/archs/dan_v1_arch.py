@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from ..layers import CRB
 from .checks import check_code, check_estimator_inputs, check_image
-from .lr_memo import LRMemo
+from .lr_memo import LRMemo, reuse
 from .registry import register_arch
 from .upsample import make_upsampler
 
@@ -115,7 +115,7 @@ class RestorerV1(nn.Module):
         """``memo``: reuse ``head(lr)`` within one DAN call (see :mod:`~dan_blocks.archs.lr_memo`)."""
         check_image("RestorerV1 lr", lr, self.in_nc)
         check_code("RestorerV1", code, lr, self.code_length)
-        feat = self.head(lr) if memo is None else memo.get(self, lr, lambda: self.head(lr))
+        feat = reuse(memo, self, lr, lambda: self.head(lr))
         for block in self.body:
             feat, code = block(feat, code)
         return self.upscale(self.fusion(feat))

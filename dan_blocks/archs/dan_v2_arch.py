@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from ..layers import DPCG
 from .checks import check_code, check_estimator_inputs, check_image
-from .lr_memo import LRMemo
+from .lr_memo import LRMemo, reuse
 from .registry import register_arch
 from .upsample import make_upsampler
 
@@ -78,23 +78,25 @@ class EstimatorV2(nn.Module):
     def forward(self, sr: Tensor, lr: Tensor, memo: LRMemo | None = None) -> Tensor:
         """``memo``: reuse the LR-only work (mean, ``head_LR``, first block's basic path) within one DAN call."""
         check_estimator_inputs("EstimatorV2", sr, lr, self.in_nc, self.scale)
-        mean, feat, first = self._lr_work(lr) if memo is None else memo.get(self, lr, lambda: self._lr_work(lr))
+        mean, feat, first = reuse(memo, self, lr, lambda: self._lr_work(lr))
         cond = self.head_HR(sr if mean is None else sr - mean)
         feat, _ = self.body(feat, cond, first)
         return self.flatten(self.tail(feat))
 
     def _lr_work(self, lr: Tensor) -> tuple[Tensor | None, Tensor, Tensor]:
         """(LR mean or None, head_LR features, B1 of the first block): everything that depends on lr only."""
-        mean = lr.mean(dim=(1, 2, 3), keepdim=True) if self.input_norm else None
+        mean = self.lr_mean(lr)
         feat = self.head_LR(lr if mean is None else lr - mean)
         return mean, feat, self.body.body[0].basic(feat)
 
     def normalise(self, sr: Tensor, lr: Tensor) -> tuple[Tensor, Tensor]:
         """``(sr - m, lr - m)`` with ``m`` the mean of each LR image (B, 1, 1, 1) when ``input_norm``, else as is."""
-        if not self.input_norm:
-            return sr, lr
-        mean = lr.mean(dim=(1, 2, 3), keepdim=True)
-        return sr - mean, lr - mean
+        mean = self.lr_mean(lr)
+        return (sr, lr) if mean is None else (sr - mean, lr - mean)
+
+    def lr_mean(self, lr: Tensor) -> Tensor | None:
+        """The mean of each LR image (B, 1, 1, 1) when ``input_norm``, else None."""
+        return lr.mean(dim=(1, 2, 3), keepdim=True) if self.input_norm else None
 
 
 @register_arch
@@ -148,7 +150,7 @@ class RestorerV2(nn.Module):
         """``memo``: reuse ``head1(lr)`` and the first block's basic path within one DAN call."""
         check_image("RestorerV2 lr", lr, self.in_nc)
         check_code("RestorerV2", code, lr, self.code_length)
-        feat, first = self._lr_work(lr) if memo is None else memo.get(self, lr, lambda: self._lr_work(lr))
+        feat, first = reuse(memo, self, lr, lambda: self._lr_work(lr))
         cond = self.head2(self.as_map(code) if code.dim() == 2 else code)
         for index, group in enumerate(self.body):
             feat, cond = group(feat, cond, first if index == 0 else None)

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..layers.versions import tensor_version
 
-__all__ = ["LRMemo"]
+__all__ = ["LRMemo", "reuse"]
 
 T = TypeVar("T")
 
@@ -44,3 +44,8 @@ class LRMemo:
 
     def __len__(self) -> int:
         return len(self._store)
+
+
+def reuse(memo: LRMemo | None, owner: nn.Module, lr: Tensor, compute: Callable[[], T]) -> T:
+    """``memo.get(owner, lr, compute)``, or just ``compute()`` without a memo (a module called on its own)."""
+    return compute() if memo is None else memo.get(owner, lr, compute)
