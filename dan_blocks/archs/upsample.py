@@ -38,7 +38,7 @@ class Upsampler(nn.Sequential):
     Fast path (:attr:`fast_path`, on by default; see :func:`~dan_blocks.archs.set_fast_path`): the chain has
     no non-linearity, so for inference (no gradient needed) it runs as one sub-pixel conv at the input size
     (x4: a 5x5 conv ``nf -> 16 out_nc``, 0.63 GFLOP at 64x64 instead of 6.3) and PixelShuffle(s), with the
-    border bands recomputed exactly (:func:`~dan_blocks.layers.subpixel_fold.folded_forward`). The folded
+    border bands corrected exactly (:func:`~dan_blocks.layers.subpixel_border.folded_forward`). The folded
     weights are computed in float64 at the first call and cached until a parameter changes (in place or
     replaced), the dtype or the device changes. Same numbers as the chain up to float rounding.
 
@@ -57,11 +57,6 @@ class Upsampler(nn.Sequential):
         super().__init__(*layers)
         self.scale = scale
         self._fold_cache: tuple[tuple[object, ...], FoldedChain] | None = None
-
-    def _chain(self, x: Tensor) -> Tensor:
-        for layer in self:
-            x = layer(x)
-        return x
 
     def _can_fold(self, x: Tensor) -> bool:
         if not self.fast_path or x.dim() != 4 or not x.is_floating_point() or is_capturing():
@@ -86,7 +81,7 @@ class Upsampler(nn.Sequential):
     def forward(self, x: Tensor) -> Tensor:
         if self._can_fold(x):
             return folded_forward(x, self.folded(), list(self))
-        return self._chain(x)
+        return super().forward(x)
 
 
 def make_upsampler(nf: int = 64, out_nc: int = 3, scale: int = 4) -> nn.Module:

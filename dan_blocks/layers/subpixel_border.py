@@ -77,11 +77,7 @@ def _ring_correction(
     factor = math.prod(factors)
     radius = suffix.radius
     rows = -(-radius // factor)  # exterior rows of the previous conv's output that reach S_j's radius
-    if prev == 0:
-        size = x.shape[dim]
-        first = x.narrow(dim, size - reach if end else 0, reach)
-    else:
-        first = border_band(layers[:prev], x, reach, dim, end)  # exact crop(z_{j-1}) next to the border
+    first = border_band(layers[:prev], x, reach, dim, end)  # exact crop(z_{j-1}) next to the border (x if prev=0)
     across = rows + reach if dim == 2 else reach
     ring = F.conv2d(F.pad(first, _pad(dim, end, rows + reach, 0, across)), conv.weight, conv.bias)
     for f in factors:
