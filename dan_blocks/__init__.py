@@ -1,16 +1,13 @@
 """dan-blocks: DAN (Deep Alternating Network) blind super-resolution as typed PyTorch layers and BasicSR plug-ins.
 
-Importing ``dan_blocks`` makes ``basicsr`` importable on current torch/torchvision (see
-:mod:`dan_blocks.compat`) and registers every architecture, model, dataset and degradation into the
-BasicSR registries (and into :data:`dan_blocks.degradations.DEGRADATION_REGISTRY`).
+``import dan_blocks`` needs only torch, einops and numpy and changes nothing outside the package: the layers,
+the architectures and the alternation, :func:`optimize`, the degradations and :func:`upscale`. BasicSR
+registration is one explicit import, ``import dan_blocks.basicsr``; timm registration is ``import
+dan_blocks.timm``.
 """
 
-from . import compat
-
-compat.ensure_basicsr_importable()
-
-from . import data, degradations  # noqa: E402
-from .archs import (  # noqa: E402
+from . import degradations, settings
+from .archs import (
     DAN,
     DANOutput,
     DANv1,
@@ -26,9 +23,9 @@ from .archs import (  # noqa: E402
     load_official_checkpoint,
     load_official_weights,
 )
-from .archs.dan_arch import fast_path_enabled, set_fast_path  # noqa: E402
-from .inference import upscale  # noqa: E402
-from .layers import (  # noqa: E402
+from .fast import optimize
+from .inference import upscale
+from .layers import (
     CRB,
     DPCB,
     DPCG,
@@ -38,7 +35,6 @@ from .layers import (  # noqa: E402
     MAConvBlock,
     PCAEncoder,
 )
-from .models import DANModel  # noqa: E402
 
 __version__ = "0.1.0.dev0"
 
@@ -48,7 +44,6 @@ __all__ = [
     "DPCB",
     "DPCG",
     "ChannelAttention",
-    "DANModel",
     "DANOutput",
     "DANv1",
     "DANv2",
@@ -62,15 +57,13 @@ __all__ = [
     "RestorerV1",
     "RestorerV2",
     "__version__",
-    "compat",
     "dan_v1",
     "dan_v2",
-    "data",
     "default_pca",
     "degradations",
-    "fast_path_enabled",
     "load_official_checkpoint",
     "load_official_weights",
-    "set_fast_path",
+    "optimize",
+    "settings",
     "upscale",
 ]

@@ -78,7 +78,7 @@ def write_yaml(path: Path | str, opt: dict[str, Any]) -> str:
 
 def tiny_testset(root: Path, size: int = 40, scale: int = 2) -> str:
     """A make-testset Gaussian8 folder from one random HR image."""
-    from dan_blocks.degradations import make_testset
+    from dan_blocks.data import make_testset
 
     hr = root / "hr"
     hr.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ import torch
 
 from dan_blocks.data import BUILTIN_SETS, load_builtin, read_kernel
 from dan_blocks.data.image_io import write_image
-from dan_blocks.degradations import make_testset
+from dan_blocks.data import make_testset
 
 
 def _build(opt: dict) -> torch.utils.data.Dataset:

@@ -57,7 +57,7 @@ def _key(path: Path) -> tuple[int, int, int]:
 @pytest.fixture(scope="module")
 def fixtures(tmp_path_factory) -> dict[str, str]:
     """A tiny HR folder and make-testset outputs (gaussian8 / aniso) for every scale."""
-    from dan_blocks.degradations import make_testset
+    from dan_blocks.data import make_testset
 
     root = tmp_path_factory.mktemp("data")
     hr = root / "hr"

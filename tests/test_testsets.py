@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from dan_blocks.cli.make_testset import main as make_testset_main
 from dan_blocks.data.image_io import read_image, write_image
-from dan_blocks.degradations import make_testset
+from dan_blocks.data import make_testset
 
 
 @pytest.fixture()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any, TypeAlias
 
@@ -10,9 +11,10 @@ import torch
 from torch import Tensor, nn
 
 from ..layers import PCAEncoder
+from .pca_files import default_pca
 from .registry import ARCH_REGISTRY
 
-__all__ = ["PCALike", "build_module", "resolve_pca"]
+__all__ = ["PCALike", "build_module", "lookup_arch", "resolve_pca"]
 
 
 #: what ``DAN(pca=...)`` accepts
@@ -27,12 +29,26 @@ def build_module(spec: nn.Module | Mapping[str, Any], role: str) -> nn.Module:
         raise TypeError(f"DAN {role} must be an nn.Module or an option dict with a 'type' key, got {spec!r}")
     options = dict(spec)
     name = options.pop("type")
-    if name not in ARCH_REGISTRY:
-        raise KeyError(
-            f"DAN {role} type {name!r} is not in BasicSR's ARCH_REGISTRY; register it first "
-            f"(import the module defining it) or use one of: EstimatorV1, EstimatorV2, RestorerV1, RestorerV2"
-        )
-    return ARCH_REGISTRY.get(name)(**options)
+    return lookup_arch(name, f"DAN {role}")(**options)
+
+
+def lookup_arch(name: str, what: str = "network") -> Any:
+    """The class registered as ``name``: dan-blocks' ARCH_REGISTRY first, then BasicSR's if BasicSR is loaded
+    (classes registered there by a user's own package). Nothing is imported here.
+
+    Raises:
+        KeyError: nobody registered ``name``; the message lists dan-blocks' names.
+    """
+    if name in ARCH_REGISTRY:
+        return ARCH_REGISTRY.get(name)
+    basicsr_registry = sys.modules.get("basicsr.utils.registry")
+    if basicsr_registry is not None and name in basicsr_registry.ARCH_REGISTRY:
+        return basicsr_registry.ARCH_REGISTRY.get(name)
+    raise KeyError(
+        f"{what} type {name!r} is not registered; register it first (decorate it with "
+        f"dan_blocks.archs.register_arch, or register it in BasicSR's ARCH_REGISTRY and import that module) or "
+        f"use one of: {', '.join(sorted(ARCH_REGISTRY.keys()))}"
+    )
 
 
 def resolve_pca(pca: PCALike) -> PCAEncoder:
@@ -41,7 +57,7 @@ def resolve_pca(pca: PCALike) -> PCAEncoder:
     Accepts a PCAEncoder; a (k*k, C) or release-style (1, k*k, C) tensor (no mean, release encoding); a path
     to a file written by :meth:`PCAEncoder.save` or to a plain tensor; or a dict: ``{"path": ...}``,
     ``{"kernel_size": k, "code_length": C, "setting": S}`` (a default matrix shipped in the package, see
-    :func:`~dan_blocks.archs.presets.default_pca`) or ``{"kernel_size": k, "code_length": C, "placeholder":
+    :func:`~dan_blocks.archs.default_pca`) or ``{"kernel_size": k, "code_length": C, "placeholder":
     True}`` (a zero matrix that only reserves the buffers, for loading a checkpoint that holds the matrix).
     """
     if isinstance(pca, PCAEncoder):
@@ -61,8 +77,6 @@ def resolve_pca(pca: PCALike) -> PCAEncoder:
                 return PCAEncoder.from_matrix(
                     torch.zeros(size * size, length), metadata={"placeholder": True}
                 )
-            from .presets import default_pca  # local import: presets imports this module
-
             return default_pca(size, length, int(pca.get("setting", 1)))
         raise KeyError(
             f"PCA dict needs 'path' or 'kernel_size' + 'code_length' (+ 'setting'), got keys {list(pca)}"

@@ -2,71 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..layers import CRB, DPCB
-from ..layers.capture import is_capturing as _capturing
 from .builders import PCALike, build_module, resolve_pca
-from .lr_memo import LRMemo
 from .protocols import OUTPUT_KINDS, DANOutput
 from .registry import register_arch
-from .upsample import Upsampler
 
-__all__ = [
-    "DAN",
-    "PCALike",
-    "SROnly",
-    "build_module",
-    "fast_path",
-    "fast_path_enabled",
-    "resolve_pca",
-    "set_fast_path",
-]
-
-#: classes whose ``fast_path`` class attribute :func:`set_fast_path` switches
-_FAST_CLASSES: tuple[type[nn.Module], ...] = (CRB, DPCB, Upsampler)
-
-
-def set_fast_path(enabled: bool = True, module: nn.Module | None = None) -> None:
-    """Switch the fast path (channels_last, no stretch-and-concat, fused LeakyReLU, ...) on or off.
-
-    Without ``module`` this sets the class-wide default of :class:`DAN`, :class:`~dan_blocks.layers.CRB` and
-    :class:`~dan_blocks.layers.DPCB` (every instance without its own setting follows it). With ``module`` it
-    sets an instance attribute on that module and every submodule that has a fast path. The plain path is the
-    release's structure: NCHW weights and activations, code stretched and concatenated in every CRB, the
-    estimator run after the last restorer. Both give the same numbers up to float rounding.
-    """
-    flag = bool(enabled)
-    if module is None:
-        for cls in (DAN, *_FAST_CLASSES):
-            cls.fast_path = flag
-        return
-    for sub in module.modules():
-        if isinstance(sub, (DAN, *_FAST_CLASSES)):
-            sub.fast_path = flag
-
-
-def fast_path_enabled() -> bool:
-    """The class-wide default set by :func:`set_fast_path` (True unless switched off)."""
-    return bool(DAN.fast_path)
-
-
-@contextlib.contextmanager
-def fast_path(enabled: bool) -> Iterator[None]:
-    """Context manager: ``with fast_path(False): ...`` runs the plain reference path, then restores."""
-    saved = [(cls, cls.__dict__.get("fast_path")) for cls in (DAN, *_FAST_CLASSES)]
-    set_fast_path(enabled)
-    try:
-        yield
-    finally:
-        for cls, value in saved:
-            cls.fast_path = bool(value) if value is not None else True
+__all__ = ["DAN", "SROnly"]
 
 
 @register_arch
@@ -96,19 +42,13 @@ class DAN(nn.Module):
         loop: number of iterations (4 in every released config).
         detach: detach the code fed to the restorer and the SR fed to the estimator (release behaviour).
 
-    Fast path (``DAN.fast_path``, on by default, see :func:`set_fast_path`): the 4-d weights are kept in
-    ``channels_last`` (converted when the model is built and, if needed, at the next forward), the LR is
-    converted on entry and the SR images come back in the caller's memory format (NCHW-contiguous unless
-    the LR was channels_last); the blocks use their own fast paths. :meth:`super_resolve` skips the estimator
-    pass after the last restorer. With the fast path off, weights are moved back to NCHW: the release's
-    structure, used as the reference in tests and benchmarks.
+    :func:`dan_blocks.optimize` turns a DAN into :class:`dan_blocks.fast.FastDAN` (same numbers): LR-only work
+    computed once per call, channels_last, and no estimator pass after the last restorer in
+    :meth:`super_resolve`.
 
     Shape:
         lr: (B, 3, h, w) -> :class:`DANOutput` (sr: (B, 3, s h, s w))
     """
-
-    #: use the fast path (class default; ``model.fast_path = False`` switches one instance)
-    fast_path: bool = True
 
     def __init__(
         self,
@@ -143,9 +83,6 @@ class DAN(nn.Module):
         self._check_sizes()
         self.register_buffer("init_kernel", self.pca.dirac())
         self.register_buffer("init_code", self.pca.encode(self.pca.dirac()))
-        self._channels_last: bool | None = None
-        if self.fast_path:
-            self.sync_layout()
 
     def _check_sizes(self) -> None:
         for role, module in (("restorer", self.restorer), ("estimator", self.estimator)):
@@ -186,91 +123,60 @@ class DAN(nn.Module):
             f"for the {size}x{size} PCA, got shape {tuple(out.shape)}"
         )
 
-    def sync_layout(self, channels_last: bool | None = None) -> None:
-        """Put every 4-d parameter and buffer in ``channels_last`` (True) or NCHW (False) memory format, in place.
-
-        ``None`` follows ``self.fast_path``. Values, names and Parameter objects are unchanged (optimisers keep
-        working); only strides change. Called by ``forward`` when the fast-path setting changed.
-        """
-        want = self.fast_path if channels_last is None else bool(channels_last)
-        fmt = torch.channels_last if want else torch.contiguous_format
-        with torch.no_grad():
-            for tensor in (*self.parameters(), *self.buffers()):
-                if tensor.dim() == 4 and not tensor.is_contiguous(memory_format=fmt):
-                    tensor.data = tensor.data.contiguous(memory_format=fmt)
-        self._channels_last = want
-
-    def _prepare(self, lr: Tensor) -> tuple[Tensor, bool, bool]:
-        """(input to use, fast path on, give outputs back NCHW-contiguous)."""
+    def check_input(self, lr: Tensor) -> None:
+        """Raise ``ValueError`` unless ``lr`` is a (B, C, H, W) batch."""
         if lr.dim() != 4:
             raise ValueError(f"DAN expects an LR batch (B, C, H, W), got shape {tuple(lr.shape)}")
-        fast = bool(self.fast_path)
-        if _capturing():
-            return lr, fast, False
-        if getattr(self, "_channels_last", None) != fast and not torch.is_inference_mode_enabled():
-            self.sync_layout(fast)  # (not under inference_mode: the weights would become inference tensors)
-        if not fast:
-            return lr, False, False
-        to_nchw = not lr.is_contiguous(memory_format=torch.channels_last) or lr.is_contiguous()
-        return lr.contiguous(memory_format=torch.channels_last), True, to_nchw
 
-    def _memo(self, lr: Tensor, fast: bool) -> LRMemo | None:
-        """A fresh :class:`LRMemo` for one call on the fast path (not while a graph is captured), else None."""
-        return LRMemo(lr) if fast and not _capturing() else None
+    def restore(self, lr: Tensor, code: Tensor) -> Tensor:
+        r"""$\hat x = R(y, \bar c)$."""
+        return self.restorer(lr, code.detach() if self.detach else code)  # type: ignore[no-any-return]
 
-    def _restore(self, lr: Tensor, code: Tensor, memo: LRMemo | None) -> Tensor:
-        code = code.detach() if self.detach else code
-        if memo is not None and getattr(self.restorer, "accepts_lr_memo", False):
-            return self.restorer(lr, code, memo=memo)
-        return self.restorer(lr, code)
+    def estimate(self, sr: Tensor, lr: Tensor) -> tuple[Tensor, Tensor | None]:
+        r"""(code, kernel or None) from $E(\bar{\hat x}, y)$, see :meth:`encode`."""
+        return self.encode(self.estimator(sr.detach() if self.detach else sr, lr))
 
-    def _estimate(self, sr: Tensor, lr: Tensor, memo: LRMemo | None = None) -> tuple[Tensor, Tensor | None]:
-        """(code, kernel or None) from the estimator."""
-        sr = sr.detach() if self.detach else sr
-        if memo is not None and getattr(self.estimator, "accepts_lr_memo", False):
-            out = self.estimator(sr, lr, memo=memo)
-        else:
-            out = self.estimator(sr, lr)
+    def encode(self, out: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(code, kernel or None) from an estimator output: a kernel estimator's output is PCA-encoded."""
         if self.output_kind == "kernel":
             kernel = self.as_kernel(out)
             return self.pca.encode(kernel), kernel
         return out, None
 
-    def forward(self, lr: Tensor) -> DANOutput:
-        lr, fast, to_nchw = self._prepare(lr)
-        memo = self._memo(lr, fast)
+    def alternate(
+        self,
+        lr: Tensor,
+        restore: Callable[[Tensor, Tensor], Tensor],
+        estimate: Callable[[Tensor, Tensor], tuple[Tensor, Tensor | None]],
+        final_estimate: bool = True,
+    ) -> DANOutput:
+        """The unrolled alternation, written once: ``loop`` times restore then estimate, from ``init_code``.
+
+        ``restore(lr, code)`` and ``estimate(sr, lr) -> (code, kernel)`` are :meth:`restore` and
+        :meth:`estimate` here; :class:`dan_blocks.fast.FastDAN` passes its memoised versions.
+        ``final_estimate=False`` skips the estimate after the last restore (then ``codes`` and ``kernels`` hold
+        ``loop - 1`` entries).
+        """
         code = self.init_code.expand(lr.shape[0], -1)
         srs: list[Tensor] = []
         codes: list[Tensor] = []
         kernels: list[Tensor | None] = []
-        for _ in range(self.loop):
-            sr = self._restore(lr, code, memo)
-            code, kernel = self._estimate(sr, lr, memo)
-            kernels.append(kernel)
+        for step in range(self.loop):
+            sr = restore(lr, code)
             srs.append(sr)
-            codes.append(code)
-        if to_nchw:
-            srs = [sr.contiguous() for sr in srs]
-            codes = [c.contiguous() for c in codes]
-            kernels = [k if k is None else k.contiguous() for k in kernels]
+            if final_estimate or step + 1 < self.loop:
+                code, kernel = estimate(sr, lr)
+                codes.append(code)
+                kernels.append(kernel)
         return DANOutput(srs[-1], srs, codes, kernels)
 
-    def super_resolve(self, lr: Tensor) -> Tensor:
-        """Only the final SR image (B, 3, s h, s w), equal to ``forward(lr).sr``.
+    def forward(self, lr: Tensor) -> DANOutput:
+        self.check_input(lr)
+        return self.alternate(lr, self.restore, self.estimate)
 
-        With the fast path on, the estimator pass after the last restorer is skipped (its estimate would
-        not be used): ``loop`` restorer and ``loop - 1`` estimator passes.
-        """
-        lr, fast, to_nchw = self._prepare(lr)
-        if not fast:
-            return self.forward(lr).sr
-        memo = self._memo(lr, fast)
-        code = self.init_code.expand(lr.shape[0], -1)
-        for step in range(self.loop):
-            sr = self._restore(lr, code, memo)
-            if step + 1 < self.loop:
-                code, _ = self._estimate(sr, lr, memo)
-        return sr.contiguous() if to_nchw else sr
+    def super_resolve(self, lr: Tensor) -> Tensor:
+        """Only the final SR image (B, 3, s h, s w), equal to ``forward(lr).sr``."""
+        return self.forward(lr).sr
 
     def extra_repr(self) -> str:
         return (

@@ -8,7 +8,6 @@ from torch import Tensor, nn
 
 from ..layers import CRB
 from .checks import check_code, check_estimator_inputs, check_image
-from .lr_memo import LRMemo, reuse
 from .registry import register_arch
 from .upsample import make_upsampler
 
@@ -89,9 +88,6 @@ class RestorerV1(nn.Module):
         lr: (B, in_nc, h, w); code: (B, C) or per pixel (B, C, h, w) -> sr (B, out_nc, s h, s w)
     """
 
-    #: ``forward`` takes ``memo=`` (see :mod:`~dan_blocks.archs.lr_memo`)
-    accepts_lr_memo: bool = True
-
     def __init__(
         self,
         in_nc: int = 3,
@@ -111,11 +107,10 @@ class RestorerV1(nn.Module):
         self.fusion = nn.Conv2d(nf, nf, 3, 1, 1)
         self.upscale = make_upsampler(nf, out_nc, scale)
 
-    def forward(self, lr: Tensor, code: Tensor, memo: LRMemo | None = None) -> Tensor:
-        """``memo``: reuse ``head(lr)`` within one DAN call (see :mod:`~dan_blocks.archs.lr_memo`)."""
+    def forward(self, lr: Tensor, code: Tensor) -> Tensor:
         check_image("RestorerV1 lr", lr, self.in_nc)
         check_code("RestorerV1", code, lr, self.code_length)
-        feat = reuse(memo, self, lr, lambda: self.head(lr))
+        feat = self.head(lr)
         for block in self.body:
             feat, code = block(feat, code)
         return self.upscale(self.fusion(feat))

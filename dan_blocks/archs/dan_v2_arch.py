@@ -9,7 +9,6 @@ from torch import Tensor, nn
 
 from ..layers import DPCG
 from .checks import check_code, check_estimator_inputs, check_image
-from .lr_memo import LRMemo, reuse
 from .registry import register_arch
 from .upsample import make_upsampler
 
@@ -45,9 +44,6 @@ class EstimatorV2(nn.Module):
     """
 
     output_kind: Literal["kernel", "code"] = "kernel"
-    #: ``forward`` takes ``memo=`` (see :mod:`~dan_blocks.archs.lr_memo`)
-    accepts_lr_memo: bool = True
-
     def __init__(
         self,
         in_nc: int = 3,
@@ -75,19 +71,11 @@ class EstimatorV2(nn.Module):
         )
         self.flatten = Rearrange("b c 1 1 -> b c")
 
-    def forward(self, sr: Tensor, lr: Tensor, memo: LRMemo | None = None) -> Tensor:
-        """``memo``: reuse the LR-only work (mean, ``head_LR``, first block's basic path) within one DAN call."""
+    def forward(self, sr: Tensor, lr: Tensor) -> Tensor:
         check_estimator_inputs("EstimatorV2", sr, lr, self.in_nc, self.scale)
-        mean, feat, first = reuse(memo, self, lr, lambda: self._lr_work(lr))
-        cond = self.head_HR(sr if mean is None else sr - mean)
-        feat, _ = self.body(feat, cond, first)
+        sr, lr = self.normalise(sr, lr)
+        feat, _ = self.body(self.head_LR(lr), self.head_HR(sr))
         return self.flatten(self.tail(feat))
-
-    def _lr_work(self, lr: Tensor) -> tuple[Tensor | None, Tensor, Tensor]:
-        """(LR mean or None, head_LR features, B1 of the first block): everything that depends on lr only."""
-        mean = self.lr_mean(lr)
-        feat = self.head_LR(lr if mean is None else lr - mean)
-        return mean, feat, self.body.body[0].basic(feat)
 
     def normalise(self, sr: Tensor, lr: Tensor) -> tuple[Tensor, Tensor]:
         """``(sr - m, lr - m)`` with ``m`` the mean of each LR image (B, 1, 1, 1) when ``input_norm``, else as is."""
@@ -121,9 +109,6 @@ class RestorerV2(nn.Module):
         lr: (B, in_nc, h, w); code: (B, C) or per pixel (B, C, h, w) -> sr (B, out_nc, s h, s w)
     """
 
-    #: ``forward`` takes ``memo=`` (see :mod:`~dan_blocks.archs.lr_memo`)
-    accepts_lr_memo: bool = True
-
     def __init__(
         self,
         in_nc: int = 3,
@@ -146,17 +131,11 @@ class RestorerV2(nn.Module):
         self.upscale = make_upsampler(nf, out_nc, scale)
         self.as_map = Rearrange("b c -> b c 1 1")
 
-    def forward(self, lr: Tensor, code: Tensor, memo: LRMemo | None = None) -> Tensor:
-        """``memo``: reuse ``head1(lr)`` and the first block's basic path within one DAN call."""
+    def forward(self, lr: Tensor, code: Tensor) -> Tensor:
         check_image("RestorerV2 lr", lr, self.in_nc)
         check_code("RestorerV2", code, lr, self.code_length)
-        feat, first = reuse(memo, self, lr, lambda: self._lr_work(lr))
-        cond = self.head2(self.as_map(code) if code.dim() == 2 else code)
-        for index, group in enumerate(self.body):
-            feat, cond = group(feat, cond, first if index == 0 else None)
-        return self.upscale(self.fusion(feat))
-
-    def _lr_work(self, lr: Tensor) -> tuple[Tensor, Tensor]:
-        """(head1 features, B1 of the first block): what depends on lr only."""
         feat = self.head1(lr)
-        return feat, self.body[0].body[0].basic(feat)
+        cond = self.head2(self.as_map(code) if code.dim() == 2 else code)
+        for group in self.body:
+            feat, cond = group(feat, cond)
+        return self.upscale(self.fusion(feat))

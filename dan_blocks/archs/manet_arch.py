@@ -53,6 +53,8 @@ class MANetEstimator(nn.Module):
     """
 
     output_kind: Literal["kernel", "code"] = "kernel"
+    #: tiling protocol: the U-Net halves the resolution once, so tiles start on even pixels
+    tile_multiple: int = 2
 
     def __init__(
         self,
@@ -87,6 +89,15 @@ class MANetEstimator(nn.Module):
         self.body = nn.Sequential(*blocks(2 * nf))
         self.up = nn.Sequential(nn.ConvTranspose2d(2 * nf, nf, 2, 2, 0), *blocks(nf))
         self.tail = nn.Conv2d(nf, kernel_size * kernel_size, 3, 1, 1)
+
+    def receptive_radius(self) -> int:
+        """Tiling protocol: spatially local (no pooling); radius in LR pixels of the U-Net and the SR head.
+
+        Heads 2 (``head_HR`` reaches ``2s`` SR pixels), each MAConv block 2 at full and 4 at half resolution,
+        the 2x2 down/up convolutions 1 each, the tail 1, plus 1 for the half-resolution grid.
+        """
+        blocks = len(self.body)
+        return 2 + 2 * blocks + 1 + 4 * blocks + 1 + 2 * blocks + 1 + 1
 
     def forward(self, sr: Tensor | None, lr: Tensor) -> Tensor:
         check_image("MANetEstimator lr", lr, self.in_nc)

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..layers import PCAEncoder
+from ..utils import read_checkpoint
 from .dan_arch import DAN
 from .dan_v1_arch import RestorerV1
 from .dan_v2_arch import RestorerV2
@@ -49,29 +50,7 @@ def read_state_dict(
 ) -> dict[str, Tensor]:
     """Load (``weights_only=True``) and unwrap a checkpoint: ``{"params": ...}`` / ``params_ema`` /
     ``state_dict`` wrappers and a ``module.`` prefix (DataParallel) are removed."""
-    if isinstance(path_or_state_dict, (str, os.PathLike)):
-        path = os.fspath(path_or_state_dict)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"checkpoint not found: {path}")
-        try:
-            obj = torch.load(path, map_location=map_location, weights_only=True)
-        except Exception as err:
-            raise ValueError(
-                f"cannot read checkpoint {path} with torch.load(weights_only=True): {err}"
-            ) from err
-    else:
-        obj = path_or_state_dict
-    if not isinstance(obj, Mapping):
-        raise ValueError(f"a checkpoint must hold a dict of tensors, got {type(obj).__name__}")
-    for wrapper in ("params", "params_ema", "state_dict", "model"):
-        if wrapper in obj and isinstance(obj[wrapper], Mapping):
-            obj = obj[wrapper]
-            break
-    state: dict[str, Tensor] = {}
-    for key, value in obj.items():
-        if not isinstance(value, Tensor):
-            raise ValueError(f"checkpoint entry {key!r} is a {type(value).__name__}, expected a tensor")
-        state[key[len("module.") :] if key.startswith("module.") else key] = value
+    state = read_checkpoint(path_or_state_dict, map_location=map_location)
     if any(
         k.startswith(("restorer.", "estimator.")) for k in state
     ):  # dan-blocks layout: back to the release's

@@ -1,19 +1,22 @@
-"""Idempotent registration into BasicSR's ARCH_REGISTRY."""
+"""dan-blocks' architecture registry (BasicSR's ``Registry`` interface, without BasicSR).
+
+``import dan_blocks.basicsr`` mirrors every entry, present and future, into BasicSR's ``ARCH_REGISTRY``.
+"""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from basicsr.utils.registry import ARCH_REGISTRY
+from ..utils import Registry
 
 __all__ = ["ARCH_REGISTRY", "register_arch"]
 
 T = TypeVar("T")
 
+#: every architecture dan-blocks (or a user) registers, by class name
+ARCH_REGISTRY = Registry("arch")
+
 
 def register_arch(obj: T) -> T:
-    """Register ``obj`` under its ``__name__`` unless that name is taken (BasicSR asserts on duplicates)."""
-    name: Any = getattr(obj, "__name__")  # noqa: B009
-    if name not in ARCH_REGISTRY:
-        ARCH_REGISTRY.register(obj)
-    return obj
+    """Register ``obj`` under its ``__name__`` (idempotent); usable as a class decorator."""
+    return ARCH_REGISTRY.register(obj)  # type: ignore[no-any-return]

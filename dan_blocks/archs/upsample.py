@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
-import torch
-from torch import Tensor, nn
-
-from ..layers.capture import is_capturing
-from ..layers.subpixel_border import folded_forward
-from ..layers.subpixel_fold import FoldedChain, fold_subpixel_chain
-from ..layers.versions import tensor_version
+from torch import nn
 
 __all__ = ["Upsampler", "make_upsampler", "upsampler_layout"]
 
@@ -35,19 +28,12 @@ class Upsampler(nn.Sequential):
     conv 64->3]; x2/x3 ``{0, 2}`` = [conv 64->64 s², PS(s), conv 64->3]. The x1 (deblurring) variant of the
     release is a single conv and is built by :func:`make_upsampler` as a plain ``nn.Conv2d``.
 
-    Fast path (:attr:`fast_path`, on by default; see :func:`~dan_blocks.archs.set_fast_path`): the chain has
-    no non-linearity, so for inference (no gradient needed) it runs as one sub-pixel conv at the input size
-    (x4: a 5x5 conv ``nf -> 16 out_nc``, 0.63 GFLOP at 64x64 instead of 6.3) and PixelShuffle(s), with the
-    border bands corrected exactly (:func:`~dan_blocks.layers.subpixel_border.folded_forward`). The folded
-    weights are computed in float64 at the first call and cached until a parameter changes (in place or
-    replaced), the dtype or the device changes. Same numbers as the chain up to float rounding.
+    The chain has no non-linearity: :func:`dan_blocks.optimize` folds it into one sub-pixel convolution at the
+    input size for inference (:class:`dan_blocks.fast.FoldedUpsampler`).
 
     Shape:
         (B, nf, H, W) -> (B, out_nc, s H, s W)
     """
-
-    #: fold the chain into one sub-pixel conv for inference (class default; instances may override)
-    fast_path: bool = True
 
     def __init__(self, nf: int = 64, out_nc: int = 3, scale: int = 4) -> None:
         layers: list[nn.Module] = []
@@ -56,32 +42,18 @@ class Upsampler(nn.Sequential):
         layers.append(nn.Conv2d(nf, out_nc, 3, 1, 1))
         super().__init__(*layers)
         self.scale = scale
-        self._fold_cache: tuple[tuple[object, ...], FoldedChain] | None = None
+        #: tiling protocol: the output is ``scale`` times the input's size
+        self.output_scale = scale
 
-    def _can_fold(self, x: Tensor) -> bool:
-        if not self.fast_path or x.dim() != 4 or not x.is_floating_point() or is_capturing():
-            return False
-        if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters())):
-            return False
-        return all(p.dtype == x.dtype and p.device == x.device for p in self.parameters())
-
-    def folded(self) -> FoldedChain:
-        """The cached :class:`~dan_blocks.layers.subpixel_fold.FoldedChain` of this upsampler (recomputed
-        when a parameter, its dtype or its device changed)."""
-        params = list(self.parameters())
-        key = tuple((id(p), p.data_ptr(), tensor_version(p), p.dtype, p.device) for p in params)
-        if self._fold_cache is None or self._fold_cache[0] != key:
-            folded = fold_subpixel_chain(list(self))
-            first = params[0]
-            if not first.is_contiguous() and first.is_contiguous(memory_format=torch.channels_last):
-                folded = replace(folded, weight=folded.weight.contiguous(memory_format=torch.channels_last))
-            self._fold_cache = (key, folded)
-        return self._fold_cache[1]
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self._can_fold(x):
-            return folded_forward(x, self.folded(), list(self))
-        return super().forward(x)
+    def receptive_radius(self) -> int:
+        """Tiling protocol: a 3x3 conv at each resolution, ``ceil(1 + 1/r_1 + 1/(r_1 r_2) + ...)`` input pixels."""
+        radius, resolution = 0.0, 1
+        for module in self:
+            if isinstance(module, nn.Conv2d):
+                radius += (module.kernel_size[0] // 2) / resolution
+            elif isinstance(module, nn.PixelShuffle):
+                resolution *= module.upscale_factor
+        return math.ceil(radius - 1e-9)
 
 
 def make_upsampler(nf: int = 64, out_nc: int = 3, scale: int = 4) -> nn.Module:

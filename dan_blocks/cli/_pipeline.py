@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from typing import Any
 
-__all__ = ["TRACEBACK_ENV", "option_num_gpu", "pop_imports", "report_error", "run_basicsr_pipeline"]
+from .errors import TRACEBACK_ENV, UsageError, report_error, run_command
 
-#: set to 1 to see full tracebacks instead of one-line errors
-TRACEBACK_ENV = "DAN_BLOCKS_TRACEBACK"
+__all__ = ["TRACEBACK_ENV", "option_num_gpu", "pop_imports", "report_error", "run_basicsr_pipeline"]
 
 _USAGE = """usage: dan-blocks {kind} -opt OPTIONS.yml [--launcher none|pytorch|slurm] [--auto_resume] [--debug]
                    [--force_yml KEY:SUBKEY=VALUE ...] [--import MODULE ...]
@@ -22,19 +20,6 @@ Runs BasicSR's own {function}(root) with dan_blocks' classes registered, so the 
 BasicSR's schema (see basicsr_options/ and docs/training.md). root is the current directory: outputs go to
 ./{folder}/<name>. Multi-process: torchrun --nproc_per_node N -m dan_blocks {kind} -opt X --launcher pytorch
 (gloo on CPU, nccl on GPUs). Set {env}=1 for full tracebacks."""
-
-
-def report_error(command: str, err: BaseException) -> int:
-    """Print ``err`` as one clear line (or the traceback with DAN_BLOCKS_TRACEBACK=1); returns exit status 1."""
-    if os.environ.get(TRACEBACK_ENV) == "1":
-        traceback.print_exception(err)
-    else:
-        message = str(err) or type(err).__name__
-        if isinstance(err, KeyError) and err.args:
-            message = str(err.args[0])
-        print(f"dan-blocks {command}: error: {type(err).__name__}: {message}", file=sys.stderr)
-        print(f"(set {TRACEBACK_ENV}=1 for the full traceback)", file=sys.stderr)
-    return 1
 
 
 def _option_path(argv: list[str]) -> str | None:
@@ -75,7 +60,7 @@ def pop_imports(argv: list[str]) -> tuple[list[str], list[str]]:
         if arg == "--import":
             module = next(args, None)
             if module is None or module.startswith("-"):
-                raise ValueError("--import needs a module name, e.g. --import my_project.my_estimator")
+                raise UsageError("--import needs a module name, e.g. --import my_project.my_estimator")
             modules.append(module)
         elif arg.startswith("--import="):
             modules.append(arg.split("=", 1)[1])
@@ -106,33 +91,26 @@ def run_basicsr_pipeline(kind: str, argv: list[str], root: str | None = None) ->
         folder = "experiments" if kind == "train" else "results"
         print(_USAGE.format(kind=kind, function=function, folder=folder, env=TRACEBACK_ENV))
         return 0 if argv else 2
+    return run_command(kind, lambda: _run_pipeline(kind, argv, root))
+
+
+def _run_pipeline(kind: str, argv: list[str], root: str | None) -> int:
+    argv, user_modules = pop_imports(argv)
+    from dan_blocks.basicsr import compat
+
+    compat.patch_basicsr_pipelines()
+    _import_user_modules(user_modules)
+
+    if str(option_num_gpu(argv)) == "0":
+        os.environ[compat.DEVICE_ENV] = "cpu"
+    if kind == "train":
+        from basicsr.train import train_pipeline as pipeline
+    else:
+        from basicsr.test import test_pipeline as pipeline
+    saved = sys.argv
+    sys.argv = [f"dan-blocks {kind}", *argv]
     try:
-        argv, user_modules = pop_imports(argv)
-        from dan_blocks import compat
-
-        compat.patch_basicsr_pipelines()
-        import dan_blocks  # noqa: F401  (registers archs, models, datasets)
-        from dan_blocks import models  # noqa: F401
-
-        _import_user_modules(user_modules)
-
-        if str(option_num_gpu(argv)) == "0":
-            os.environ[compat.DEVICE_ENV] = "cpu"
-        if kind == "train":
-            from basicsr.train import train_pipeline as pipeline
-        else:
-            from basicsr.test import test_pipeline as pipeline
-        saved = sys.argv
-        sys.argv = [f"dan-blocks {kind}", *argv]
-        try:
-            pipeline(os.path.abspath(root or os.getcwd()))
-        finally:
-            sys.argv = saved
-    except SystemExit as exit_:  # argparse --help / usage errors
-        return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
-    except KeyboardInterrupt:
-        print(f"dan-blocks {kind}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as err:
-        return report_error(kind, err)
+        pipeline(os.path.abspath(root or os.getcwd()))
+    finally:
+        sys.argv = saved
     return 0

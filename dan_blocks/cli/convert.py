@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import Any
+
+from .errors import run_command
 
 __all__ = ["COMMAND", "HELP", "build_parser", "main", "network_options", "write_checkpoint"]
 
@@ -74,29 +75,23 @@ def _yaml(opts: dict[str, Any], output: str) -> str:
 
 
 def write_checkpoint(state: dict[str, Any], output: str) -> None:
-    """``torch.save({"params": state}, output)`` atomically (temp file in the same folder + rename)."""
-    import torch
+    """``torch.save({"params": state}, output)`` atomically (see :func:`~dan_blocks.utils.atomic_save`)."""
+    from dan_blocks.utils import atomic_save
 
     parent = os.path.dirname(os.path.abspath(output))
     os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(output)}.tmp{os.getpid()}")
-    try:
-        torch.save({"params": state}, tmp)
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_save({"params": state}, output)
 
 
 def main(argv: list[str]) -> int:
+    return run_command(COMMAND, lambda: _run(argv))
+
+
+def _run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from dan_blocks.archs import load_official_checkpoint
 
-    try:
-        model = load_official_checkpoint(args.official, loop=args.loop)
-    except (OSError, ValueError) as err:
-        print(f"dan-blocks {COMMAND}: {err}", file=sys.stderr)
-        return 2
+    model = load_official_checkpoint(args.official, loop=args.loop)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     write_checkpoint(state, args.output)
     params = sum(p.numel() for p in model.parameters())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
+
+from .errors import run_command
 
 __all__ = ["COMMAND", "HELP", "build_parser", "main"]
 
@@ -40,16 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    return run_command(COMMAND, lambda: _run(argv))
+
+
+def _run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from dan_blocks.degradations.pca_fit import fit_default_pca
 
-    try:
-        encoder = fit_default_pca(
-            args.kernel_size, args.code_length, args.setting, args.samples, args.seed, args.sigma
-        )
-    except ValueError as err:
-        print(f"dan-blocks {COMMAND}: {err}", file=sys.stderr)
-        return 2
+    encoder = fit_default_pca(args.kernel_size, args.code_length, args.setting, args.samples, args.seed, args.sigma)
     parent = os.path.dirname(os.path.abspath(args.output))
     os.makedirs(parent, exist_ok=True)
     encoder.save(args.output)

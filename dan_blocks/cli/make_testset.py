@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from .errors import run_command
 
 __all__ = ["COMMAND", "HELP", "build_parser", "main"]
 
@@ -44,24 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    from dan_blocks.degradations.testsets import make_testset
+    return run_command(COMMAND, lambda: _run(argv))
 
-    try:
-        manifest = make_testset(
-            args.hr_dir,
-            args.out_dir,
-            protocol=args.protocol,
-            scale=args.scale,
-            seed=args.seed,
-            kernel_size=args.kernel_size,
-            sigma=tuple(args.sigma),
-            random_disturb=not args.no_disturb,
-            progress=not args.quiet,
-            max_size=args.max_size,
-        )
-    except (ValueError, OSError) as err:
-        print(f"dan-blocks {COMMAND}: {err}", file=sys.stderr)
-        return 2
+
+def _run(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    from dan_blocks.data.testsets import make_testset
+
+    manifest = make_testset(
+        args.hr_dir,
+        args.out_dir,
+        protocol=args.protocol,
+        scale=args.scale,
+        seed=args.seed,
+        kernel_size=args.kernel_size,
+        sigma=tuple(args.sigma),
+        random_disturb=not args.no_disturb,
+        progress=not args.quiet,
+        max_size=args.max_size,
+    )
     print(f"wrote {len(manifest['pairs'])} LR/HR pairs ({args.protocol}, x{args.scale}) to {args.out_dir}")
     return 0

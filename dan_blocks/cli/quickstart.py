@@ -14,6 +14,9 @@ import os
 import time
 from typing import Any
 
+from ..utils import atomic_write_text
+from .errors import UsageError, run_command
+
 __all__ = [
     "COMMAND",
     "DEFAULT_OUT",
@@ -142,15 +145,7 @@ def _write_yaml(path: str, opt: dict[str, Any]) -> None:
     import yaml
 
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        yaml.safe_dump(opt, handle, sort_keys=False)
-
-
-def _write_json(path: str, obj: dict[str, Any]) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(obj, handle, indent=2)
-    os.replace(tmp, path)
+    atomic_write_text(path, yaml.safe_dump(opt, sort_keys=False))
 
 
 def _table(results: dict[str, Any]) -> str:
@@ -178,52 +173,53 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    return run_command(COMMAND, lambda: _run(argv))
+
+
+def _run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    from dan_blocks.cli._pipeline import report_error, run_basicsr_pipeline
+    from dan_blocks.cli._pipeline import run_basicsr_pipeline
 
     out = os.path.abspath(args.out)
-    try:
-        if args.iters < 1 or args.threads < 1:
-            raise ValueError(f"--iters and --threads must be >= 1, got {args.iters} and {args.threads}")
-        import torch
+    if args.iters < 1 or args.threads < 1:
+        raise UsageError(f"--iters and --threads must be >= 1, got {args.iters} and {args.threads}")
+    import torch
 
-        torch.set_num_threads(args.threads)
-        from dan_blocks.degradations import make_testset
+    torch.set_num_threads(args.threads)
+    from dan_blocks.data import make_testset
 
-        os.makedirs(out, exist_ok=True)
-        train_yml = os.path.join(out, "options", "quickstart_train.yml")
-        _write_yaml(train_yml, quickstart_train_options(args.iters, args.seed))
-        start = time.perf_counter()
-        status = run_basicsr_pipeline("train", ["-opt", train_yml], root=out)
-        train_seconds = time.perf_counter() - start
-        if status:
-            return status
-        testset = os.path.join(out, "testset_gaussian8_x4")
-        make_testset("builtin:skimage-test", testset, protocol="gaussian8", scale=4, seed=args.seed)
-        weights = os.path.join(out, "experiments", TRAIN_NAME, "models", "net_g_latest.pth")
-        test_opt = quickstart_test_options(testset, weights, args.seed)
-        test_yml = os.path.join(out, "options", "quickstart_test.yml")
-        _write_yaml(test_yml, test_opt)
-        status = run_basicsr_pipeline("test", ["-opt", test_yml], root=out)
-        if status:
-            return status
-        dataset_opt = test_opt["datasets"]["test_1"]
-        metrics_json = os.path.join(out, "results", TEST_NAME, f"metrics_{dataset_opt['name']}_{TEST_NAME}.json")
-        with open(metrics_json, encoding="utf-8") as handle:
-            dan = json.load(handle)
-        results = {
-            "bicubic": bicubic_baseline(dataset_opt, 4),
-            "dan": {"psnr_y": dan["psnr"], "ssim_y": dan["ssim"]},
-            "psnr_y_per_iteration": dan["psnr_y_per_iteration"],
-            "kernel_error_per_iteration": dan["kernel_error_per_iteration"],
-            "train_seconds": round(train_seconds, 2),
-            "train_iterations": args.iters,
-            "test_images": dan["images"],
-            "pictures": os.path.join(out, "results", TEST_NAME, "visualization", dataset_opt["name"]),
-        }
-        _write_json(os.path.join(out, "quickstart_results.json"), results)
-    except Exception as err:
-        return report_error(COMMAND, err)
+    os.makedirs(out, exist_ok=True)
+    train_yml = os.path.join(out, "options", "quickstart_train.yml")
+    _write_yaml(train_yml, quickstart_train_options(args.iters, args.seed))
+    start = time.perf_counter()
+    status = run_basicsr_pipeline("train", ["-opt", train_yml], root=out)
+    train_seconds = time.perf_counter() - start
+    if status:
+        return status
+    testset = os.path.join(out, "testset_gaussian8_x4")
+    make_testset("builtin:skimage-test", testset, protocol="gaussian8", scale=4, seed=args.seed)
+    weights = os.path.join(out, "experiments", TRAIN_NAME, "models", "net_g_latest.pth")
+    test_opt = quickstart_test_options(testset, weights, args.seed)
+    test_yml = os.path.join(out, "options", "quickstart_test.yml")
+    _write_yaml(test_yml, test_opt)
+    status = run_basicsr_pipeline("test", ["-opt", test_yml], root=out)
+    if status:
+        return status
+    dataset_opt = test_opt["datasets"]["test_1"]
+    metrics_json = os.path.join(out, "results", TEST_NAME, f"metrics_{dataset_opt['name']}_{TEST_NAME}.json")
+    with open(metrics_json, encoding="utf-8") as handle:
+        dan = json.load(handle)
+    results = {
+        "bicubic": bicubic_baseline(dataset_opt, 4),
+        "dan": {"psnr_y": dan["psnr"], "ssim_y": dan["ssim"]},
+        "psnr_y_per_iteration": dan["psnr_y_per_iteration"],
+        "kernel_error_per_iteration": dan["kernel_error_per_iteration"],
+        "train_seconds": round(train_seconds, 2),
+        "train_iterations": args.iters,
+        "test_images": dan["images"],
+        "pictures": os.path.join(out, "results", TEST_NAME, "visualization", dataset_opt["name"]),
+    }
+    atomic_write_text(os.path.join(out, "quickstart_results.json"), json.dumps(results, indent=2))
     print()
     print(_table(results))
     print(f"\ntrained in {results['train_seconds']:.1f} s; SR images and kernel pictures (estimate | truth): "

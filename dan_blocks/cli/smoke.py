@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from typing import Any
+
+from .errors import run_command
 
 __all__ = ["COMMAND", "HELP", "build_parser", "main", "run_smoke"]
 
@@ -33,13 +34,14 @@ def _write_png(path: str, image: Any) -> None:
     import cv2
     import numpy as np
 
+    from dan_blocks.utils import atomic_path
+
     array = np.clip(np.rint(np.asarray(image) * 255.0), 0, 255).astype(np.uint8)
     if array.ndim == 3:
         array = array[:, :, ::-1]  # RGB -> BGR for OpenCV
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    if not cv2.imwrite(tmp, array):
-        raise OSError(f"cannot write {path}")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(tmp, array):
+            raise OSError(f"cannot write {path}")
 
 
 def run_smoke(
@@ -111,12 +113,12 @@ def _fallback_pca() -> Any:
 
 
 def main(argv: list[str]) -> int:
+    return run_command(COMMAND, lambda: _run(argv))
+
+
+def _run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        info = run_smoke(args.out, args.size, args.scale, args.loop, args.seed, args.full, args.weights)
-    except (OSError, ValueError) as err:
-        print(f"dan-blocks {COMMAND}: {err}", file=sys.stderr)
-        return 2
+    info = run_smoke(args.out, args.size, args.scale, args.loop, args.seed, args.full, args.weights)
     print(f"{info['model']} ({info['params']:,} parameters, loop {args.loop})")
     print(f"lr {info['lr']} -> sr {info['sr']}; code {info['code']}; kernel {info['kernel']}")
     print(f"forward: {info['seconds'] * 1000:.1f} ms on CPU")

@@ -9,6 +9,8 @@ import sys
 from collections import Counter
 from typing import Any
 
+from .errors import UsageError, run_command
+
 __all__ = ["COMMAND", "HELP", "build_parser", "main", "output_names"]
 
 COMMAND = "sr"
@@ -38,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--tile", type=int, default=None, metavar="N", help="LR tile side (exact tiling)")
     parser.add_argument(
-        "--groups-per-pass", type=int, default=None, metavar="G",
-        help="DAN v2 with --tile: DPCGs per tiled pass (default: the whole trunk; 1 = less compute, more memory)",
+        "--upsampler-tile", type=int, default=None, metavar="N",
+        help="with --tile: LR tile side of the upsampler (default: min(N, 128))",
     )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto")
     parser.add_argument("--precision", choices=tuple(_PRECISIONS), default="fp32", help="default: fp32")
@@ -89,8 +91,8 @@ def _final_kernel(model: Any, out: Any) -> Any:
 def _process(model: Any, path: str, stem: str, args: argparse.Namespace, device: Any) -> None:
     import torch
 
+    from dan_blocks.data.sr_io import kernel_picture, read_input, save_npy, sr_to_array, write_array
     from dan_blocks.inference import upscale
-    from dan_blocks.inference.images import kernel_picture, read_input, save_npy, sr_to_array, write_array
 
     ext = os.path.splitext(path)[1].lower()
     targets = [os.path.join(args.output, name) for name in (f"{stem}{ext}", f"{stem}_kernel.png", f"{stem}_kernel.npy")]
@@ -106,7 +108,7 @@ def _process(model: Any, path: str, stem: str, args: argparse.Namespace, device:
     output_device = "cpu" if args.tile is not None and device.type != "cpu" else None
     with autocast:
         out = upscale(
-            model, image.rgb.to(device), args.tile, groups_per_pass=args.groups_per_pass, output_device=output_device
+            model, image.rgb.to(device), args.tile, upsampler_tile=args.upsampler_tile, output_device=output_device
         )
     write_array(targets[0], sr_to_array(out.sr, image, model.scale, targets[0]))
     kernel = _final_kernel(model, out)
@@ -115,23 +117,21 @@ def _process(model: Any, path: str, stem: str, args: argparse.Namespace, device:
 
 
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    for flag, value in (("--tile", args.tile), ("--groups-per-pass", args.groups_per_pass)):
-        if value is not None and value < 1:
-            print(f"dan-blocks {COMMAND}: error: {flag} must be >= 1, got {value}", file=sys.stderr)
-            return 2
-    try:
-        import dan_blocks  # noqa: F401  (registers everything, makes basicsr importable)
-        from dan_blocks.inference.images import collect_inputs
-        from dan_blocks.inference.loading import load_model
+    return run_command(COMMAND, lambda: _run(argv))
 
-        device = _device(args.device)
-        model = load_model(args.model, args.opt, args.arch, args.scale, args.residual).to(device)
-        os.makedirs(args.output, exist_ok=True)
-    except Exception as err:  # one clear line instead of a traceback
-        message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-        print(f"dan-blocks {COMMAND}: error: {type(err).__name__}: {message}", file=sys.stderr)
-        return 1
+
+def _run(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    for flag, value in (("--tile", args.tile), ("--upsampler-tile", args.upsampler_tile)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be >= 1, got {value}")
+    from dan_blocks import optimize
+    from dan_blocks.data.sr_io import collect_inputs
+    from dan_blocks.inference.loading import load_model
+
+    device = _device(args.device)
+    model = optimize(load_model(args.model, args.opt, args.arch, args.scale, args.residual).to(device).eval())
+    os.makedirs(args.output, exist_ok=True)
     paths, problems = collect_inputs(args.inputs)
     for problem in problems:
         print(f"dan-blocks {COMMAND}: skipped {problem}", file=sys.stderr)

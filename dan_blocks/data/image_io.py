@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..utils import atomic_path
+
 __all__ = ["IMAGE_EXTENSIONS", "list_images", "read_image", "to_tensor", "to_uint8", "write_image"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
@@ -53,10 +55,8 @@ def to_uint8(img: Tensor) -> np.ndarray:
 
 
 def write_image(path: str | os.PathLike[str], img: np.ndarray) -> None:
-    """Write a uint8 (H, W, 3) RGB image atomically (temp file in the same folder + os.replace)."""
+    """Write a uint8 (H, W, 3) RGB image atomically (see :func:`~dan_blocks.utils.atomic_path`)."""
     path = os.fspath(path)
-    root, ext = os.path.splitext(path)
-    tmp = f"{root}.tmp{os.getpid()}{ext}"
-    if not cv2.imwrite(tmp, np.ascontiguousarray(img[:, :, ::-1])):
-        raise OSError(f"cannot write image file {path!r}")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(tmp, np.ascontiguousarray(img[:, :, ::-1])):
+            raise OSError(f"cannot write image file {path!r}")

@@ -1,15 +1,16 @@
-"""Degradations of blind SR: kernel samplers, batched blur / MATLAB bicubic / noise ops, PCA fitting, presets.
+"""Degradations of blind SR as tensor ops: kernel samplers, batched blur / MATLAB bicubic / noise, PCA fitting,
+presets. No file I/O here (test-set files: :mod:`dan_blocks.data`); the numbers come from
+:mod:`dan_blocks.settings`.
 
 ``from dan_blocks.degradations import build_degradation, DEGRADATION_REGISTRY, imresize, blur``
 """
 
 from __future__ import annotations
 
+from ..settings import GAUSSIAN8_SIGMA_RANGES, SETTING1_SIGMA_RANGES
 from .blur import Blur, blur
 from .imresize import Imresize, imresize, imresize_matrix, stride_downsample
 from .kernels import (
-    GAUSSIAN8_SIGMA_RANGES,
-    SETTING1_SIGMA_RANGES,
     AnisotropicGaussianKernel,
     FixedGaussianKernel,
     IsotropicGaussianKernel,
@@ -30,13 +31,11 @@ from .spatial import (
     gaussian_kernel_field,
     spatially_variant_blur,
 )
-from .testsets import PROTOCOLS, make_testset
 
 __all__ = [
     "DEGRADATION_REGISTRY",
     "GAUSSIAN8_SIGMA_RANGES",
     "PRESETS",
-    "PROTOCOLS",
     "SETTING1_SIGMA_RANGES",
     "AnisotropicGaussianKernel",
     "BlindSRDegradation",
@@ -59,7 +58,6 @@ __all__ = [
     "imresize",
     "imresize_matrix",
     "isotropic_gaussian_kernel",
-    "make_testset",
     "preset_options",
     "quantize",
     "random_disturb",

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ..settings import GAUSSIAN8_SIGMA_RANGES, SETTING1_SIGMA_RANGES
+
 __all__ = [
     "GAUSSIAN8_SIGMA_RANGES",
     "SETTING1_SIGMA_RANGES",
@@ -32,14 +34,6 @@ __all__ = [
     "random_disturb",
     "uniform",
 ]
-
-#: Gaussian8 test protocol: 8 evenly spaced sigmas in these closed ranges, per scale
-GAUSSIAN8_SIGMA_RANGES: dict[int, tuple[float, float]] = {2: (0.80, 1.60), 3: (1.35, 2.40), 4: (1.8, 3.2)}
-#: setting-1 training sigma ranges: the paper's per-scale ranges; the release uses (0.2, 4.0) for every scale
-SETTING1_SIGMA_RANGES: dict[str, dict[int, tuple[float, float]]] = {
-    "paper": {2: (0.2, 2.0), 3: (0.2, 3.0), 4: (0.2, 4.0)},
-    "release": {2: (0.2, 4.0), 3: (0.2, 4.0), 4: (0.2, 4.0)},
-}
 
 
 def check_kernel_size(kernel_size: int) -> int:

@@ -8,7 +8,6 @@ platform (float64 SVD; BLAS libraries may differ in the last bits across platfor
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,14 +15,15 @@ import torch
 from torch import Tensor
 
 from ..layers.pca import PCAEncoder
+from ..settings import SETTING2, SETTINGS
 from .kernels import AnisotropicGaussianKernel, IsotropicGaussianKernel
 
 __all__ = ["CHUNK", "SETTING_SIGMAS", "fit_default_pca", "sample_training_kernels"]
 
 #: kernels drawn per generator call (part of the reproducibility contract: changing it changes the draws)
 CHUNK = 5000
-#: default sigma range per setting (setting 1: the release's single range for every scale)
-SETTING_SIGMAS: dict[int, tuple[float, float]] = {1: (0.2, 4.0), 2: (0.6, 5.0)}
+#: default sigma range per setting (setting 1: the release's single range for every scale), from the settings table
+SETTING_SIGMAS: dict[int, tuple[float, float]] = {number: s.sigma for number, s in SETTINGS.items()}
 
 
 def sample_training_kernels(
@@ -40,7 +40,7 @@ def sample_training_kernels(
     sampler = (
         IsotropicGaussianKernel(kernel_size, sig)
         if setting == 1
-        else AnisotropicGaussianKernel(kernel_size, sig, (-math.pi, math.pi), random_disturb=True)
+        else AnisotropicGaussianKernel(kernel_size, sig, SETTING2.theta, random_disturb=SETTING2.random_disturb)
     )
     generator = torch.Generator().manual_seed(int(seed))
     chunks = []
@@ -77,7 +77,7 @@ def fit_default_pca(
         "setting": int(setting),
         "kernel": "isotropic" if setting == 1 else "anisotropic+random_disturb",
         "sigma_range": sig,
-        "theta_range": None if setting == 1 else [-math.pi, math.pi],
+        "theta_range": None if setting == 1 else list(SETTING2.theta),  # type: ignore[arg-type]
         "samples": int(samples),
         "seed": int(seed),
         "chunk": CHUNK,

@@ -9,25 +9,19 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..utils import check_keys
 from .blur import blur
 from .imresize import imresize, stride_downsample
 from .kernels import AnisotropicGaussianKernel, FixedGaussianKernel, IsotropicGaussianKernel
 from .noise import add_gaussian_noise, quantize, sample_noise_levels
 
-__all__ = ["DOWNSAMPLERS", "KERNEL_SAMPLERS", "BlindSRDegradation", "build_kernel_sampler", "check_keys"]
+__all__ = ["DOWNSAMPLERS", "KERNEL_SAMPLERS", "BlindSRDegradation", "build_kernel_sampler"]
 
 KERNEL_SAMPLERS: dict[str, type] = {
     cls.__name__: cls for cls in (IsotropicGaussianKernel, AnisotropicGaussianKernel, FixedGaussianKernel)
 }
 DOWNSAMPLERS = ("bicubic", "stride")
 _NOISE_KEYS = ("level", "rate_clean")
-
-
-def check_keys(where: str, given: Mapping[str, Any], accepted: list[str] | tuple[str, ...]) -> None:
-    """Raise a KeyError naming every key of ``given`` not in ``accepted`` and listing the accepted ones."""
-    unknown = [k for k in given if k not in accepted]
-    if unknown:
-        raise KeyError(f"{where}: unknown option(s) {unknown}; accepted: {sorted(accepted)}")
 
 
 def _init_keys(cls: type) -> list[str]:
@@ -43,7 +37,7 @@ def build_kernel_sampler(opt: Mapping[str, Any] | Callable[..., Tensor]) -> Call
     if name not in KERNEL_SAMPLERS:
         raise ValueError(f"degradation kernel: unknown type {name!r}; accepted: {sorted(KERNEL_SAMPLERS)}")
     cls = KERNEL_SAMPLERS[name]
-    check_keys(f"degradation kernel {name}", opt, ["type", *_init_keys(cls)])
+    check_keys(opt, ["type", *_init_keys(cls)], f"degradation kernel {name}")
     return cls(**opt)
 
 
@@ -87,7 +81,7 @@ class BlindSRDegradation:
         self.noise: dict[str, Any] | None = None
         if noise:
             noise = dict(noise)
-            check_keys("degradation noise", noise, _NOISE_KEYS)
+            check_keys(noise, _NOISE_KEYS, "degradation noise")
             if "level" not in noise:
                 raise KeyError(f"degradation noise: missing 'level'; accepted: {list(_NOISE_KEYS)}")
             level = noise["level"]

@@ -1,4 +1,4 @@
-"""``DEGRADATION_REGISTRY`` (a BasicSR ``Registry('degradation')``), presets and ``build_degradation``.
+"""``DEGRADATION_REGISTRY`` (a :class:`~dan_blocks.utils.Registry`), presets and ``build_degradation``.
 
 Option blocks (plain dicts, e.g. from a YAML option file)::
 
@@ -13,16 +13,14 @@ Option blocks (plain dicts, e.g. from a YAML option file)::
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from basicsr.utils.registry import Registry
-
+from ..settings import SETTING1_SIGMA_RANGES, SETTING2
+from ..utils import Registry, check_keys
 from .blur import blur
 from .imresize import imresize, stride_downsample
 from .kernels import (
-    SETTING1_SIGMA_RANGES,
     AnisotropicGaussianKernel,
     FixedGaussianKernel,
     IsotropicGaussianKernel,
@@ -31,7 +29,7 @@ from .kernels import (
     random_disturb,
 )
 from .noise import add_gaussian_noise, quantize
-from .pipeline import KERNEL_SAMPLERS, BlindSRDegradation, check_keys
+from .pipeline import KERNEL_SAMPLERS, BlindSRDegradation
 
 __all__ = ["DEGRADATION_REGISTRY", "PRESETS", "build_degradation", "preset_options", "register_degradation"]
 
@@ -41,10 +39,8 @@ T = TypeVar("T")
 
 
 def register_degradation(obj: T) -> T:
-    """Register ``obj`` under its ``__name__`` unless that name is taken (safe on re-import)."""
-    if obj.__name__ not in DEGRADATION_REGISTRY:  # type: ignore[attr-defined]
-        DEGRADATION_REGISTRY.register(obj)
-    return obj
+    """Register ``obj`` under its ``__name__`` (idempotent: safe on re-import)."""
+    return DEGRADATION_REGISTRY.register(obj)  # type: ignore[no-any-return]
 
 
 for _obj in (
@@ -63,7 +59,7 @@ for _obj in (
 ):
     register_degradation(_obj)
 
-_SETTING2_KERNEL_SIZES = {2: 11, 4: 21}
+_SETTING2_KERNEL_SIZES = SETTING2.kernel_sizes
 
 
 def _release_pipeline(scale: int, kernel: dict[str, Any]) -> dict[str, Any]:
@@ -101,9 +97,9 @@ def _setting2(scale: int, kernel_size: int | None = None) -> dict[str, Any]:
     kernel = {
         "type": "AnisotropicGaussianKernel",
         "kernel_size": kernel_size,
-        "sigma": [0.6, 5.0],
-        "theta": [-math.pi, math.pi],
-        "random_disturb": True,
+        "sigma": list(SETTING2.sigma),
+        "theta": list(SETTING2.theta or ()),
+        "random_disturb": SETTING2.random_disturb,
     }
     return _release_pipeline(scale, kernel)
 
@@ -120,7 +116,7 @@ def preset_options(name: str, scale: int = 4, **overrides: Any) -> dict[str, Any
     if name not in PRESETS:
         raise ValueError(f"unknown degradation preset {name!r}; accepted: {sorted(PRESETS)}")
     accepted = ["preset", *_PIPELINE_KEYS, *_PRESET_KEYS[name], *_KERNEL_SHORTHANDS]
-    check_keys(f"degradation preset {name!r}", overrides, accepted)
+    check_keys(overrides, accepted, f"degradation preset {name!r}")
     builder_args = {k: overrides.pop(k) for k in _PRESET_KEYS[name] if k in overrides}
     opt = PRESETS[name](scale, **builder_args)
     if "sigma" in overrides:
@@ -162,5 +158,5 @@ def build_degradation(opt: Mapping[str, Any]) -> Any:
         )
     cls = DEGRADATION_REGISTRY.get(name)
     if cls is BlindSRDegradation:
-        check_keys("degradation", opt, [k for k in _PIPELINE_KEYS if k != "type"])
+        check_keys(opt, [k for k in _PIPELINE_KEYS if k != "type"], "degradation")
     return cls(**opt)

@@ -25,11 +25,12 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
+from ..utils import check_keys
 from .imresize import imresize, stride_downsample
 from .kernels import check_kernel_size, kernel_grid
 from .kernels import uniform as draw_uniform
 from .noise import add_gaussian_noise, quantize, sample_noise_levels
-from .pipeline import DOWNSAMPLERS, check_keys
+from .pipeline import DOWNSAMPLERS
 from .registry import register_degradation
 
 __all__ = [
@@ -248,9 +249,9 @@ class SpatiallyVariantDegradation:
         downsample: str = "bicubic", noise: Mapping[str, Any] | None = None, quantize: bool = True,
         band_elements: int = 1 << 24, **unknown: Any,
     ) -> None:
-        check_keys("SpatiallyVariantDegradation", unknown, [
+        check_keys(unknown, [
             "scale", "kernel_size", "sigma", "theta", "isotropic", "uniform", "downsample", "noise", "quantize",
-            "band_elements"])
+            "band_elements"], "SpatiallyVariantDegradation")
         if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
             raise ValueError(f"SpatiallyVariantDegradation: scale must be an integer >= 1, got {scale!r}")
         if downsample not in DOWNSAMPLERS:
@@ -268,7 +269,7 @@ class SpatiallyVariantDegradation:
         self.noise: dict[str, float] | None = None
         if noise:
             noise = dict(noise)
-            check_keys("SpatiallyVariantDegradation noise", noise, ["level", "rate_clean"])
+            check_keys(noise, ["level", "rate_clean"], "SpatiallyVariantDegradation noise")
             level = noise.get("level")
             if level is None:
                 raise KeyError("SpatiallyVariantDegradation noise: missing 'level'; accepted: ['level', 'rate_clean']")

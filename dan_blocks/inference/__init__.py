@@ -1,8 +1,10 @@
-"""Inference on real images: exact tiled upscaling (:func:`upscale`) and image/kernel I/O for ``dan-blocks sr``."""
+"""Inference: :func:`upscale` (after :func:`dan_blocks.optimize`, optionally tiled exactly) and the tiling
+protocol (:mod:`dan_blocks.inference.tiled`). Image files for ``dan-blocks sr``: :mod:`dan_blocks.data.sr_io`."""
 
 from __future__ import annotations
 
-from .tiled_dan import TiledDAN, supports_tiling, upscale
-from .tiling import Tile, conv_radius, iter_tiles, map_tiles, sum_tiles
+from .tiled import TiledModule, local_radius, tiled
+from .tiling import Tile, iter_tiles
+from .upscale import supports_tiling, upscale
 
-__all__ = ["Tile", "TiledDAN", "conv_radius", "iter_tiles", "map_tiles", "sum_tiles", "supports_tiling", "upscale"]
+__all__ = ["Tile", "TiledModule", "iter_tiles", "local_radius", "supports_tiling", "tiled", "upscale"]

@@ -17,12 +17,13 @@ from ..archs import (
     from_release_state_dict,
     infer_release_config,
     load_official_weights,
+    lookup_arch,
     to_release_state_dict,
 )
-from ..archs.registry import ARCH_REGISTRY
 from ..layers import PCAEncoder
+from ..utils import read_checkpoint
 
-__all__ = ["OPTION_EXTENSIONS", "load_model", "load_network_options", "load_weights", "read_checkpoint"]
+__all__ = ["OPTION_EXTENSIONS", "dan_state_dict", "load_model", "load_network_options", "load_weights"]
 
 OPTION_EXTENSIONS = (".yml", ".yaml")
 
@@ -48,30 +49,13 @@ def load_network_options(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
 def _build(network: Mapping[str, Any]) -> nn.Module:
     options = dict(network)
     name = options.pop("type")
-    if name not in ARCH_REGISTRY:
-        raise KeyError(f"network_g type {name!r} is not registered in BasicSR's ARCH_REGISTRY")
-    return ARCH_REGISTRY.get(name)(**options)
+    return lookup_arch(name, "network_g")(**options)
 
 
-def read_checkpoint(path: str, param_key: str | None = "params") -> dict[str, Tensor]:
-    """Tensors of a checkpoint in the dan-blocks layout: ``{param_key: state}`` (else ``params`` /
-    ``params_ema``, else a plain state dict), ``module.`` prefixes removed, release layout converted."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"cannot read checkpoint {path} with torch.load(weights_only=True): {err}") from err
-    if not isinstance(obj, Mapping):
-        raise ValueError(f"{path}: a checkpoint must hold a dict, got {type(obj).__name__}")
-    for key in (param_key, "params", "params_ema"):
-        if key and isinstance(obj.get(key), Mapping):
-            obj = obj[key]
-            break
-    state: dict[str, Tensor] = {}
-    for key, value in obj.items():
-        if isinstance(value, Tensor):
-            state[key[len("module.") :] if key.startswith("module.") else key] = value
+def dan_state_dict(path: str, param_key: str | None = "params") -> dict[str, Tensor]:
+    """The tensors of a checkpoint (:func:`~dan_blocks.utils.read_checkpoint`) in the dan-blocks layout (a
+    release-layout file is converted)."""
+    state = read_checkpoint(path, param_key)
     if any(k.startswith(("Restorer.", "Estimator.")) for k in state):
         state = from_release_state_dict(state)
     return state
@@ -79,7 +63,7 @@ def read_checkpoint(path: str, param_key: str | None = "params") -> dict[str, Te
 
 def load_weights(model: nn.Module, path: str, param_key: str | None = "params", strict: bool = True) -> nn.Module:
     """Load a BasicSR checkpoint (see :func:`read_checkpoint`) into ``model``."""
-    result = model.load_state_dict(read_checkpoint(path, param_key), strict=False)
+    result = model.load_state_dict(dan_state_dict(path, param_key), strict=False)
     if strict and (result.missing_keys or result.unexpected_keys):
         raise ValueError(
             f"{path} does not match {type(model).__name__}: missing keys {result.missing_keys[:8]}"
@@ -91,7 +75,7 @@ def load_weights(model: nn.Module, path: str, param_key: str | None = "params", 
 
 def _from_checkpoint(path: str, arch: str | None, residual: str | None) -> DAN:
     """DANv1/DANv2 sized from the tensors; PCA matrix and mean from the checkpoint (release encoding)."""
-    state = read_checkpoint(path)
+    state = dan_state_dict(path)
     release = to_release_state_dict({k: v for k, v in state.items() if k != "pca.mean"})
     cfg = infer_release_config(release)
     version = cfg.pop("version")

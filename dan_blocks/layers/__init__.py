@@ -1,4 +1,8 @@
-"""Building blocks of DAN v1 (CRB + channel attention) and v2 (DPCB/DPCG), kernel stretch and PCA."""
+"""The papers' building blocks, written as their equations (needing only torch and einops): channel attention
+and CRB (DAN v1), DPCB/DPCG (DAN v2), kernel stretch, the PCA kernel encoder and MAConv (MANet).
+
+Their fast exact variants live in :mod:`dan_blocks.fast` and are swapped in by :func:`dan_blocks.optimize`.
+"""
 
 from .channel_attention import ChannelAttention
 from .crb import CRB
@@ -6,8 +10,6 @@ from .dpcb import DPCB, DPCG, RESIDUAL_MODES
 from .kernel_stretch import KernelStretch, stretch_code
 from .maconv import MAConv, MAConvBlock
 from .pca import PCAEncoder, fit_pca_matrix
-from .subpixel_border import folded_forward
-from .subpixel_fold import FoldedChain, chain_geometry, fold_subpixel_chain
 
 __all__ = [
     "CRB",
@@ -15,14 +17,10 @@ __all__ = [
     "DPCG",
     "RESIDUAL_MODES",
     "ChannelAttention",
-    "FoldedChain",
     "KernelStretch",
     "MAConv",
     "MAConvBlock",
     "PCAEncoder",
-    "chain_geometry",
     "fit_pca_matrix",
-    "fold_subpixel_chain",
-    "folded_forward",
     "stretch_code",
 ]

@@ -2,55 +2,11 @@
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .capture import is_capturing as _capturing
-
-__all__ = ["DPCB", "DPCG", "RESIDUAL_MODES", "fused_conv_leaky_relu"]
+__all__ = ["DPCB", "DPCG", "RESIDUAL_MODES"]
 
 RESIDUAL_MODES = ("add", "double")
-_FUSABLE_DTYPES = (torch.float32, torch.bfloat16)
-
-
-def _can_fuse(x: Tensor, conv: nn.Conv2d) -> bool:
-    return (
-        not _capturing()
-        and x.device.type == "cpu"
-        and x.dtype in _FUSABLE_DTYPES
-        and conv.weight.dtype == x.dtype
-        and conv.padding_mode == "zeros"
-        and isinstance(conv.padding, tuple)
-        and not torch.is_grad_enabled()
-        and not torch.is_autocast_enabled("cpu")
-        and torch.backends.mkldnn.is_available()
-        and bool(torch.backends.mkldnn.enabled)
-    )
-
-
-def fused_conv_leaky_relu(x: Tensor, conv: nn.Conv2d, negative_slope: float) -> Tensor:
-    r""":math:`\delta(W * x + b)` (LeakyReLU after ``conv``) in one oneDNN call when that is exact and possible.
-
-    oneDNN applies the LeakyReLU as a post-op while the convolution output is still in cache (the same
-    arithmetic as the two-step eager path, bit for bit). Used only for inference on the CPU in float32 or
-    bfloat16 without autocast and outside graph capture; otherwise (training, CUDA, tracing, ONNX export)
-    it is ``F.leaky_relu(conv(x))``.
-
-    Shape: (B, C_in, H, W) -> (B, C_out, H', W') in the input's memory format.
-    """
-    if _can_fuse(x, conv):
-        return torch.ops.mkldnn._convolution_pointwise(
-            x, conv.weight, conv.bias, list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups,
-            "leaky_relu", [negative_slope], "",
-        )
-    return F.leaky_relu(conv(x), negative_slope)
-
-
-def _linear_1x1(x: Tensor, conv: nn.Conv2d) -> Tensor:
-    """A 1x1 conv on a (B, C, 1, 1) map as a matrix product (B, C) @ W^T: no im2col for a single pixel."""
-    weight = conv.weight.reshape(conv.weight.shape[0], conv.weight.shape[1])
-    return F.linear(x.flatten(1), weight, conv.bias)[:, :, None, None]
 
 
 def _two_convs(c_in: int, c_out: int, ksize: int, negative_slope: float) -> nn.Sequential:
@@ -79,17 +35,11 @@ class DPCB(nn.Module):
         cond_ksize: kernel size of the condition path (1 in the Restorer, 3 in the Estimator).
         negative_slope: LeakyReLU slope (0.2).
 
-    Fast path (:attr:`fast_path`, on by default; see :func:`~dan_blocks.archs.set_fast_path`): the
-    LeakyReLU is fused into the first conv (oneDNN post-op, inference on the CPU), the update is one
-    ``addcmul`` and a global (B, C, 1, 1) condition goes through its 1x1 convs as matrix products. Same
-    numbers as the plain path up to float rounding (tested <= 1e-5 relative).
+    :func:`dan_blocks.optimize` swaps in :class:`dan_blocks.fast.FastDPCB` (same numbers, fewer passes).
 
     Shape:
         feat: (B, nf, H, W); cond: (B, nf, 1, 1) or (B, nf, H, W) -> (feat', cond') of the same shapes.
     """
-
-    #: use the fused/fast implementation (class default; instances may override)
-    fast_path: bool = True
 
     def __init__(
         self, nf: int = 64, cond_nf: int = 64, ksize: int = 3, cond_ksize: int = 1, negative_slope: float = 0.2
@@ -106,50 +56,22 @@ class DPCB(nn.Module):
         self.body1 = _two_convs(nf, nf, ksize, negative_slope)
         self.body2 = _two_convs(cond_nf, nf, cond_ksize, negative_slope)
 
-    def condition(self, cond: Tensor) -> Tensor:
-        """:math:`B_2(c)`, the gate shared by both paths; shape as ``cond``."""
-        first, last = self.body2[0], self.body2[2]
-        if (
-            self.fast_path
-            and cond.shape[-1] == 1
-            and cond.shape[-2] == 1
-            and first.kernel_size == (1, 1)
-            and last.kernel_size == (1, 1)
-        ):
-            return _linear_1x1(F.leaky_relu(_linear_1x1(cond, first), self.negative_slope), last)
-        if self.fast_path:
-            return last(fused_conv_leaky_relu(cond, first, self.negative_slope))
-        return self.body2(cond)
-
-    def basic(self, feat: Tensor) -> Tensor:
-        """:math:`B_1(f)` on the basic path; shape as ``feat``."""
-        if self.fast_path:
-            return self.body1[2](fused_conv_leaky_relu(feat, self.body1[0], self.negative_slope))
-        return self.body1(feat)
-
-    def forward(self, feat: Tensor, cond: Tensor, basic: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``basic``: :math:`B_1(f)` if already known (DAN reuses it when ``feat`` depends on the LR only)."""
+    def check_inputs(self, feat: Tensor, cond: Tensor) -> None:
+        """Raise ``ValueError`` unless feat is (B, nf, H, W) and cond (B, nf, 1|H, 1|W)."""
         if feat.dim() != 4 or cond.dim() != 4 or feat.shape[1] != self.nf or cond.shape[1] != self.nf:
             raise ValueError(
                 f"DPCB expects features (B, {self.nf}, H, W) and a condition (B, {self.nf}, 1|H, 1|W), got "
-                f"{feat.shape} and {cond.shape}"
+                f"{list(feat.shape)} and {list(cond.shape)}"
             )
-        if basic is not None and basic.shape != feat.shape:
-            raise ValueError(f"DPCB basic must have the features' shape {list(feat.shape)}, got {list(basic.shape)}")
-        if torch.jit.is_scripting():
-            return self._forward_plain(feat, cond, basic)
-        if self.fast_path:
-            return self._forward_fast(feat, cond, basic)
-        return self._forward_plain(feat, cond, basic)
 
-    def _forward_plain(self, feat: Tensor, cond: Tensor, basic: Tensor | None) -> tuple[Tensor, Tensor]:
+    def receptive_radius(self) -> int:
+        """Tiling protocol: spatially local, within ``2 max(k, k_c) // 2`` pixels (two convs per path)."""
+        return 2 * max(self.body1[0].kernel_size[0], self.body2[0].kernel_size[0]) // 2
+
+    def forward(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
+        self.check_inputs(feat, cond)
         gate = self.body2(cond)
-        return feat + (self.body1(feat) if basic is None else basic) * gate, cond + gate
-
-    @torch.jit.unused
-    def _forward_fast(self, feat: Tensor, cond: Tensor, basic: Tensor | None) -> tuple[Tensor, Tensor]:
-        gate = self.condition(cond)
-        return torch.addcmul(feat, self.basic(feat) if basic is None else basic, gate), cond + gate
+        return feat + self.body1(feat) * gate, cond + gate
 
 
 class DPCG(nn.Module):
@@ -200,11 +122,14 @@ class DPCG(nn.Module):
             DPCB(nf, cond_nf, ksize, cond_ksize, negative_slope) for _ in range(num_blocks)
         )
 
-    def forward(self, feat: Tensor, cond: Tensor, first_basic: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``first_basic``: :math:`B_1(f)` of the first block, if already known (see :class:`DPCB`)."""
+    def receptive_radius(self) -> int:
+        """Tiling protocol: spatially local, within the sum of its blocks' radii."""
+        return sum(block.receptive_radius() for block in self.body)
+
+    def forward(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
         f, c = feat, cond
-        for index, block in enumerate(self.body):
-            f, c = block(f, c, first_basic if index == 0 else None)
+        for block in self.body:
+            f, c = block(f, c)
         if self.residual == "double":
             return f + f, c + c
         return feat + f, cond + c

@@ -122,11 +122,16 @@ class MAConvBlock(nn.Module):
         self, nf: int = 64, kernel_size: int = 3, split: int = 2, reduction: int = 2, scale_activation: str = "sigmoid"
     ) -> None:
         super().__init__()
+        self.kernel_size = kernel_size
         self.body = nn.Sequential(
             MAConv(nf, nf, kernel_size, split=split, reduction=reduction, scale_activation=scale_activation),
             nn.ReLU(inplace=True),
             MAConv(nf, nf, kernel_size, split=split, reduction=reduction, scale_activation=scale_activation),
         )
+
+    def receptive_radius(self) -> int:
+        """Tiling protocol: spatially local, two MAConvs of ``k // 2`` pixels each."""
+        return 2 * (self.kernel_size // 2)
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.body(x)

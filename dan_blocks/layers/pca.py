@@ -10,6 +10,8 @@ import torch
 from einops.layers.torch import Rearrange
 from torch import Tensor, nn
 
+from ..utils import atomic_save, load_file
+
 __all__ = ["PCAEncoder", "fit_pca_matrix"]
 
 _FORMAT = "dan_blocks.PCAEncoder/1"
@@ -111,7 +113,7 @@ class PCAEncoder(nn.Module):
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> PCAEncoder:
         """Load a file written by :meth:`save`, or a release-style plain (k*k, C) tensor file."""
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = load_file(path)
         if isinstance(obj, Tensor):
             return cls.from_matrix(obj, metadata={"source": os.fspath(path)})
         if not isinstance(obj, dict) or obj.get("format") != _FORMAT:
@@ -129,9 +131,7 @@ class PCAEncoder(nn.Module):
             "code_length": self.code_length,
             "metadata": self.metadata,
         }
-        tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
+        atomic_save(payload, path)
 
     # -- checks -------------------------------------------------------------------------------------
     def check(self, kernel_size: int | None = None, code_length: int | None = None) -> None:

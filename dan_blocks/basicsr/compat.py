@@ -1,8 +1,8 @@
 """Every workaround for BasicSR / torchvision / torch version drift lives here, each with its reason.
 
-Nothing in this module runs on import except :func:`ensure_basicsr_importable`, which ``dan_blocks``
-calls once before it touches ``basicsr``. Each patch is applied only when the installed versions need it,
-and each is covered by ``tests/test_compat.py``.
+Nothing in this module runs on import; :mod:`dan_blocks.basicsr` calls :func:`ensure_basicsr_importable`
+once before it touches ``basicsr`` (the core ``import dan_blocks`` never imports BasicSR). Each patch is
+applied only when the installed versions need it, and each is covered by ``tests/test_compat.py``.
 
 Workarounds
 -----------

@@ -8,13 +8,12 @@ from typing import Any
 
 import numpy as np
 from basicsr.data.transforms import augment
-from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils.data import Dataset
 
-from .builtin import is_builtin, load_builtin
-from .image_io import list_images, read_image, to_tensor
+from ..data.builtin import is_builtin, load_builtin
+from ..data.image_io import list_images, read_image, to_tensor
 
-__all__ = ["BlindSRHRDataset", "register_dataset"]
+__all__ = ["BlindSRHRDataset"]
 
 _KEYS = (
     "name",
@@ -39,13 +38,6 @@ _KEYS = (
 )
 
 
-def register_dataset(cls: type) -> type:
-    """Register in BasicSR's DATASET_REGISTRY unless the name is taken (safe on re-import)."""
-    if cls.__name__ not in DATASET_REGISTRY:
-        DATASET_REGISTRY.register(cls)
-    return cls
-
-
 def _lmdb_keys(root: str) -> list[str]:
     meta = os.path.join(root, "meta_info.txt")
     if not os.path.isfile(meta):
@@ -56,7 +48,6 @@ def _lmdb_keys(root: str) -> list[str]:
         return [line.split(" ")[0].rsplit(".", 1)[0] for line in f if line.strip()]
 
 
-@register_dataset
 class BlindSRHRDataset(Dataset):
     """HR images for on-the-fly blind-SR degradation.
 

@@ -19,9 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .blur import blur
-from .imresize import imresize
-from .kernels import AnisotropicGaussianKernel, gaussian8_sigmas, isotropic_gaussian_kernel
+from ..degradations.blur import blur
+from ..degradations.imresize import imresize
+from ..degradations.kernels import AnisotropicGaussianKernel, gaussian8_sigmas, isotropic_gaussian_kernel
+from ..settings import DIV2KRK_KERNEL_SIZES, SETTING2
+from ..utils import atomic_path
+from .builtin import is_builtin, load_builtin
+from .image_io import list_images, read_image, to_tensor, to_uint8, write_image
 
 __all__ = [
     "MANIFEST",
@@ -38,7 +42,7 @@ __all__ = [
 PROTOCOLS = ("gaussian8", "aniso")
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "dan_blocks.testset/1"
-_ANISO_KERNEL_SIZES = {2: 11, 3: 21, 4: 31}
+_ANISO_KERNEL_SIZES = DIV2KRK_KERNEL_SIZES
 
 
 def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
@@ -63,9 +67,6 @@ def degrade_image(hr: torch.Tensor, kernels: torch.Tensor, scale: int) -> torch.
 
 
 def sources(hr_dir: str) -> list[tuple[str, Any]]:
-    from ..data.builtin import is_builtin, load_builtin
-    from ..data.image_io import list_images
-
     if is_builtin(hr_dir):
         return list(load_builtin(hr_dir))
     paths = list_images(hr_dir)
@@ -75,16 +76,13 @@ def sources(hr_dir: str) -> list[tuple[str, Any]]:
 
 
 def _write_json(path: str, obj: dict[str, Any]) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
 
 
 def _save_npy(path: str, arr: np.ndarray) -> None:
-    tmp = f"{path[:-4]}.tmp{os.getpid()}.npy"
-    np.save(tmp, arr)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.save(tmp, arr)
 
 
 def _kernel_size(protocol: str, scale: int, kernel_size: int | None) -> int:
@@ -99,7 +97,7 @@ def iter_testset(
     scale: int = 4,
     seed: int = 0,
     kernel_size: int | None = None,
-    sigma: tuple[float, float] = (0.6, 5.0),
+    sigma: tuple[float, float] = SETTING2.sigma,
     random_disturb: bool = True,
     max_size: int | None = None,
 ) -> Iterator[dict[str, Any]]:
@@ -107,8 +105,6 @@ def iter_testset(
     ``gt`` is the mod-cropped uint8 HR, ``items`` a list of
     ``(stem, lr uint8, kernel (k, k) float32, params)``.
     """
-    from ..data.image_io import read_image, to_tensor, to_uint8
-
     if protocol not in PROTOCOLS:
         raise ValueError(f"make_testset: unknown protocol {protocol!r}; accepted: {list(PROTOCOLS)}")
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
@@ -149,7 +145,7 @@ def make_testset(
     scale: int = 4,
     seed: int = 0,
     kernel_size: int | None = None,
-    sigma: tuple[float, float] = (0.6, 5.0),
+    sigma: tuple[float, float] = SETTING2.sigma,
     random_disturb: bool = True,
     progress: bool = True,
     max_size: int | None = None,
@@ -168,8 +164,6 @@ def make_testset(
         max_size: centre-crop each HR image to at most ``max_size`` per side first (small, fast sets).
     """
     from tqdm import tqdm
-
-    from ..data.image_io import write_image
 
     if protocol not in PROTOCOLS:
         raise ValueError(f"make_testset: unknown protocol {protocol!r}; accepted: {list(PROTOCOLS)}")

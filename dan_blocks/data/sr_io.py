@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..degradations import imresize
+from ..degradations.imresize import imresize
+from ..utils import atomic_path
 
 __all__ = [
     "SR_EXTENSIONS",
@@ -130,30 +131,14 @@ def kernel_picture(kernel: Tensor, min_side: int = 256) -> np.ndarray:
     return torch.round(big * 255).to(torch.uint8).numpy()
 
 
-def _temp_name(path: str) -> str:
-    root, ext = os.path.splitext(path)
-    return f"{root}.tmp{os.getpid()}{ext}"
-
-
 def write_array(path: str, array: np.ndarray) -> None:
-    """``cv2.imwrite`` atomically (temp file with the same extension in the same folder + os.replace)."""
-    tmp = _temp_name(path)
-    try:
+    """``cv2.imwrite`` atomically (see :func:`~dan_blocks.utils.atomic_path`)."""
+    with atomic_path(path) as tmp:
         if not cv2.imwrite(tmp, array):
             raise OSError(f"{path}: cannot write the image")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def save_npy(path: str, array: np.ndarray) -> None:
     """``np.save`` atomically."""
-    tmp = _temp_name(path)
-    try:
-        with open(tmp, "wb") as handle:
-            np.save(handle, array)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array)

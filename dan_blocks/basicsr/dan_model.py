@@ -25,34 +25,17 @@ from basicsr.metrics.psnr_ssim import calculate_psnr
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import get_dist_info, master_only
-from basicsr.utils.registry import MODEL_REGISTRY
 from torch import Tensor
 
-from .. import compat
-from .kernel_utils import as_kernel_map, kernel_error, kernel_picture, mean_kernel
-from .options import TRAIN_KEYS, VAL_KEYS, check_keys
+from ..metrics import as_kernel_map, kernel_error, kernel_picture, mean_kernel
+from ..utils import atomic_save, atomic_write_text, check_keys, read_checkpoint
+from . import compat
+from .options import TRAIN_KEYS, VAL_KEYS
 
 __all__ = ["DANModel"]
 
 #: smallest LR side DANModel accepts: the Y-PSNR crop of ``scale`` pixels per border must leave pixels
 MIN_LR_SIZE = 3
-
-
-def _atomic_torch_save(obj: Any, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _atomic_json(obj: Any, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(obj, handle, indent=2)
-    os.replace(tmp, path)
 
 
 class DANModel(SRModel):
@@ -319,7 +302,10 @@ class DANModel(SRModel):
         summary = {"dataset": dataset_name, "iter": current_iter, "images": count, **self.metric_results,
                    **self.iteration_results, "per_image": per_image}
         os.makedirs(self.opt["path"]["log"], exist_ok=True)
-        _atomic_json(summary, os.path.join(self.opt["path"]["log"], f"metrics_{dataset_name}_{current_iter}.json"))
+        atomic_write_text(
+            os.path.join(self.opt["path"]["log"], f"metrics_{dataset_name}_{current_iter}.json"),
+            json.dumps(summary, indent=2),
+        )
 
     def _log_validation_metric_values(self, current_iter: Any, dataset_name: str, tb_logger: Any) -> None:
         if self.metric_results:
@@ -365,7 +351,7 @@ class DANModel(SRModel):
         for net_, key in zip(nets, keys, strict=True):
             state = self.get_bare_model(net_).state_dict()
             payload[key] = {k.removeprefix("module."): v.detach().cpu() for k, v in state.items()}
-        _atomic_torch_save(payload, path)
+        atomic_save(payload, path)
 
     @master_only
     def save_training_state(self, epoch: int, current_iter: int) -> None:
@@ -379,24 +365,16 @@ class DANModel(SRModel):
             "schedulers": [s.state_dict() for s in self.schedulers],
             "dan_blocks": compat.training_progress(),
         }
-        _atomic_torch_save(state, os.path.join(self.opt["path"]["training_states"], f"{current_iter}.state"))
+        atomic_save(state, os.path.join(self.opt["path"]["training_states"], f"{current_iter}.state"))
 
     def load_network(self, net: Any, load_path: str, strict: bool = True, param_key: str | None = "params") -> None:
-        """BasicSR's load_network with ``weights_only=True`` and a clear error for a missing file."""
-        if not os.path.isfile(load_path):
-            raise FileNotFoundError(f"network weights {load_path!r} do not exist")
+        """BasicSR's load_network through :func:`~dan_blocks.utils.read_checkpoint` (``weights_only=True``, errors
+        naming the file)."""
         net = self.get_bare_model(net)
-        loaded = torch.load(load_path, map_location="cpu", weights_only=True)
-        if param_key is not None and isinstance(loaded, dict):
-            if param_key not in loaded and "params" in loaded:
-                param_key = "params"
-            if param_key in loaded:
-                loaded = loaded[param_key]
-        loaded = {k.removeprefix("module."): v for k, v in loaded.items()}
+        loaded = read_checkpoint(load_path, param_key)
         get_root_logger().info(f"Loading {net.__class__.__name__} model from {load_path} [{param_key}].")
         self._print_different_keys_loading(net, loaded, strict)
         net.load_state_dict(loaded, strict=strict)
 
 
-if "DANModel" not in MODEL_REGISTRY:
-    MODEL_REGISTRY.register(DANModel)
+

@@ -3,7 +3,7 @@
 In every iteration :math:`\\hat x_i = R(y, c_{i-1})`, :math:`c_i = E(\\hat x_i, y)` the LR image :math:`y` is
 the same, so the restorer's and the estimator's LR heads (and, in DAN v2, the first block's basic path
 :math:`B_1(\\mathrm{head}(y))`, which the code only gates afterwards) give the same tensors every time.
-:class:`~dan_blocks.archs.DAN` (fast path) passes one :class:`LRMemo` to the restorer and the estimator of
+:class:`~dan_blocks.fast.FastDAN` passes one :class:`LRMemo` to the restorer and the estimator of
 one call when they accept it (class attribute ``accepts_lr_memo = True`` and a ``memo`` keyword); nothing
 is kept after the call. Exact: the same ops on the same inputs, computed once.
 """
@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from torch import Tensor, nn
 
-from ..layers.versions import tensor_version
+from .versions import tensor_version
 
 __all__ = ["LRMemo", "reuse"]
 

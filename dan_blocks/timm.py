@@ -1,4 +1,4 @@
-"""``timm.create_model("dan_v2_x4")`` and friends: the presets in timm's model registry.
+"""``import dan_blocks.timm`` registers the presets in timm: ``timm.create_model("dan_v2_x4")`` and friends.
 
 Nothing downloads at run time, so ``pretrained=True`` is an error pointing at
 :func:`~dan_blocks.archs.load_official_checkpoint`.
@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from .presets import dan_v1, dan_v2
+from .archs.presets import dan_v1, dan_v2
 
 __all__ = ["TIMM_MODEL_NAMES", "register_timm_models"]
 
@@ -74,3 +74,6 @@ def register_timm_models() -> list[str]:
         register_model(fn)
         added.append(name)
     return added
+
+
+register_timm_models()

@@ -8,10 +8,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .blindsr_hr_dataset import register_dataset
-from .builtin import is_builtin
-from .div2krk import list_pairs, read_kernel
-from .image_io import read_image, to_tensor
+from ..data.builtin import is_builtin
+from ..data.div2krk import list_pairs, read_kernel
+from ..data.image_io import read_image, to_tensor
 
 __all__ = ["BlindSRPairedDataset"]
 
@@ -39,7 +38,6 @@ _KEYS = (
 )
 
 
-@register_dataset
 class BlindSRPairedDataset(Dataset):
     """Paired blind-SR data for validation/testing.
 
@@ -68,7 +66,7 @@ class BlindSRPairedDataset(Dataset):
         self.opt, self.root, self.scale = opt, root, int(opt["scale"])
         self._memory: list[dict[str, Any]] = []
         if is_builtin(root):
-            from ..degradations.testsets import iter_testset, sources
+            from ..data.testsets import iter_testset, sources
 
             extra = {k: opt[k] for k in ("kernel_size", "sigma", "random_disturb", "max_size") if k in opt}
             if "sigma" in extra:

@@ -1,0 +1,37 @@
+"""The shipped default PCA matrices ``dan_blocks/archs/pca/setting{S}_k{K}_c{C}.pt``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..layers import PCAEncoder
+
+__all__ = ["PCA_DIR", "available_default_pcas", "default_pca"]
+
+#: folder of the shipped default PCA matrices ``setting{S}_k{K}_c{C}.pt``
+PCA_DIR = Path(__file__).resolve().parent / "pca"
+
+
+def available_default_pcas() -> list[str]:
+    """File names of the shipped default PCA matrices."""
+    return sorted(p.name for p in PCA_DIR.glob("setting*_k*_c*.pt"))
+
+
+def default_pca(kernel_size: int = 21, code_length: int = 10, setting: int = 1) -> PCAEncoder:
+    """The shipped PCA for a training-kernel distribution: ``dan_blocks/archs/pca/setting{S}_k{K}_c{C}.pt``.
+
+    Fitted (30,000 kernels, seed 0) by ``dan-blocks fit-pca``; see docs/degradations.md.
+
+    Raises:
+        FileNotFoundError: no such file; the message lists the shipped ones and the command making it.
+    """
+    name = f"setting{setting}_k{kernel_size}_c{code_length}.pt"
+    path = PCA_DIR / name
+    if not path.is_file():
+        shipped = ", ".join(available_default_pcas()) or "none"
+        raise FileNotFoundError(
+            f"no default PCA {name} in {PCA_DIR} (shipped: {shipped}). Make it with `dan-blocks fit-pca "
+            f"--kernel-size {kernel_size} --code-length {code_length} --setting {setting} -o {path}` or pass "
+            f"pca=PCAEncoder/tensor/path explicitly"
+        )
+    return PCAEncoder.load(path)

@@ -1,0 +1,316 @@
+r"""Exact tiled inference for any model composed of dan-blocks modules: :func:`upscale` and :func:`tiled`.
+
+The model runs its own ``forward`` (its own alternation loop: nothing is re-implemented here) on a *tiling
+copy*: a shallow copy of the module tree, sharing every parameter, in which each **spatially local** sub-module
+is replaced by a wrapper that runs it tile by tile with a halo of its receptive radius and pastes the tiles'
+interiors into whole maps. Everything else (global poolings, the PCA encoding, the alternation) runs as written,
+on whole maps. The original model is not changed, so tiling is safe while other threads use it.
+
+The protocol (what a module implements to be tiled as one unit):
+
+- ``receptive_radius() -> int``: the module is spatially local: its output at a pixel depends only on inputs
+  within this many pixels of the LR grid (at the LR resolution; inputs at ``s`` times the LR size, such as an SR
+  image, are cropped ``s`` times larger) and it contains **no global pooling**. Its output may be at an integer
+  multiple of the LR size (an upsampler).
+- ``tile_multiple: int`` (optional, default 1): tile corners must lie on multiples of this (a module that
+  downsamples by 2 inside, like MANet's U-Net, needs 2).
+
+A module without ``receptive_radius`` is taken to be *non-local* (that is where global poolings live, e.g.
+channel attention, an estimator's pooled tail, DAN's PCA encoding): its forward runs on whole maps, and its
+children are tiled when they are local. ``nn.Conv2d`` (zero, reflect or replicate padding), ``nn.PixelShuffle``,
+point-wise activations and ``nn.Sequential`` chains of them are recognised without declarations. A leaf module
+that holds parameters but is neither recognised nor declares ``receptive_radius`` runs untiled (exact, without
+the memory saving), with a warning naming it.
+
+Exactness: a local module's output in a tile's interior depends only on the extended tile (the halo covers the
+receptive field; at the image border the module's own padding is the same as on the whole image), so the
+pasted interiors equal the untiled output up to float summation order.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .tiling import Tile, iter_tiles
+
+__all__ = ["TiledModule", "TilingPlan", "local_radius", "tiled"]
+
+#: parameter-free modules that act on each pixel (or each pixel's channels) alone
+_POINTWISE: tuple[type[nn.Module], ...] = (
+    nn.Identity, nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.ReLU6, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh,
+    nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Mish, nn.Dropout, nn.Dropout2d,
+)
+#: leaves holding parameters that are not spatial (nothing to tile)
+_NON_SPATIAL = (nn.Linear, nn.LayerNorm, nn.Embedding)
+
+
+@dataclass(frozen=True)
+class _Reach:
+    """What a chain does on the grid: radius in grid pixels and output resolution (times the grid)."""
+
+    radius: float
+    factor: int
+
+
+def _conv_reach(conv: nn.Conv2d, factor: int) -> _Reach | None:
+    """A Conv2d reading a map at ``factor`` x the grid; None if it is not local or its output leaves the grid.
+
+    Output ``j`` reads inputs ``[s j - p, s j - p + d (k - 1)]``; tiles stay exact when the conv keeps the size
+    up to its stride (``d (k - 1) - s + 1 <= 2 p <= d (k - 1)``) and the stride divides ``factor``.
+    """
+    if conv.padding_mode == "circular" or isinstance(conv.padding, str):
+        return None
+    (kh, kw), (sh, sw), (dh, dw), (ph, pw) = conv.kernel_size, conv.stride, conv.dilation, conv.padding
+    if kh != kw or sh != sw or dh != dw or ph != pw:
+        return None
+    span = dh * (kh - 1)
+    if not span - sh + 1 <= 2 * ph <= span or factor % sh:
+        return None
+    return _Reach(max(ph, span - ph) / factor, factor // sh)
+
+
+def _is_pointwise(module: nn.Module) -> bool:
+    return isinstance(module, _POINTWISE) or (isinstance(module, nn.Softmax) and module.dim in (1, -3))
+
+
+def _declares(module: nn.Module) -> bool:
+    return callable(getattr(type(module), "receptive_radius", None))
+
+
+def _is_local(module: nn.Module) -> bool:
+    """Local by declaration, or a chain of recognised local modules (checked again, with sizes, per call)."""
+    if _declares(module) or _is_pointwise(module) or isinstance(module, nn.PixelShuffle):
+        return True
+    if type(module) is nn.Conv2d:
+        return module.padding_mode != "circular" and not isinstance(module.padding, str)
+    if type(module) is nn.Sequential:
+        return len(module) > 0 and all(_is_local(child) for child in module)
+    return False
+
+
+def _chain_reach(modules: list[nn.Module], factor: int) -> _Reach | None:
+    """Reach of local modules applied in order to a map at ``factor`` x the grid (None: cannot tile it)."""
+    radius = 0.0
+    for module in modules:
+        if _is_pointwise(module):
+            continue
+        if _declares(module):
+            if factor != 1:
+                return None
+            step: _Reach | None = _Reach(float(module.receptive_radius()), int(getattr(module, "output_scale", 1)))
+        elif type(module) is nn.Conv2d:
+            step = _conv_reach(module, factor)
+        elif isinstance(module, nn.PixelShuffle):
+            step = _Reach(0.0, factor * module.upscale_factor)
+        elif type(module) is nn.Sequential:
+            step = _chain_reach(list(module), factor)
+        else:
+            return None
+        if step is None:
+            return None
+        radius += step.radius
+        factor = step.factor
+    return _Reach(radius, factor)
+
+
+def local_radius(module: nn.Module, factor: int = 1) -> int | None:
+    """The receptive radius in LR-grid pixels of a module the tiler runs as one unit, for an input at ``factor``
+    x the LR size; None if it is not tiled as a unit.
+
+    ``receptive_radius()`` when the module declares it; computed for ``nn.Conv2d`` and ``nn.Sequential``
+    chains of recognised local modules.
+    """
+    if not _is_local(module) or _is_pointwise(module):
+        return None
+    reach = _chain_reach([module], factor)
+    return None if reach is None else int(-(-reach.radius // 1))
+
+
+class TilingPlan:
+    """Tile sizes and devices shared by every wrapper of one tiled run.
+
+    Args:
+        grid: the LR size ``(h, w)``: every tiled tensor is an integer multiple of it.
+        tile_size: interior tile side (LR pixels) for units with LR-resolution outputs.
+        upsampler_tile: interior tile side for units whose output is larger than the LR (upsamplers).
+        output_device: where outputs larger than the LR are stored (None: the compute device).
+    """
+
+    def __init__(
+        self, grid: tuple[int, int], tile_size: int, upsampler_tile: int, output_device: torch.device | None
+    ) -> None:
+        self.grid = grid
+        self.tile_size = tile_size
+        self.upsampler_tile = upsampler_tile
+        self.output_device = output_device
+        self.untiled: list[str] = []
+
+    def factor(self, x: Tensor) -> int | None:
+        """``f`` when ``x`` is (B, C, f h, f w) on the grid; None for a global (B, C, 1, 1) or non-spatial tensor.
+
+        Raises:
+            ValueError: a 4-d tensor whose size is not an integer multiple of the grid.
+        """
+        if x.dim() != 4:
+            return None
+        h, w = self.grid
+        height, width = x.shape[-2], x.shape[-1]
+        if (height, width) == (1, 1) and (h, w) != (1, 1):
+            return None
+        if height % h or width % w or height // h != width // w or height < h:
+            raise ValueError(
+                f"tiled: a tensor of spatial size {height}x{width} is neither a multiple of the LR grid {h}x{w} "
+                "nor 1x1; the module receiving it cannot be tiled"
+            )
+        return height // h
+
+
+class TiledModule(nn.Module):
+    """Runs a local module tile by tile (see the module docstring); attributes read through to the module."""
+
+    def __init__(self, module: nn.Module, plan: TilingPlan, name: str) -> None:
+        super().__init__()
+        self.inner = module
+        self.multiple = max(1, int(getattr(module, "tile_multiple", 1)))
+        self.plan = plan
+        self.label = name
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["inner"], name)
+
+    def _device(self, fallback: torch.device) -> torch.device:
+        first = next(self.inner.parameters(), None)
+        return fallback if first is None else first.device
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        plan = self.plan
+        factors = [plan.factor(a) if isinstance(a, Tensor) else None for a in args]
+        kw_factors = {k: plan.factor(v) if isinstance(v, Tensor) else None for k, v in kwargs.items()}
+        grid_factors = [f for f in (*factors, *kw_factors.values()) if f is not None]
+        reach = _chain_reach([self.inner], grid_factors[0]) if grid_factors else None
+        if reach is None:  # nothing on the grid, or sizes the module cannot be tiled at: run it whole (exact)
+            return self.inner(*args, **kwargs)
+        upsamples = reach.factor > grid_factors[0]
+        size = plan.upsampler_tile if upsamples else plan.tile_size
+        m = self.multiple
+        tile_size = -(-size // m) * m
+        halo = -(-int(-(-reach.radius // 1)) // m) * m
+        first = next(a for a in (*args, *kwargs.values()) if isinstance(a, Tensor) and plan.factor(a) is not None)
+        device = self._device(first.device)
+        outputs: list[Tensor | None] | None = None
+        single = False
+        for tile in iter_tiles(plan.grid, tile_size, halo):
+            crop_args = [a if f is None else tile.crop(a, f).to(device) for a, f in zip(args, factors, strict=True)]
+            crop_kwargs = {k: v if kw_factors[k] is None else tile.crop(v, kw_factors[k]).to(device)
+                           for k, v in kwargs.items()}
+            result = self.inner(*crop_args, **crop_kwargs)
+            parts = (result,) if isinstance(result, Tensor) else tuple(result)
+            single = isinstance(result, Tensor)
+            if outputs is None:
+                outputs = [self._allocate(p, tile, upsamples) for p in parts]
+            for out, part in zip(outputs, parts, strict=True):
+                if out is not None:
+                    factor = out.shape[-1] // plan.grid[1]
+                    tile.place(out, factor).copy_(tile.interior(part, factor))
+            if any(o is None for o in outputs):  # global outputs: the same in every tile, keep the first
+                outputs = [part if o is None else o for o, part in zip(outputs, parts, strict=True)]
+        assert outputs is not None
+        return outputs[0] if single else tuple(outputs)
+
+    def _allocate(self, part: Tensor, tile: Tile, upsamples: bool) -> Tensor | None:
+        """A whole-image output tensor for a tile's output ``part`` (None: a global output, kept as is)."""
+        ext_h, ext_w = tile.ey1 - tile.ey0, tile.ex1 - tile.ex0
+        height, width = part.shape[-2], part.shape[-1]
+        if part.dim() == 4 and (height, width) == (1, 1) and (ext_h, ext_w) != (1, 1):
+            return None
+        if part.dim() != 4 or height % ext_h or width % ext_w or height // ext_h != width // ext_w:
+            raise ValueError(
+                f"tiled: {self.label} returned a tensor of shape {list(part.shape)} for a {ext_h}x{ext_w} tile; a "
+                "module declaring receptive_radius() must return maps at an integer multiple of its input's size"
+            )
+        factor = height // ext_h
+        device = self.plan.output_device if (upsamples and self.plan.output_device is not None) else part.device
+        channels_last = part.is_contiguous(memory_format=torch.channels_last) and not part.is_contiguous()
+        return torch.empty(
+            (*part.shape[:-2], factor * self.plan.grid[0], factor * self.plan.grid[1]),
+            dtype=part.dtype,
+            device=device,
+            memory_format=torch.channels_last if channels_last else torch.contiguous_format,
+        )
+
+    def extra_repr(self) -> str:
+        return f"{self.label}, multiple={self.multiple}"
+
+
+def _leaf_runs_whole(module: nn.Module) -> bool:
+    """A leaf that needs no tiling (no parameters of its own, point-wise, or not spatial)."""
+    own = list(module.parameters(recurse=False))
+    return not own or isinstance(module, (*_POINTWISE, *_NON_SPATIAL))
+
+
+def _tiling_copy(module: nn.Module, plan: TilingPlan, name: str) -> nn.Module:
+    """``module`` itself, a :class:`TiledModule` around it, or a shallow copy whose children are tiled."""
+    if _is_local(module) and not _is_pointwise(module) and not isinstance(module, nn.PixelShuffle):
+        return TiledModule(module, plan, name)
+    children = list(module.named_children())
+    if not children:
+        if not _leaf_runs_whole(module):
+            plan.untiled.append(f"{name} ({type(module).__name__})")
+        return module
+    proxy = copy.copy(module)
+    proxy._modules = {  # type: ignore[assignment]
+        child_name: (None if child is None else _tiling_copy(child, plan, f"{name}.{child_name}"))
+        for child_name, child in module._modules.items()
+    }
+    return proxy
+
+
+@torch.no_grad()
+def tiled(
+    model: nn.Module,
+    lr: Tensor,
+    tile_size: int,
+    *,
+    upsampler_tile: int | None = None,
+    output_device: torch.device | str | None = None,
+    warn_untiled: bool = True,
+) -> Any:
+    """``model(lr)`` computed with every local sub-module run tile by tile (see the module docstring).
+
+    Args:
+        model: any module built from dan-blocks' (or protocol-implementing) modules.
+        lr: (B, C, h, w), the grid every tile refers to.
+        tile_size: interior tile side in LR pixels.
+        upsampler_tile: interior tile side for upsamplers (default ``min(tile_size, 128)``).
+        output_device: where outputs larger than the LR (SR images) are stored.
+        warn_untiled: warn, naming them, about leaves with parameters that run untiled.
+
+    Returns:
+        what ``model(lr)`` returns, equal up to float summation order.
+    """
+    grid = (int(lr.shape[-2]), int(lr.shape[-1]))
+    plan = TilingPlan(
+        grid,
+        tile_size,
+        upsampler_tile or min(tile_size, 128),
+        None if output_device is None else torch.device(output_device),
+    )
+    proxy = _tiling_copy(model, plan, type(model).__name__)
+    if plan.untiled and warn_untiled:
+        warnings.warn(
+            "tiled: these modules hold parameters but declare no receptive_radius(), so they run untiled (exact, "
+            f"without the memory saving): {', '.join(plan.untiled[:6])}"
+            f"{' ...' if len(plan.untiled) > 6 else ''}. Implement receptive_radius() on a module if it is "
+            "spatially local (see dan_blocks.inference.tiled)",
+            stacklevel=2,
+        )
+    return proxy(lr)
