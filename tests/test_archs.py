@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 import dan_blocks
+import dan_blocks.basicsr
 from dan_blocks import DAN, DANv1, DANv2, EstimatorV1, EstimatorV2, RestorerV1, RestorerV2, dan_v1, dan_v2
 from dan_blocks.archs import (
-    TIMM_MODEL_NAMES,
     DANOutput,
     EstimatorProtocol,
     RestorerProtocol,
@@ -18,6 +18,7 @@ from dan_blocks.archs import (
 )
 from dan_blocks.archs.registry import register_arch
 from dan_blocks.layers import PCAEncoder
+from dan_blocks.timm import TIMM_MODEL_NAMES
 
 
 def _pca(k: int = 5, c: int = 4, seed: int = 0) -> PCAEncoder:

@@ -9,6 +9,7 @@ import pytest
 import torch
 from test_cli_train_support import tiny_train_options, write_yaml
 
+import dan_blocks.basicsr  # noqa: F401  (makes basicsr importable, registers dan-blocks)
 from dan_blocks.cli._pipeline import pop_imports
 from dan_blocks.cli.main import main
 

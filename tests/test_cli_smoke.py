@@ -9,6 +9,7 @@ import torch
 import yaml
 from test_official import release_state_dict
 
+import dan_blocks.basicsr  # noqa: F401  (makes basicsr importable, registers dan-blocks)
 from dan_blocks import load_official_checkpoint
 from dan_blocks.cli.main import main
 

@@ -11,6 +11,7 @@ import torch
 from skimage import data
 
 import dan_blocks
+import dan_blocks.basicsr
 from dan_blocks.archs import to_release_state_dict
 from dan_blocks.cli.main import main
 from dan_blocks.cli.sr import output_names

@@ -11,6 +11,7 @@ import pytest
 import torch
 from test_cli_train_support import tiny_test_options, tiny_testset, tiny_train_options, write_yaml
 
+import dan_blocks.basicsr  # noqa: F401  (makes basicsr importable, registers dan-blocks)
 from dan_blocks.cli.main import main
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

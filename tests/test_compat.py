@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from dan_blocks import compat
+from dan_blocks.basicsr import compat
 
 
 def _run(code: str) -> subprocess.CompletedProcess[str]:
@@ -22,7 +22,7 @@ def test_import_dan_blocks_then_basicsr_in_a_fresh_interpreter() -> None:
         import numpy as np
         np.seterr(all="raise")
         before = np.geterr()
-        import dan_blocks, basicsr
+        import dan_blocks.basicsr, basicsr
         from basicsr.utils.registry import ARCH_REGISTRY
         import torchvision.transforms.functional_tensor as ft
         assert np.geterr() == before, (np.geterr(), before)   # basicsr's global np.seterr is undone

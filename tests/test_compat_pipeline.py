@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import dan_blocks  # noqa: F401
-from dan_blocks import compat
+from dan_blocks.basicsr import compat
 
 
 def _opt(tmp_path, auto_resume: bool = True) -> dict:

@@ -10,9 +10,9 @@ import scipy.io
 import skimage.data
 import torch
 
-from dan_blocks.data import BUILTIN_SETS, load_builtin, read_kernel
+import dan_blocks.basicsr  # noqa: F401  (makes basicsr importable, registers dan-blocks)
+from dan_blocks.data import BUILTIN_SETS, load_builtin, make_testset, read_kernel
 from dan_blocks.data.image_io import write_image
-from dan_blocks.data import make_testset
 
 
 def _build(opt: dict) -> torch.utils.data.Dataset:

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import dan_blocks.basicsr  # noqa: F401  (makes basicsr importable, registers dan-blocks)
 from dan_blocks.degradations import (
     add_gaussian_noise,
     anisotropic_gaussian_kernel,

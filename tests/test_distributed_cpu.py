@@ -19,7 +19,7 @@ ENTRY = textwrap.dedent(
     import torch
     import dan_blocks
     from basicsr.utils.dist_util import get_dist_info
-    from dan_blocks.models import DANModel
+    from dan_blocks.basicsr import DANModel
 
     _save = DANModel.save
 

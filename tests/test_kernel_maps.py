@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from test_model_dan import make_opt
 
 import dan_blocks
-from dan_blocks.models import DANModel
-from dan_blocks.models.kernel_utils import as_kernel_map, kernel_error, mean_kernel
+from dan_blocks.basicsr import DANModel
+from dan_blocks.metrics import as_kernel_map, kernel_error, mean_kernel
 
 
 def _kernels(b: int, k: int, seed: int) -> torch.Tensor:

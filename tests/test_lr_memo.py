@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from dan_blocks.archs.lr_memo import LRMemo
 from torch import Tensor, nn
 
 import dan_blocks  # noqa: F401
 from dan_blocks.archs import DAN, EstimatorV2, RestorerV1, RestorerV2, dan_v1, dan_v2
 from dan_blocks.archs.dan_arch import fast_path
-from dan_blocks.archs.lr_memo import LRMemo
 from dan_blocks.layers import DPCB
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

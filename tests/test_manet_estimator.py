@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+import dan_blocks.basicsr  # noqa: F401  (makes basicsr importable, registers dan-blocks)
 from dan_blocks.archs import DAN, MANetEstimator, RestorerV1, RestorerV2  # before basicsr: installs the shim
 from dan_blocks.archs.registry import ARCH_REGISTRY, register_arch
 from dan_blocks.layers import PCAEncoder

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 
 import dan_blocks  # noqa: F401  (registers everything)
-from dan_blocks.models import DANModel, align_kernel, kernel_error, kernel_picture
+from dan_blocks.basicsr import DANModel
+from dan_blocks.metrics import align_kernel, kernel_error, kernel_picture
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 import yaml
 
-import dan_blocks  # noqa: F401  (registers everything)
+import dan_blocks
+import dan_blocks.basicsr  # noqa: F401  (makes basicsr importable, registers dan-blocks)
 from dan_blocks.cli.main import main
 
 OPTIONS = Path(__file__).resolve().parents[1] / "basicsr_options" / "manet"

@@ -18,7 +18,7 @@ import torch
 import yaml
 
 import dan_blocks  # noqa: F401
-from dan_blocks.models import DANModel
+from dan_blocks.basicsr import DANModel
 
 OPTIONS = Path(__file__).resolve().parents[1] / "basicsr_options"
 TRAIN_FILES = sorted((OPTIONS / "train").glob("*.yml"))

@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+import dan_blocks.basicsr  # noqa: F401  (makes basicsr importable, registers dan-blocks)
 from dan_blocks.cli import quickstart
 from dan_blocks.cli.main import main
 

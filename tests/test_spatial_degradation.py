@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import dan_blocks  # noqa: F401  (before basicsr)
+import dan_blocks.basicsr  # noqa: F401  (makes basicsr importable, registers dan-blocks)
 from dan_blocks.degradations import (
     DEGRADATION_REGISTRY,
     SpatiallyVariantDegradation,

@@ -12,13 +12,13 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from dan_blocks.layers.subpixel_border import folded_forward
+from dan_blocks.layers.subpixel_fold import chain_geometry, fold_subpixel_chain
 from torch import Tensor, nn
 
 import dan_blocks  # noqa: F401
 from dan_blocks.archs.dan_arch import set_fast_path
 from dan_blocks.archs.upsample import Upsampler
-from dan_blocks.layers.subpixel_border import folded_forward
-from dan_blocks.layers.subpixel_fold import chain_geometry, fold_subpixel_chain
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CL = torch.channels_last

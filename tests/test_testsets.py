@@ -11,9 +11,10 @@ import skimage.data
 import torch
 import torch.nn.functional as F
 
+import dan_blocks.basicsr  # noqa: F401  (makes basicsr importable, registers dan-blocks)
 from dan_blocks.cli.make_testset import main as make_testset_main
-from dan_blocks.data.image_io import read_image, write_image
 from dan_blocks.data import make_testset
+from dan_blocks.data.image_io import read_image, write_image
 
 
 @pytest.fixture()
