@@ -1,7 +1,7 @@
 """dan-blocks: DAN (Deep Alternating Network) blind super-resolution as typed PyTorch layers and BasicSR plug-ins.
 
 ``import dan_blocks`` needs only torch, einops and numpy and changes nothing outside the package: the layers,
-the architectures and the alternation, :func:`optimize`, the degradations and :func:`upscale`. BasicSR
+the architectures and the alternation, `optimize()`, the degradations and `upscale()`. BasicSR
 registration is one explicit import, ``import dan_blocks.basicsr``; timm registration is ``import
 dan_blocks.timm``.
 """

@@ -35,7 +35,7 @@ def align_kernel(kernel: Tensor, size: int) -> Tensor:
 def as_kernel_map(kernel: Tensor, size: int) -> Tensor:
     """Global (B, k, k) or per-pixel (B, k*k, h, w) kernels as a map (B, size*size, h | 1, w | 1).
 
-    The kernel support is aligned on the centre tap to ``size`` (see :func:`align_kernel`); a global kernel
+    The kernel support is aligned on the centre tap to ``size`` (see `align_kernel()`); a global kernel
     becomes a 1x1 map that broadcasts against per-pixel ones.
     """
     if kernel.dim() == 3:
@@ -61,7 +61,7 @@ def mean_kernel(kernel: Tensor) -> Tensor:
 
 
 def kernel_error(estimate: Tensor, reference: Tensor) -> Tensor:
-    r"""L1 distance between kernels, per sample: :math:`\sum_{i,j} |\hat k_{ij} - k_{ij}|`.
+    r"""L1 distance between kernels, per sample: $\sum_{i,j} |\hat k_{ij} - k_{ij}|$.
 
     Args:
         estimate: (B, k, k), or per pixel (B, k*k, h, w).

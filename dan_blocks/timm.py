@@ -1,7 +1,7 @@
 """``import dan_blocks.timm`` registers the presets in timm: ``timm.create_model("dan_v2_x4")`` and friends.
 
 Nothing downloads at run time, so ``pretrained=True`` is an error pointing at
-:func:`~dan_blocks.archs.load_official_checkpoint`.
+`load_official_checkpoint()`.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def _entrypoint(name: str, build: Callable[..., nn.Module], scale: int) -> Calla
 
 
 def register_timm_models() -> list[str]:
-    """Register :data:`TIMM_MODEL_NAMES` in timm (skipping names already present); returns the names added."""
+    """Register `TIMM_MODEL_NAMES` in timm (skipping names already present); returns the names added."""
     try:
         from timm.models import is_model, register_model
     except ImportError:  # pragma: no cover - timm is a dependency

@@ -1,6 +1,6 @@
 """DAN v1/v2 architectures, the generic alternation, presets and the release's checkpoints.
 
-Every class here is registered in dan-blocks' :data:`ARCH_REGISTRY`; ``import dan_blocks.basicsr`` mirrors
+Every class here is registered in dan-blocks' `ARCH_REGISTRY`; ``import dan_blocks.basicsr`` mirrors
 them into BasicSR's, ``import dan_blocks.timm`` registers ``dan_v1_x2`` ... ``dan_v2_x4`` in timm.
 """
 

@@ -1,4 +1,4 @@
-"""Building the parts of a :class:`~dan_blocks.archs.DAN`: modules from option dicts, PCA specs."""
+"""Building the parts of a `DAN`: modules from option dicts, PCA specs."""
 
 from __future__ import annotations
 
@@ -52,12 +52,12 @@ def lookup_arch(name: str, what: str = "network") -> Any:
 
 
 def resolve_pca(pca: PCALike) -> PCAEncoder:
-    """Turn any accepted PCA spec into a :class:`PCAEncoder`.
+    """Turn any accepted PCA spec into a `PCAEncoder`.
 
     Accepts a PCAEncoder; a (k*k, C) or release-style (1, k*k, C) tensor (no mean, release encoding); a path
-    to a file written by :meth:`PCAEncoder.save` or to a plain tensor; or a dict: ``{"path": ...}``,
+    to a file written by `PCAEncoder.save()` or to a plain tensor; or a dict: ``{"path": ...}``,
     ``{"kernel_size": k, "code_length": C, "setting": S}`` (a default matrix shipped in the package, see
-    :func:`~dan_blocks.archs.default_pca`) or ``{"kernel_size": k, "code_length": C, "placeholder":
+    `default_pca()`) or ``{"kernel_size": k, "code_length": C, "placeholder":
     True}`` (a zero matrix that only reserves the buffers, for loading a checkpoint that holds the matrix).
     """
     if isinstance(pca, PCAEncoder):

@@ -19,15 +19,16 @@ __all__ = ["DAN", "SROnly"]
 class DAN(nn.Module):
     r"""Deep Alternating Network: unrolled alternation of a restorer and an estimator (weights shared).
 
-    .. math::
-        c_0 = \mathrm{vec}(\delta_k)\,P, \qquad
-        \hat x_i = R(y, \bar c_{i-1}), \qquad
-        c_i = \begin{cases} \mathrm{vec}(E(\bar{\hat x}_i, y))\,P & \text{kernel estimator}\\
-                            E(\bar{\hat x}_i, y) & \text{code estimator}\end{cases}
+    $$
+    c_0 = \mathrm{vec}(\delta_k)\,P, \qquad
+    \hat x_i = R(y, \bar c_{i-1}), \qquad
+    c_i = \begin{cases} \mathrm{vec}(E(\bar{\hat x}_i, y))\,P & \text{kernel estimator}\\
+    E(\bar{\hat x}_i, y) & \text{code estimator}\end{cases}
+    $$
 
-    for :math:`i = 1..\mathrm{loop}`, where the bar is ``detach()`` when ``detach=True`` (as released) and
-    :math:`P` is the PCA matrix (encoding through :meth:`PCAEncoder.encode`, so a centred encoder subtracts
-    its mean). :math:`c_0` is stored in the ``init_code`` buffer (the release's ``init_ker_map``) and loaded
+    for $i = 1..\mathrm{loop}$, where the bar is ``detach()`` when ``detach=True`` (as released) and
+    $P$ is the PCA matrix (encoding through `PCAEncoder.encode()`, so a centred encoder subtracts
+    its mean). $c_0$ is stored in the ``init_code`` buffer (the release's ``init_ker_map``) and loaded
     from checkpoints as is.
 
     Per-pixel estimates are part of the contract: a kernel estimator may return (B, k*k, h, w) (channel =
@@ -35,19 +36,19 @@ class DAN(nn.Module):
     The restorer receives these maps unchanged.
 
     Args:
-        restorer: an ``nn.Module`` following :class:`~dan_blocks.archs.RestorerProtocol` or an option dict
+        restorer: an ``nn.Module`` following `RestorerProtocol` or an option dict
             ``{"type": "RestorerV2", ...}`` built through BasicSR's ARCH_REGISTRY.
-        estimator: likewise, :class:`~dan_blocks.archs.EstimatorProtocol` (needs ``output_kind``).
-        pca: see :func:`resolve_pca`.
+        estimator: likewise, `EstimatorProtocol` (needs ``output_kind``).
+        pca: see `resolve_pca()`.
         loop: number of iterations (4 in every released config).
         detach: detach the code fed to the restorer and the SR fed to the estimator (release behaviour).
 
-    :func:`dan_blocks.optimize` turns a DAN into :class:`dan_blocks.fast.FastDAN` (same numbers): LR-only work
+    `dan_blocks.optimize()` turns a DAN into `dan_blocks.fast.FastDAN` (same numbers): LR-only work
     computed once per call, channels_last, and no estimator pass after the last restorer in
-    :meth:`super_resolve`.
+    `super_resolve()`.
 
     Shape:
-        lr: (B, 3, h, w) -> :class:`DANOutput` (sr: (B, 3, s h, s w))
+        lr: (B, 3, h, w) -> `DANOutput` (sr: (B, 3, s h, s w))
     """
 
     def __init__(
@@ -133,7 +134,7 @@ class DAN(nn.Module):
         return self.restorer(lr, code.detach() if self.detach else code)  # type: ignore[no-any-return]
 
     def estimate(self, sr: Tensor, lr: Tensor) -> tuple[Tensor, Tensor | None]:
-        r"""(code, kernel or None) from $E(\bar{\hat x}, y)$, see :meth:`encode`."""
+        r"""(code, kernel or None) from $E(\bar{\hat x}, y)$, see `encode()`."""
         return self.encode(self.estimator(sr.detach() if self.detach else sr, lr))
 
     def encode(self, out: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -152,8 +153,8 @@ class DAN(nn.Module):
     ) -> DANOutput:
         """The unrolled alternation, written once: ``loop`` times restore then estimate, from ``init_code``.
 
-        ``restore(lr, code)`` and ``estimate(sr, lr) -> (code, kernel)`` are :meth:`restore` and
-        :meth:`estimate` here; :class:`dan_blocks.fast.FastDAN` passes its memoised versions.
+        ``restore(lr, code)`` and ``estimate(sr, lr) -> (code, kernel)`` are `restore()` and
+        `estimate()` here; `dan_blocks.fast.FastDAN` passes its memoised versions.
         ``final_estimate=False`` skips the estimate after the last restore (then ``codes`` and ``kernels`` hold
         ``loop - 1`` entries).
         """
@@ -186,7 +187,7 @@ class DAN(nn.Module):
 
 
 class SROnly(nn.Module):
-    """Wrap a :class:`DAN` so that ``forward(lr)`` returns only the final SR tensor.
+    """Wrap a `DAN` so that ``forward(lr)`` returns only the final SR tensor.
 
     For deployment (ONNX export, ``torch.jit.trace``) and for pipelines that expect a tensor (BasicSR's
     validation). Shape: (B, 3, h, w) -> (B, 3, s h, s w).

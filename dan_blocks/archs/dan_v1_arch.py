@@ -1,4 +1,4 @@
-"""DAN v1 (NeurIPS 2020) estimator and restorer, built from :class:`~dan_blocks.layers.CRB` blocks."""
+"""DAN v1 (NeurIPS 2020) estimator and restorer, built from `CRB` blocks."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ __all__ = ["EstimatorV1", "RestorerV1"]
 
 @register_arch
 class EstimatorV1(nn.Module):
-    r"""DAN v1 estimator :math:`E(\hat x, y) \to c`: predicts the PCA code directly.
+    r"""DAN v1 estimator $E(\hat x, y) \to c$: predicts the PCA code directly.
 
     ``head_LR`` (1x1 conv ``in_nc -> nf``) on the LR image is the basic path; ``head_HR`` (9x9 conv, stride
     ``scale``, padding 4, ``in_nc -> nf``) maps the SR image to LR size and is the condition; ``num_blocks``
-    :class:`CRB` (nf, nf); ``out`` 3x3 conv ``nf -> code_length``; global average pooling.
+    `CRB` (nf, nf); ``out`` 3x3 conv ``nf -> code_length``; global average pooling.
 
     The release hard-codes ``code_length=10`` here (``Estimator.out`` has 10 channels) whatever the PCA's
     length, so only ``code_length=10`` models exist in the release.
@@ -70,10 +70,10 @@ class EstimatorV1(nn.Module):
 
 @register_arch
 class RestorerV1(nn.Module):
-    r"""DAN v1 restorer :math:`R(y, c) \to \hat x`.
+    r"""DAN v1 restorer $R(y, c) \to \hat x$.
 
-    ``head`` 3x3 conv ``in_nc -> nf``; ``nb`` :class:`CRB` (nf, code_length), each concatenating the code
-    stretched to the LR size; ``fusion`` 3x3 conv; :func:`~dan_blocks.archs.upsample.make_upsampler`. No long
+    ``head`` 3x3 conv ``in_nc -> nf``; ``nb`` `CRB` (nf, code_length), each concatenating the code
+    stretched to the LR size; ``fusion`` 3x3 conv; `make_upsampler()`. No long
     skip, no clamp (as released).
 
     Args:

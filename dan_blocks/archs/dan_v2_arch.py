@@ -1,4 +1,4 @@
-"""DAN v2 (TPAMI) estimator and restorer, built from :class:`~dan_blocks.layers.DPCG` groups."""
+"""DAN v2 (TPAMI) estimator and restorer, built from `DPCG` groups."""
 
 from __future__ import annotations
 
@@ -17,14 +17,16 @@ __all__ = ["EstimatorV2", "RestorerV2"]
 
 @register_arch
 class EstimatorV2(nn.Module):
-    r"""DAN v2 estimator :math:`E(\hat x, y) \to k`: predicts the full k x k kernel.
+    r"""DAN v2 estimator $E(\hat x, y) \to k$: predicts the full k x k kernel.
 
     ``head_LR`` 5x5 conv ``in_nc -> nf`` (basic path, LR); ``head_HR`` conv of size ``4s+1``, stride ``s``,
-    padding ``2s`` on the SR image (condition path, brought to LR size); one :class:`DPCG` (nf, nf, 3, 3,
+    padding ``2s`` on the SR image (condition path, brought to LR size); one `DPCG` (nf, nf, 3, 3,
     ``num_blocks``); ``tail`` = 3x3 conv ``nf -> tail_nf``, global average pooling, 1x1 conv
     ``tail_nf -> k²``, softmax over the k² taps:
 
-    .. math::  k = \mathrm{softmax}\big(W_t\,\mathrm{GAP}(W_3 * f)\big), \qquad \textstyle\sum k = 1
+    $$
+    k = \mathrm{softmax}\big(W_t\,\mathrm{GAP}(W_3 * f)\big), \qquad \textstyle\sum k = 1
+    $$
 
     Args:
         in_nc: image channels (3).
@@ -33,7 +35,7 @@ class EstimatorV2(nn.Module):
         scale: SR factor ``s`` (1 gives the release's 5x5 stride-1 deblurring head).
         kernel_size: ``k`` (21).
         tail_nf: channels before pooling (64).
-        residual: DPCG residual, ``"double"`` as released (see :class:`DPCG`) or ``"add"``.
+        residual: DPCG residual, ``"double"`` as released (see `DPCG`) or ``"add"``.
         input_norm: subtract each LR image's mean (over channels and pixels) from both inputs before the
             heads (off as released). The blur is a property of local contrast, not of brightness; removing the
             mean lets a small estimator learn image-specific kernels in a few hundred steps (the quickstart
@@ -89,11 +91,11 @@ class EstimatorV2(nn.Module):
 
 @register_arch
 class RestorerV2(nn.Module):
-    r"""DAN v2 restorer :math:`R(y, c) \to \hat x`.
+    r"""DAN v2 restorer $R(y, c) \to \hat x$.
 
     ``head1`` 3x3 conv ``in_nc -> nf`` on the LR image; ``head2`` 1x1 conv ``C -> nf`` on the code viewed as
     (B, C, 1, 1) (no spatial stretch: the 1x1 condition path broadcasts; a per-pixel code map (B, C, h, w)
-    works too); ``ng`` :class:`DPCG` (nf, nf, 3, 1, ``nb``); ``fusion`` 3x3 conv; upsampler (a single conv at
+    works too); ``ng`` `DPCG` (nf, nf, 3, 1, ``nb``); ``fusion`` 3x3 conv; upsampler (a single conv at
     scale 1). No long skip, no clamp.
 
     Args:

@@ -16,27 +16,28 @@ __all__ = ["MANetEstimator"]
 
 @register_arch
 class MANetEstimator(nn.Module):
-    r"""Per-pixel kernel estimator: a one-level U-Net of :class:`~dan_blocks.layers.MAConvBlock` on the LR image.
+    r"""Per-pixel kernel estimator: a one-level U-Net of `MAConvBlock` on the LR image.
 
     Layout (MANet's): ``head`` 3x3 conv ``in_nc -> nf``; ``down`` = ``num_blocks`` MAConv blocks (nf) and a 2x2
     stride-2 conv ``nf -> 2 nf``; ``body`` = ``num_blocks`` blocks (2 nf); ``up`` = 2x2 stride-2 transposed conv
     ``2 nf -> nf`` and ``num_blocks`` blocks (nf); ``tail`` 3x3 conv ``nf -> k²``; a softmax over the k² taps of
-    every pixel. With :math:`f_1 = \mathrm{head}(y)\,[+\,H(\hat x)]`, :math:`f_2 = \mathrm{down}(f_1)`:
+    every pixel. With $f_1 = \mathrm{head}(y)\,[+\,H(\hat x)]$, $f_2 = \mathrm{down}(f_1)$:
 
-    .. math::
-        K = \mathrm{softmax}_{k^2}\Big(\mathrm{tail}\big(\mathrm{up}(\mathrm{body}(f_2) + f_2) + f_1\big)\Big),
-        \qquad \textstyle\sum_{t} K_{b,t,i,j} = 1 \ \ \forall\, b, i, j
+    $$
+    K = \mathrm{softmax}_{k^2}\Big(\mathrm{tail}\big(\mathrm{up}(\mathrm{body}(f_2) + f_2) + f_1\big)\Big),
+    \qquad \textstyle\sum_{t} K_{b,t,i,j} = 1 \ \ \forall\, b, i, j
+    $$
 
     SR branch (``use_sr=True``, dan-blocks' addition so the estimator takes part in DAN's alternation):
-    :math:`H` = conv of size ``4s+1``, stride ``s``, padding ``2s`` (like DAN v2's ``head_HR``) maps the SR
+    $H$ = conv of size ``4s+1``, stride ``s``, padding ``2s`` (like DAN v2's ``head_HR``) maps the SR
     image to LR size; its features are added to the LR head's. ``use_sr=False`` is MANet as published: the SR
     argument is ignored and the estimate depends on the LR image only (then it does not improve across DAN's
     iterations). Odd LR sizes are replicate-padded to even (on the right/bottom; the SR image by ``s`` times
     that) and the output is cropped back.
 
     Output layout: (B, k*k, h, w), channel ``t = r * k + c`` is kernel tap (row r, column c) of the kernel at LR
-    pixel (i, j): the per-pixel layout :meth:`~dan_blocks.layers.PCAEncoder.encode` and
-    :class:`~dan_blocks.archs.DAN` take (``kernel.view(B, k, k, h, w)`` gives the k x k kernels).
+    pixel (i, j): the per-pixel layout `encode()` and
+    `DAN` take (``kernel.view(B, k, k, h, w)`` gives the k x k kernels).
 
     Args:
         in_nc: image channels (3).
@@ -45,7 +46,7 @@ class MANetEstimator(nn.Module):
         kernel_size: ``k`` (21).
         scale: SR factor ``s`` of the SR branch.
         use_sr: add the SR branch (True) or be LR-only as MANet (False).
-        split, reduction, scale_activation: of every :class:`~dan_blocks.layers.MAConv` (2, 2, ``"sigmoid"``).
+        split, reduction, scale_activation: of every `MAConv` (2, 2, ``"sigmoid"``).
 
     Shape:
         sr: (B, in_nc, s h, s w) (ignored, may be None, when ``use_sr=False``); lr: (B, in_nc, h, w)

@@ -272,7 +272,7 @@ def load_official_checkpoint(
         map_location: passed to ``torch.load``; the model is moved there when it names a device.
 
     Returns:
-        a :class:`DANv1` or :class:`DANv2` in eval mode.
+        a `DANv1` or `DANv2` in eval mode.
     """
     state = read_state_dict(path_or_state_dict, map_location)
     cfg = infer_release_config(state)

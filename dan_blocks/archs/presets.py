@@ -1,4 +1,4 @@
-"""DAN v1 / v2 presets with the release's configuration (the default PCA matrices: :mod:`.pca_files`)."""
+"""DAN v1 / v2 presets with the release's configuration (the default PCA matrices: `.pca_files`)."""
 
 from __future__ import annotations
 
@@ -18,15 +18,15 @@ def _pca(pca: PCALike | None, kernel_size: int, code_length: int, setting: int) 
 
 @register_arch
 class DANv1(DAN):
-    """DAN v1 preset (NeurIPS 2020): :class:`RestorerV1` + :class:`EstimatorV1`, release sizes by default.
+    """DAN v1 preset (NeurIPS 2020): `RestorerV1` + `EstimatorV1`, release sizes by default.
 
     Args:
         scale: SR factor (2, 3, 4 released).
         kernel_size: PCA kernel size ``k`` (21 in setting 1).
         code_length: code length ``C`` (10; the release's estimator is fixed at 10).
         setting: 1 (isotropic) or 2 (anisotropic), picks the default PCA when ``pca`` is None.
-        pca: anything :func:`~dan_blocks.archs.resolve_pca` accepts, or None for :func:`default_pca`.
-        loop: iterations (4). detach: as in :class:`DAN`.
+        pca: anything `resolve_pca()` accepts, or None for `default_pca()`.
+        loop: iterations (4). detach: as in `DAN`.
         in_nc: image channels (3). nf, nb: restorer width (64) and CRB count (40).
         est_nf, est_nb: estimator width (32) and CRB count (5). reduction: channel attention (16).
     """
@@ -59,17 +59,17 @@ class DANv1(DAN):
 
 @register_arch
 class DANv2(DAN):
-    """DAN v2 preset (TPAMI): :class:`RestorerV2` + :class:`EstimatorV2`, release sizes by default.
+    """DAN v2 preset (TPAMI): `RestorerV2` + `EstimatorV2`, release sizes by default.
 
     Args:
         scale: SR factor (1 = deblurring, 2, 3, 4).
-        kernel_size, code_length, setting, pca, loop, detach, in_nc: as :class:`DANv1`
+        kernel_size, code_length, setting, pca, loop, detach, in_nc: as `DANv1`
             (setting 2 x4 in the release: kernel_size=31, code_length=15).
         nf, nb, ng: restorer width (64), DPCBs per group (10), groups (5).
         est_nf, est_nb, est_tail_nf: estimator width (32), DPCBs (5), tail width (64).
         residual: DPCG residual, ``"double"`` (as released; needed for the released weights) or ``"add"``.
         est_input_norm: the estimator subtracts each LR image's mean first (off as released; see
-            :class:`EstimatorV2`).
+            `EstimatorV2`).
     """
 
     def __init__(
@@ -112,7 +112,7 @@ def dan_v1(
     loop: int = 4,
     **sizes: Any,
 ) -> DANv1:
-    """DAN v1 with the release's setting-1 configuration (``sizes``: see :class:`DANv1`)."""
+    """DAN v1 with the release's setting-1 configuration (``sizes``: see `DANv1`)."""
     return DANv1(scale, kernel_size, code_length, setting, pca, loop, **sizes)
 
 
@@ -127,5 +127,5 @@ def dan_v2(
     residual: str = "double",
     **sizes: Any,
 ) -> DANv2:
-    """DAN v2 with the release's setting-1 configuration (``sizes``: see :class:`DANv2`)."""
+    """DAN v2 with the release's setting-1 configuration (``sizes``: see `DANv2`)."""
     return DANv2(scale, kernel_size, code_length, setting, pca, loop, residual=residual, **sizes)

@@ -14,7 +14,7 @@ OUTPUT_KINDS = ("kernel", "code")
 
 @runtime_checkable
 class RestorerProtocol(Protocol):
-    r"""A restorer :math:`R(y, c) \to \hat x`.
+    r"""A restorer $R(y, c) \to \hat x$.
 
     Attributes:
         scale: the SR factor ``s`` (1 for deblurring).
@@ -31,7 +31,7 @@ class RestorerProtocol(Protocol):
 
 @runtime_checkable
 class EstimatorProtocol(Protocol):
-    r"""An estimator :math:`E(\hat x, y)` giving a blur kernel or directly a code.
+    r"""An estimator $E(\hat x, y)$ giving a blur kernel or directly a code.
 
     Attributes:
         output_kind: ``"kernel"`` (DAN PCA-encodes the output) or ``"code"`` (used as the next code as is).
@@ -47,7 +47,7 @@ class EstimatorProtocol(Protocol):
 
 
 class DANOutput(NamedTuple):
-    """What :class:`~dan_blocks.archs.DAN` returns (a NamedTuple, so torch.compile/export can flatten it).
+    """What `DAN` returns (a NamedTuple, so torch.compile/export can flatten it).
 
     Attributes:
         sr: the final SR image (B, 3, s h, s w) (= ``srs[-1]``).

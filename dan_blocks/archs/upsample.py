@@ -26,10 +26,10 @@ class Upsampler(nn.Sequential):
 
     Layouts (parameter names as in the release): x4 ``{0, 2, 4}`` = [conv 64->256, PS(2), conv 64->256, PS(2),
     conv 64->3]; x2/x3 ``{0, 2}`` = [conv 64->64 s², PS(s), conv 64->3]. The x1 (deblurring) variant of the
-    release is a single conv and is built by :func:`make_upsampler` as a plain ``nn.Conv2d``.
+    release is a single conv and is built by `make_upsampler()` as a plain ``nn.Conv2d``.
 
-    The chain has no non-linearity: :func:`dan_blocks.optimize` folds it into one sub-pixel convolution at the
-    input size for inference (:class:`dan_blocks.fast.FoldedUpsampler`).
+    The chain has no non-linearity: `dan_blocks.optimize()` folds it into one sub-pixel convolution at the
+    input size for inference (`dan_blocks.fast.FoldedUpsampler`).
 
     Shape:
         (B, nf, H, W) -> (B, out_nc, s H, s W)
@@ -57,7 +57,7 @@ class Upsampler(nn.Sequential):
 
 
 def make_upsampler(nf: int = 64, out_nc: int = 3, scale: int = 4) -> nn.Module:
-    """:class:`Upsampler` for scale > 1; one 3x3 conv ``nf -> out_nc`` at scale 1 (release ``upscale.*``)."""
+    """`Upsampler` for scale > 1; one 3x3 conv ``nf -> out_nc`` at scale 1 (release ``upscale.*``)."""
     if scale == 1:
         return nn.Conv2d(nf, out_nc, 3, 1, 1)
     return Upsampler(nf, out_nc, scale)

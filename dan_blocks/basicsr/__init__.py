@@ -2,11 +2,11 @@
 
 Importing this package
 
-1. makes ``import basicsr`` work on current torch/torchvision (:mod:`.compat`, every workaround with its
+1. makes ``import basicsr`` work on current torch/torchvision (`.compat`, every workaround with its
    reason);
 2. registers dan-blocks' architectures (DAN, DANv1, DANv2, the estimators and restorers, and any registered
    later), ``DANModel`` and the datasets ``BlindSRHRDataset`` / ``BlindSRPairedDataset`` into BasicSR's
-   registries (:mod:`.registration`).
+   registries (`.registration`).
 
 Then option files name them as usual (``model_type: DANModel``, ``network_g: {type: DANv2, ...}``) and
 ``basicsr.train.train_pipeline(root)`` runs them, as in Real-ESRGAN or HAT. The ``dan-blocks`` CLI does this

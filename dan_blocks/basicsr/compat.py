@@ -1,6 +1,6 @@
 """Every workaround for BasicSR / torchvision / torch version drift lives here, each with its reason.
 
-Nothing in this module runs on import; :mod:`dan_blocks.basicsr` calls :func:`ensure_basicsr_importable`
+Nothing in this module runs on import; `dan_blocks.basicsr` calls `ensure_basicsr_importable()`
 once before it touches ``basicsr`` (the core ``import dan_blocks`` never imports BasicSR). Each patch is
 applied only when the installed versions need it, and each is covered by ``tests/test_compat.py``.
 
@@ -11,11 +11,11 @@ Workarounds
    torchvision. When the module is missing we register a stand-in exposing ``rgb_to_grayscale``.
 2. A CUDA build of torchvision over a CPU-only torch (or any torch/torchvision pair built for each other's
    wrong version) fails deep inside torchvision with ``operator torchvision::nms does not exist``. We turn
-   that into an :class:`IncompatibleTorchvisionError` naming both versions and the fix.
+   that into an `IncompatibleTorchvisionError` naming both versions and the fix.
 3. ``basicsr.data.degradations`` calls ``np.seterr(divide='ignore', invalid='ignore')`` on import, silently
    changing NumPy's global error handling for the whole process. We restore the caller's settings.
 4. ``basicsr.archs.arch_util`` imports ``distutils`` (gone from the Python 3.12 stdlib). setuptools provides
-   a shim; pyproject pulls setuptools in on Python >= 3.12 and :func:`ensure_basicsr_importable` says so
+   a shim; pyproject pulls setuptools in on Python >= 3.12 and `ensure_basicsr_importable()` says so
    clearly if it is missing.
 """
 

@@ -1,11 +1,12 @@
-"""DANModel: BasicSR's SRModel for any network built on :class:`dan_blocks.archs.DAN`.
+"""DANModel: BasicSR's SRModel for any network built on `dan_blocks.archs.DAN`.
 
 Training batches carry only ``gt``; the model degrades them on its own device (``degradation:`` option
-block, :func:`dan_blocks.degradations.build_degradation`) with a generator seeded from
+block, `dan_blocks.degradations.build_degradation()`) with a generator seeded from
 (``manual_seed``, iteration, rank), so runs are reproducible and resumable. Loss:
 
-.. math::
-    L = w_{pix} L_{pix}(SR_T, HR) + w_{ker} L_{ker}(\\hat k_T, k)
+$$
+L = w_{pix} L_{pix}(SR_T, HR) + w_{ker} L_{ker}(\\hat k_T, k)
+$$
 
 (v1: the kernel term compares codes with the PCA-encoded ground truth; v2: full kernels), optionally
 summed over every iteration t with ``train.iteration_weights`` (off by default, as in the release).
@@ -368,7 +369,7 @@ class DANModel(SRModel):
         atomic_save(state, os.path.join(self.opt["path"]["training_states"], f"{current_iter}.state"))
 
     def load_network(self, net: Any, load_path: str, strict: bool = True, param_key: str | None = "params") -> None:
-        """BasicSR's load_network through :func:`~dan_blocks.utils.read_checkpoint` (``weights_only=True``, errors
+        """BasicSR's load_network through `read_checkpoint()` (``weights_only=True``, errors
         naming the file)."""
         net = self.get_bare_model(net)
         loaded = read_checkpoint(load_path, param_key)

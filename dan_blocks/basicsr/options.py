@@ -1,4 +1,4 @@
-"""The option keys DANModel reads (checked with :func:`dan_blocks.utils.check_keys`)."""
+"""The option keys DANModel reads (checked with `dan_blocks.utils.check_keys()`)."""
 
 from __future__ import annotations
 

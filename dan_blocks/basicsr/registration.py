@@ -1,8 +1,8 @@
 """Everything dan-blocks registers into BasicSR, in one place (run once by ``import dan_blocks.basicsr``).
 
-- every architecture of dan-blocks' :data:`~dan_blocks.archs.ARCH_REGISTRY` (and every later registration
+- every architecture of dan-blocks' `ARCH_REGISTRY` (and every later registration
   there, a user's own estimators included) into BasicSR's ``ARCH_REGISTRY``;
-- :class:`DANModel` into ``MODEL_REGISTRY``;
+- `DANModel` into ``MODEL_REGISTRY``;
 - ``BlindSRHRDataset`` and ``BlindSRPairedDataset`` into ``DATASET_REGISTRY``.
 
 BasicSR asserts on a second registration of a name, so a name already there (another project's class, or a

@@ -75,7 +75,7 @@ def _yaml(opts: dict[str, Any], output: str) -> str:
 
 
 def write_checkpoint(state: dict[str, Any], output: str) -> None:
-    """``torch.save({"params": state}, output)`` atomically (see :func:`~dan_blocks.utils.atomic_save`)."""
+    """``torch.save({"params": state}, output)`` atomically (see `atomic_save()`)."""
     from dan_blocks.utils import atomic_save
 
     parent = os.path.dirname(os.path.abspath(output))

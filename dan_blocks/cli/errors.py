@@ -1,7 +1,7 @@
 """How every ``dan-blocks`` command reports errors: one line on stderr and the same exit codes everywhere.
 
 Exit codes: 0 success; 1 the work failed (a bad file, a failed image, a training error); 2 a usage error (a
-wrong or missing argument: argparse's own errors and :class:`UsageError`); 130 interrupted (Ctrl-C). Set
+wrong or missing argument: argparse's own errors and `UsageError`); 130 interrupted (Ctrl-C). Set
 ``DAN_BLOCKS_TRACEBACK=1`` to see the full traceback instead of the one line.
 """
 

@@ -1,6 +1,6 @@
 """Entry point of the ``dan-blocks`` command.
 
-Each sub-command is a module in :mod:`dan_blocks.cli` exposing ``COMMAND`` (its name), ``HELP`` (one line)
+Each sub-command is a module in `dan_blocks.cli` exposing ``COMMAND`` (its name), ``HELP`` (one line)
 and ``main(argv: list[str]) -> int``. Sub-commands parse their own arguments, so ``train``/``test`` can hand
 them to BasicSR's own option parser untouched.
 """

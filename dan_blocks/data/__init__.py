@@ -1,6 +1,6 @@
 """All file I/O of blind-SR data: images, the built-in scikit-image photographs, DIV2KRK folders, test-set files.
 
-The BasicSR datasets built on these live in :mod:`dan_blocks.basicsr`.
+The BasicSR datasets built on these live in `dan_blocks.basicsr`.
 """
 
 from __future__ import annotations

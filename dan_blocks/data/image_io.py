@@ -55,7 +55,7 @@ def to_uint8(img: Tensor) -> np.ndarray:
 
 
 def write_image(path: str | os.PathLike[str], img: np.ndarray) -> None:
-    """Write a uint8 (H, W, 3) RGB image atomically (see :func:`~dan_blocks.utils.atomic_path`)."""
+    """Write a uint8 (H, W, 3) RGB image atomically (see `atomic_path()`)."""
     path = os.fspath(path)
     with atomic_path(path) as tmp:
         if not cv2.imwrite(tmp, np.ascontiguousarray(img[:, :, ::-1])):

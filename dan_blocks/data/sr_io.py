@@ -1,9 +1,9 @@
 """Image and kernel files for ``dan-blocks sr``: grey / RGB / RGBA in 8 or 16 bit, atomic writes.
 
-An :class:`InputImage` holds the RGB planes the network sees (grey replicated to 3 channels) and what is
+An `InputImage` holds the RGB planes the network sees (grey replicated to 3 channels) and what is
 needed to write the result back in the input's mode: grey results become grey again (BT.601 luma,
 ``0.299 R + 0.587 G + 0.114 B``), an alpha plane is upscaled separately with MATLAB bicubic
-(:func:`~dan_blocks.degradations.imresize`).
+(`imresize()`).
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def kernel_picture(kernel: Tensor, min_side: int = 256) -> np.ndarray:
 
 
 def write_array(path: str, array: np.ndarray) -> None:
-    """``cv2.imwrite`` atomically (see :func:`~dan_blocks.utils.atomic_path`)."""
+    """``cv2.imwrite`` atomically (see `atomic_path()`)."""
     with atomic_path(path) as tmp:
         if not cv2.imwrite(tmp, array):
             raise OSError(f"{path}: cannot write the image")

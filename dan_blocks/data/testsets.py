@@ -1,6 +1,6 @@
 """Blind-SR test sets from HR images: Gaussian8 (setting 1) and DIV2KRK-style anisotropic (setting 2).
 
-Output layout (``out_dir``), the DIV2KRK layout with NumPy kernels plus a manifest::
+Output layout (``out_dir``), the DIV2KRK layout with NumPy kernels plus a manifest:
 
     gt/<name>.png                 mod-cropped HR (uint8)
     lr_x<s>/<name>[_sig<σ>].png   blur (reflect padding) + MATLAB bicubic 1/s, rounded to uint8

@@ -1,6 +1,6 @@
 """Degradations of blind SR as tensor ops: kernel samplers, batched blur / MATLAB bicubic / noise, PCA fitting,
-presets. No file I/O here (test-set files: :mod:`dan_blocks.data`); the numbers come from
-:mod:`dan_blocks.settings`.
+presets. No file I/O here (test-set files: `dan_blocks.data`); the numbers come from
+`dan_blocks.settings`.
 
 ``from dan_blocks.degradations import build_degradation, DEGRADATION_REGISTRY, imresize, blur``
 """

@@ -15,7 +15,7 @@ def _padding(k: int) -> tuple[int, int, int, int]:
 
 
 def blur(img: Tensor, kernels: Tensor) -> Tensor:
-    r"""Blur a batch: :math:`y_b = x_b \star k_b` (correlation, as ``F.conv2d``), reflect padding k//2.
+    r"""Blur a batch: $y_b = x_b \star k_b$ (correlation, as ``F.conv2d``), reflect padding k//2.
 
     Args:
         img: (B, C, H, W) floating tensor.
@@ -57,7 +57,7 @@ def blur(img: Tensor, kernels: Tensor) -> Tensor:
 
 
 class Blur(nn.Module):
-    """Module wrapper of :func:`blur`: ``Blur()(img, kernels)``."""
+    """Module wrapper of `blur()`: ``Blur()(img, kernels)``."""
 
     def forward(self, img: Tensor, kernels: Tensor) -> Tensor:
         return blur(img, kernels)

@@ -91,8 +91,8 @@ def imresize_matrix(
 def imresize(img: Tensor, scale: float, antialiasing: bool = True) -> Tensor:
     r"""MATLAB bicubic resize of a batch by ``scale`` (e.g. 1/4 to downsample x4, 2 to upsample).
 
-    :math:`Y = W_H\, X\, W_W^\top` per image and channel, with the (out, in) matrices of
-    :func:`imresize_matrix`.
+    $Y = W_H\, X\, W_W^\top$ per image and channel, with the (out, in) matrices of
+    `imresize_matrix()`.
 
     Args:
         img: (B, C, H, W) or (C, H, W) floating tensor, any device.
@@ -113,7 +113,7 @@ def imresize(img: Tensor, scale: float, antialiasing: bool = True) -> Tensor:
 
 
 class Imresize(nn.Module):
-    """Module wrapper of :func:`imresize` with a fixed ``scale``."""
+    """Module wrapper of `imresize()` with a fixed ``scale``."""
 
     def __init__(self, scale: float = 0.25, antialiasing: bool = True) -> None:
         super().__init__()
@@ -128,7 +128,7 @@ class Imresize(nn.Module):
 
 
 def stride_downsample(img: Tensor, scale: int, offset: int = 0) -> Tensor:
-    r"""s-fold decimation (the paper's :math:`\downarrow_s`): ``img[..., offset::s, offset::s]``.
+    r"""s-fold decimation (the paper's $\downarrow_s$): ``img[..., offset::s, offset::s]``.
 
     Args:
         img: (..., H, W) tensor.

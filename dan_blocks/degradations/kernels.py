@@ -85,7 +85,7 @@ def isotropic_gaussian_kernel(
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
 ) -> Tensor:
-    r"""Normalised isotropic Gaussians :math:`k(x, y) \propto \exp(-(x^2 + y^2) / (2\sigma^2))`.
+    r"""Normalised isotropic Gaussians $k(x, y) \propto \exp(-(x^2 + y^2) / (2\sigma^2))$.
 
     Args:
         sigma: (B,) tensor or a float (B = 1).
@@ -111,11 +111,11 @@ def anisotropic_gaussian_kernel(
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
 ) -> Tensor:
-    r"""Normalised rotated Gaussians :math:`k(p) \propto \exp(-\tfrac12 p^\top \Sigma^{-1} p)`.
+    r"""Normalised rotated Gaussians $k(p) \propto \exp(-\tfrac12 p^\top \Sigma^{-1} p)$.
 
-    :math:`\Sigma = R\,\mathrm{diag}(\sigma_x^2, \sigma_y^2)\,R^\top`,
-    :math:`R = [[\cos\theta, -\sin\theta], [\sin\theta, \cos\theta]]`, :math:`p = (x, y)` with x the column
-    offset. Evaluated as :math:`u^2/\sigma_x^2 + v^2/\sigma_y^2` with :math:`(u, v) = R^\top p`.
+    $\Sigma = R\,\mathrm{diag}(\sigma_x^2, \sigma_y^2)\,R^\top$,
+    $R = [[\cos\theta, -\sin\theta], [\sin\theta, \cos\theta]]$, $p = (x, y)$ with x the column
+    offset. Evaluated as $u^2/\sigma_x^2 + v^2/\sigma_y^2$ with $(u, v) = R^\top p$.
 
     Args:
         sigma_x, sigma_y, theta: (B,) tensors or floats (theta in radians).
@@ -138,7 +138,7 @@ def anisotropic_gaussian_kernel(
 
 
 def random_disturb(kernels: Tensor, generator: torch.Generator | None = None, high: float = 0.25) -> Tensor:
-    r"""The release's multiplicative noise: :math:`k \leftarrow k\,(1 + U(0, high))` per tap, renormalised.
+    r"""The release's multiplicative noise: $k \leftarrow k\,(1 + U(0, high))$ per tap, renormalised.
 
     Args:
         kernels: (B, k, k).
@@ -165,7 +165,7 @@ def gaussian8_sigmas(scale: int) -> Tensor:
 class KernelSampler:
     """Base of the kernel samplers: ``sampler(batch, generator, device, dtype) -> (B, k, k)``.
 
-    Subclasses define :meth:`sample_params` (random parameters drawn from ``generator``) and :meth:`kernels`
+    Subclasses define `sample_params()` (random parameters drawn from ``generator``) and `kernels()`
     (the kernels those parameters give), so a sample can be reproduced or logged from its parameters.
     """
 
@@ -195,7 +195,7 @@ class KernelSampler:
 class IsotropicGaussianKernel(KernelSampler):
     """Sampler: σ ~ U(sigma[0], sigma[1]) per sample (setting 1; the release's range (0.2, 4.0) by default).
 
-    ``sampler(batch, generator, device, dtype) -> (B, k, k)``; :meth:`sample_params` gives
+    ``sampler(batch, generator, device, dtype) -> (B, k, k)``; `sample_params()` gives
     ``{"sigma": (B,)}``.
     """
 

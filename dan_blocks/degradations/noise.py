@@ -32,7 +32,7 @@ def sample_noise_levels(
 def add_gaussian_noise(
     img: Tensor, level: Tensor | float, generator: torch.Generator | None = None, clip: bool = True
 ) -> Tensor:
-    r"""AWGN with a level per sample: :math:`y_b = x_b + \sigma_b\,n`, :math:`n \sim \mathcal N(0, 1)`.
+    r"""AWGN with a level per sample: $y_b = x_b + \sigma_b\,n$, $n \sim \mathcal N(0, 1)$.
 
     Args:
         img: (B, C, H, W) floating tensor.
@@ -55,5 +55,5 @@ def add_gaussian_noise(
 
 
 def quantize(img: Tensor, levels: int = 255) -> Tensor:
-    r"""uint8-style quantisation: :math:`\mathrm{round}(\mathrm{clamp}(x, 0, 1) \cdot 255) / 255`."""
+    r"""uint8-style quantisation: $\mathrm{round}(\mathrm{clamp}(x, 0, 1) \cdot 255) / 255$."""
     return torch.round(img.clamp(0.0, 1.0) * levels) / levels

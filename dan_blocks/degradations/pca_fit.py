@@ -2,7 +2,7 @@
 
 The kernels are drawn from the training distribution of a setting (1: isotropic σ ~ U(0.2, 4.0);
 2: anisotropic σx, σy ~ U(0.6, 5), θ ~ U(-π, π), random_disturb) with a seeded ``torch.Generator`` in chunks
-of :data:`CHUNK` kernels, so a given (setting, kernel_size, samples, seed) always gives the same matrix on one
+of `CHUNK` kernels, so a given (setting, kernel_size, samples, seed) always gives the same matrix on one
 platform (float64 SVD; BLAS libraries may differ in the last bits across platforms).
 """
 
@@ -69,7 +69,7 @@ def fit_default_pca(
         sigma: override of the setting's sigma range.
 
     Returns:
-        :class:`~dan_blocks.layers.PCAEncoder` with ``matrix`` (k*k, C) and metadata describing the fit.
+        `PCAEncoder` with ``matrix`` (k*k, C) and metadata describing the fit.
     """
     kernels = sample_training_kernels(setting, kernel_size, samples, seed, sigma)
     sig = list(sigma) if sigma is not None else list(SETTING_SIGMAS[setting])

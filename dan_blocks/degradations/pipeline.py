@@ -42,11 +42,11 @@ def build_kernel_sampler(opt: Mapping[str, Any] | Callable[..., Tensor]) -> Call
 
 
 class BlindSRDegradation:
-    r"""The release's on-the-fly LR synthesis: :math:`y = Q(\mathrm{clip}((x \star k)\downarrow_s + n))`.
+    r"""The release's on-the-fly LR synthesis: $y = Q(\mathrm{clip}((x \star k)\downarrow_s + n))$.
 
     Args:
         scale: s (2, 3, 4 ...).
-        kernel: sampler option dict (``type`` one of :data:`KERNEL_SAMPLERS`) or a sampler object
+        kernel: sampler option dict (``type`` one of `KERNEL_SAMPLERS`) or a sampler object
             ``(batch, generator, device, dtype) -> (B, k, k)``.
         downsample: ``"bicubic"`` (MATLAB imresize 1/s with antialiasing, the release) or ``"stride"``.
         noise: None, or ``{"level": σ or [low, high], "rate_clean": p}`` (σ in [0, 1] image units; per-sample
@@ -54,7 +54,7 @@ class BlindSRDegradation:
         quantize: round the LR to uint8 levels (the release's training LR).
 
     Call: ``lr, kernels = deg(hr, generator)``; hr (B, C, H, W) in [0, 1] on any device; lr
-    (B, C, ceil(H/s), ceil(W/s)) and kernels (B, k, k) on hr's device/dtype. :meth:`sample` also returns the
+    (B, C, ceil(H/s), ceil(W/s)) and kernels (B, k, k) on hr's device/dtype. `sample()` also returns the
     noise levels (B,) and the kernel parameters.
     """
 

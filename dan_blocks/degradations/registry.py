@@ -1,6 +1,6 @@
-"""``DEGRADATION_REGISTRY`` (a :class:`~dan_blocks.utils.Registry`), presets and ``build_degradation``.
+"""``DEGRADATION_REGISTRY`` (a `Registry`), presets and ``build_degradation``.
 
-Option blocks (plain dicts, e.g. from a YAML option file)::
+Option blocks (plain dicts, e.g. from a YAML option file):
 
     {"type": "BlindSRDegradation", "scale": 4,
      "kernel": {"type": "IsotropicGaussianKernel", "kernel_size": 21, "sigma": [0.2, 4.0]},
@@ -112,7 +112,7 @@ _PIPELINE_KEYS = ("type", "scale", "kernel", "downsample", "noise", "quantize")
 
 
 def preset_options(name: str, scale: int = 4, **overrides: Any) -> dict[str, Any]:
-    """The full option block of a preset, with ``overrides`` applied (see :func:`build_degradation`)."""
+    """The full option block of a preset, with ``overrides`` applied (see `build_degradation()`)."""
     if name not in PRESETS:
         raise ValueError(f"unknown degradation preset {name!r}; accepted: {sorted(PRESETS)}")
     accepted = ["preset", *_PIPELINE_KEYS, *_PRESET_KEYS[name], *_KERNEL_SHORTHANDS]

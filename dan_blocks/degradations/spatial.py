@@ -2,14 +2,14 @@
 
 Parameter fields: each of σx, σy, θ is drawn at the 4 corners of the HR image and bilinearly interpolated over
 it (equal corners give a spatially uniform field). The kernel at a position is the release's anisotropic
-Gaussian (:func:`~dan_blocks.degradations.anisotropic_gaussian_kernel`, no random_disturb, so the kernels
+Gaussian (`anisotropic_gaussian_kernel()`, no random_disturb, so the kernels
 vary smoothly) with that position's parameters. Blur: each output pixel is the correlation of its reflect-padded
 k x k neighbourhood with its own kernel. Downsampling: the same MATLAB bicubic (or s-fold stride) as
-:class:`~dan_blocks.degradations.BlindSRDegradation`.
+`BlindSRDegradation`.
 
 Ground-truth map (for the kernel loss): (B, k*k, h, w) at LR resolution, channel ``t = r * k + c`` = tap
-(row r, column c), the layout of :class:`~dan_blocks.archs.MANetEstimator` and of per-pixel
-:meth:`~dan_blocks.layers.PCAEncoder.encode`. The kernel of LR pixel i is the kernel whose parameters are the
+(row r, column c), the layout of `MANetEstimator` and of per-pixel
+`encode()`. The kernel of LR pixel i is the kernel whose parameters are the
 fields' values at that pixel's centre in HR coordinates, ``(i + 0.5) s - 0.5`` for bicubic (MATLAB's
 sampling position), ``i s`` for stride; clamped to the image.
 """
@@ -46,8 +46,8 @@ __all__ = [
 def corner_field(corners: Tensor, rows: Tensor, cols: Tensor, height: int, width: int) -> Tensor:
     r"""Bilinear interpolation of the 4 corner values over an image, evaluated at (rows x cols) positions.
 
-    With :math:`t = y / (H - 1)`, :math:`u = x / (W - 1)` (0 when the size is 1):
-    :math:`f = (1-t)(1-u)c_{00} + (1-t)u\,c_{01} + t(1-u)c_{10} + t u\,c_{11}`.
+    With $t = y / (H - 1)$, $u = x / (W - 1)$ (0 when the size is 1):
+    $f = (1-t)(1-u)c_{00} + (1-t)u\,c_{01} + t(1-u)c_{10} + t u\,c_{11}$.
 
     Args:
         corners: (B, 2, 2) values ``[[top-left, top-right], [bottom-left, bottom-right]]``.
@@ -67,7 +67,7 @@ def corner_field(corners: Tensor, rows: Tensor, cols: Tensor, height: int, width
 
 
 def _quadratic_coefficients(sigma_x: Tensor, sigma_y: Tensor, theta: Tensor) -> Tensor:
-    r"""(B, 3, H, W) float64 :math:`(a, b, c)` with :math:`-\tfrac12 p^\top\Sigma^{-1}p = a x^2 + b xy + c y^2`."""
+    r"""(B, 3, H, W) float64 $(a, b, c)$ with $-\tfrac12 p^\top\Sigma^{-1}p = a x^2 + b xy + c y^2$."""
     cos, sin = torch.cos(theta), torch.sin(theta)
     ix, iy = 1.0 / sigma_x**2, 1.0 / sigma_y**2
     a = -0.5 * (cos**2 * ix + sin**2 * iy)
@@ -80,9 +80,9 @@ def gaussian_kernel_field(
 ) -> Tensor:
     r"""Per-pixel normalised anisotropic Gaussians (the formula of ``anisotropic_gaussian_kernel``).
 
-    :math:`K_{b,t,i,j} \propto \exp(-\tfrac12 (u_t^2/\sigma_x^2 + v_t^2/\sigma_y^2))`, :math:`(u, v) = R_\theta^\top
-    p_t`, :math:`p_t = (x, y)` the offset of tap t (x = column), parameters taken at pixel (i, j); sums to 1
-    over t. Computed in float64 as :math:`\exp(a x^2 + b xy + c y^2)` (the expanded quadratic form, one matmul
+    $K_{b,t,i,j} \propto \exp(-\tfrac12 (u_t^2/\sigma_x^2 + v_t^2/\sigma_y^2))$, $(u, v) = R_\theta^\top
+    p_t$, $p_t = (x, y)$ the offset of tap t (x = column), parameters taken at pixel (i, j); sums to 1
+    over t. Computed in float64 as $\exp(a x^2 + b xy + c y^2)$ (the expanded quadratic form, one matmul
     of the per-pixel coefficients with the tap offsets), normalised in place.
 
     Args:
@@ -139,13 +139,13 @@ def _accumulate(padded: Tensor, weights: Tensor, row0: int) -> Tensor:
 
 
 def spatially_variant_blur(img: Tensor, kernels: Tensor) -> Tensor:
-    r"""Per-pixel blur: :math:`y_{b,c,i,j} = \sum_{r,s} \tilde x_{b,c,i+r,j+s}\,K_{b,rk+s,i,j}`.
+    r"""Per-pixel blur: $y_{b,c,i,j} = \sum_{r,s} \tilde x_{b,c,i+r,j+s}\,K_{b,rk+s,i,j}$.
 
-    :math:`\tilde x` is ``img`` reflect-padded by k//2 (correlation, ``F.conv2d`` semantics, as
-    :func:`~dan_blocks.degradations.blur`; a uniform kernel map gives ``blur``'s result). The same numbers as
+    $\tilde x$ is ``img`` reflect-padded by k//2 (correlation, ``F.conv2d`` semantics, as
+    `blur()`; a uniform kernel map gives ``blur``'s result). The same numbers as
     ``(F.unfold(x̃, k).view(B, C, k*k, H*W) * K.view(B, 1, k*k, H*W)).sum(2)``, computed as k² shifted
     multiply-adds so that no (B, C, k², H, W) patch tensor is built. For Gaussian fields on large images use
-    :func:`gaussian_field_blur`, which never builds the (B, k*k, H, W) map either.
+    `gaussian_field_blur()`, which never builds the (B, k*k, H, W) map either.
 
     Args:
         img: (B, C, H, W) floating tensor.
@@ -171,17 +171,17 @@ def gaussian_field_blur(
     img: Tensor, sigma_x: Tensor, sigma_y: Tensor, theta: Tensor, kernel_size: int = 21,
     band_elements: int = 1 << 24,
 ) -> Tensor:
-    r"""Per-pixel blur with the Gaussians of :func:`gaussian_kernel_field` on fields interpolated from corners.
+    r"""Per-pixel blur with the Gaussians of `gaussian_kernel_field()` on fields interpolated from corners.
 
     Equals ``spatially_variant_blur(img, gaussian_kernel_field(*fields, k))`` with ``fields =
     [corner_field(p, arange(H), arange(W), H, W) for p in (sigma_x, sigma_y, theta)]`` (up to rounding), but works
-    in row bands: per band, the unnormalised taps :math:`\exp(a x^2 + b xy + c y^2)` come from one matmul of the
-    per-pixel coefficients with the tap offsets, then :math:`y = \sum_t \tilde x_t w_t / \sum_t w_t`.
+    in row bands: per band, the unnormalised taps $\exp(a x^2 + b xy + c y^2)$ come from one matmul of the
+    per-pixel coefficients with the tap offsets, then $y = \sum_t \tilde x_t w_t / \sum_t w_t$.
     Computed in ``img``'s dtype (the coefficients in float64, then cast).
 
     Args:
         img: (B, C, H, W).
-        sigma_x, sigma_y, theta: (B, 2, 2) corner values (see :func:`corner_field`).
+        sigma_x, sigma_y, theta: (B, 2, 2) corner values (see `corner_field()`).
         kernel_size: odd k.
         band_elements: memory budget per band, in elements of the (B, k*k, rows, W) tap weights.
     """
@@ -221,10 +221,10 @@ def _range(value: float | Sequence[float], name: str) -> tuple[float, float]:
 
 @register_degradation
 class SpatiallyVariantDegradation:
-    r"""LR synthesis with blur varying over the image: :math:`y = Q((x \star_{\text{per pixel}} K)\downarrow_s + n)`.
+    r"""LR synthesis with blur varying over the image: $y = Q((x \star_{\text{per pixel}} K)\downarrow_s + n)$.
 
     Per sample, σx, σy ~ U(sigma) and θ ~ U(theta) are drawn at each of the 4 corners (draw order: σx corners
-    (B, 2, 2), σy corners, θ corners, then noise) and interpolated bilinearly (:func:`corner_field`);
+    (B, 2, 2), σy corners, θ corners, then noise) and interpolated bilinearly (`corner_field()`);
     ``isotropic=True`` draws only σ (σy = σx, θ = 0). ``uniform=True`` draws one value per sample for all four
     corners (a spatially invariant kernel, same pipeline). θ defaults to [0, π): a Gaussian is π-periodic in θ,
     and a narrower range keeps the interpolated rotation moderate.
@@ -236,8 +236,8 @@ class SpatiallyVariantDegradation:
         theta: [low, high] in radians ([0, π]).
         isotropic: σy = σx and θ = 0.
         uniform: equal corners (spatially uniform blur).
-        downsample, noise, quantize: as :class:`~dan_blocks.degradations.BlindSRDegradation`.
-        band_elements: memory budget of the banded blur (:func:`gaussian_field_blur`).
+        downsample, noise, quantize: as `BlindSRDegradation`.
+        band_elements: memory budget of the banded blur (`gaussian_field_blur()`).
 
     Call: ``lr, kernel_map = deg(hr, generator)``; hr (B, C, H, W) in [0, 1]; lr (B, C, ceil(H/s), ceil(W/s));
     kernel_map (B, k*k, h, w) ground-truth kernels at LR pixel centres (see the module docstring).

@@ -1,6 +1,6 @@
-"""Optimised exact variants of the paper's blocks, applied once by :func:`optimize`.
+"""Optimised exact variants of the paper's blocks, applied once by `optimize()`.
 
-Nothing here changes a plain block: :func:`optimize` swaps a module's class for its fast variant (same
+Nothing here changes a plain block: `optimize()` swaps a module's class for its fast variant (same
 parameters and ``state_dict``), in place. Each variant is tested against the plain block (<= 1e-5 relative).
 """
 

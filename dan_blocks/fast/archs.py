@@ -17,7 +17,7 @@ __all__ = ["FastDAN", "FastEstimatorV2", "FastRestorerV1", "FastRestorerV2"]
 
 
 class FastRestorerV1(RestorerV1):
-    """:class:`~dan_blocks.archs.RestorerV1` that reuses ``head(lr)`` within one DAN call (``memo=``)."""
+    """`RestorerV1` that reuses ``head(lr)`` within one DAN call (``memo=``)."""
 
     accepts_lr_memo = True
 
@@ -31,7 +31,7 @@ class FastRestorerV1(RestorerV1):
 
 
 class FastRestorerV2(RestorerV2):
-    """:class:`~dan_blocks.archs.RestorerV2` that reuses ``head1(lr)`` and the first block's basic path within
+    """`RestorerV2` that reuses ``head1(lr)`` and the first block's basic path within
     one DAN call (``memo=``)."""
 
     accepts_lr_memo = True
@@ -53,7 +53,7 @@ class FastRestorerV2(RestorerV2):
 
 
 class FastEstimatorV2(EstimatorV2):
-    """:class:`~dan_blocks.archs.EstimatorV2` that reuses the LR mean, ``head_LR`` and the first block's basic
+    """`EstimatorV2` that reuses the LR mean, ``head_LR`` and the first block's basic
     path within one DAN call (``memo=``)."""
 
     accepts_lr_memo = True
@@ -79,15 +79,15 @@ def _call(module: torch.nn.Module, memo: LRMemo | None, *args: Tensor) -> Tensor
 
 
 class FastDAN(DAN):
-    """:class:`~dan_blocks.archs.DAN` with the same alternation (:meth:`DAN.alternate`) and numbers, plus:
+    """`DAN` with the same alternation (`DAN.alternate()`) and numbers, plus:
 
-    - one :class:`~dan_blocks.fast.LRMemo` per call, handed to a restorer / estimator that accepts it, so
+    - one `LRMemo` per call, handed to a restorer / estimator that accepts it, so
       LR-only work is done once instead of ``loop`` times;
     - with channels_last weights (``optimize(channels_last=True)``), the LR is converted on entry and the
       outputs come back in the caller's memory format;
-    - :meth:`super_resolve` skips the estimator pass after the last restorer (its estimate would be unused).
+    - `super_resolve()` skips the estimator pass after the last restorer (its estimate would be unused).
 
-    Made by :func:`dan_blocks.optimize`.
+    Made by `dan_blocks.optimize()`.
     """
 
     #: weights are channels_last: convert the LR on entry (set by :func:`dan_blocks.optimize`)

@@ -23,16 +23,17 @@ def _valid_taps(positions: Tensor, size: int, ksize: int, pad: int) -> Tensor:
 def conv_with_constant_channels(feat: Tensor, conv: nn.Conv2d, const: Tensor) -> Tensor:
     r"""``conv(cat([feat, const stretched to feat's size]))`` without building the concatenation.
 
-    With the weight split as :math:`W = [W_f, W_c]` along the input channels and a code :math:`c` constant in
-    space, the code's share of the output is :math:`T_{o,u,v} = \sum_i W_c[o,i,u,v]\,c_i` summed over the taps
+    With the weight split as $W = [W_f, W_c]$ along the input channels and a code $c$ constant in
+    space, the code's share of the output is $T_{o,u,v} = \sum_i W_c[o,i,u,v]\,c_i$ summed over the taps
     that fall inside the image (zero padding):
 
-    .. math::
-        \mathrm{conv}([f, S(c)])_{o,y,x} = (W_f * f)_{o,y,x} + b_o + \sum_{u,v} T_{o,u,v}\,
-        r_y(u)\,r_x(v)
+    $$
+    \mathrm{conv}([f, S(c)])_{o,y,x} = (W_f * f)_{o,y,x} + b_o + \sum_{u,v} T_{o,u,v}\,
+    r_y(u)\,r_x(v)
+    $$
 
-    with :math:`r_y(u) = 1` when row :math:`y + u - p` lies in the image. In the interior this is the constant
-    :math:`\sum_{u,v} T_{o,u,v}` (added as a per-channel bias); only the ``p = k // 2`` wide border bands
+    with $r_y(u) = 1$ when row $y + u - p$ lies in the image. In the interior this is the constant
+    $\sum_{u,v} T_{o,u,v}$ (added as a per-channel bias); only the ``p = k // 2`` wide border bands
     need the exact partial sums, which are subtracted there. Nothing of size (B, C, H, W) is built for the
     code. Requires stride 1, dilation 1, groups 1, symmetric zero padding ``k // 2`` (the CRB's conv).
 
@@ -100,12 +101,12 @@ def conv_with_constant_channels(feat: Tensor, conv: nn.Conv2d, const: Tensor) ->
 
 
 class FastCRB(CRB):
-    """:class:`~dan_blocks.layers.CRB` computed without the stretch-and-concatenate (same parameters, same numbers).
+    """`CRB` computed without the stretch-and-concatenate (same parameters, same numbers).
 
     A global code (B, C) or (B, C, 1, 1) enters the first conv as a per-channel bias with exact borders
-    (:func:`conv_with_constant_channels`); a spatial code map is concatenated as in the paper, with the
+    (`conv_with_constant_channels()`); a spatial code map is concatenated as in the paper, with the
     LeakyReLU fused into the conv for CPU inference; the update is one ``addcmul``. Made by
-    :func:`dan_blocks.optimize`; equal to the plain block up to float rounding (tested <= 1e-5 relative).
+    `dan_blocks.optimize()`; equal to the plain block up to float rounding (tested <= 1e-5 relative).
     """
 
     def residual(self, feat: Tensor, cond: Tensor) -> Tensor:

@@ -19,12 +19,12 @@ def _linear_1x1(x: Tensor, conv: nn.Conv2d) -> Tensor:
 
 
 class FastDPCB(DPCB):
-    """:class:`~dan_blocks.layers.DPCB` with the same parameters and numbers, computed in fewer passes.
+    """`DPCB` with the same parameters and numbers, computed in fewer passes.
 
     The LeakyReLU is fused into the first conv of each path (oneDNN post-op, CPU inference), the update is one
     ``addcmul``, a global (B, C, 1, 1) condition goes through its 1x1 convs as matrix products, and
-    ``forward`` accepts an already computed basic path :math:`B_1(f)` (``basic=``). Made by
-    :func:`dan_blocks.optimize`.
+    ``forward`` accepts an already computed basic path $B_1(f)$ (``basic=``). Made by
+    `dan_blocks.optimize()`.
     """
 
     def condition(self, cond: Tensor) -> Tensor:
@@ -48,8 +48,8 @@ class FastDPCB(DPCB):
 
 
 class FastDPCG(DPCG):
-    """:class:`~dan_blocks.layers.DPCG` of :class:`FastDPCB` blocks; ``first_basic=`` is the first block's
-    :math:`B_1(f)` if already known. Made by :func:`dan_blocks.optimize`."""
+    """`DPCG` of `FastDPCB` blocks; ``first_basic=`` is the first block's
+    $B_1(f)$ if already known. Made by `dan_blocks.optimize()`."""
 
     def first_basic(self, feat: Tensor) -> Tensor:
         """$B_1(f)$ of the first block."""

@@ -1,9 +1,9 @@
 """Work that depends only on the LR image, computed once per DAN call and shared by its iterations.
 
-In every iteration :math:`\\hat x_i = R(y, c_{i-1})`, :math:`c_i = E(\\hat x_i, y)` the LR image :math:`y` is
+In every iteration $\\hat x_i = R(y, c_{i-1})$, $c_i = E(\\hat x_i, y)$ the LR image $y$ is
 the same, so the restorer's and the estimator's LR heads (and, in DAN v2, the first block's basic path
-:math:`B_1(\\mathrm{head}(y))`, which the code only gates afterwards) give the same tensors every time.
-:class:`~dan_blocks.fast.FastDAN` passes one :class:`LRMemo` to the restorer and the estimator of
+$B_1(\\mathrm{head}(y))$, which the code only gates afterwards) give the same tensors every time.
+`FastDAN` passes one `LRMemo` to the restorer and the estimator of
 one call when they accept it (class attribute ``accepts_lr_memo = True`` and a ``memo`` keyword); nothing
 is kept after the call. Exact: the same ops on the same inputs, computed once.
 """

@@ -46,7 +46,7 @@ def _same_methods(cls: type, plain: type, fast: type) -> bool:
 def variant_for(module: nn.Module) -> type[nn.Module] | None:
     """The fast class ``module`` becomes, or None.
 
-    The exact plain types map through :data:`FAST_VARIANTS`. A subclass that only adds a constructor (the
+    The exact plain types map through `FAST_VARIANTS`. A subclass that only adds a constructor (the
     DANv1 / DANv2 presets, a user's preset) gets a subclass of both (``FastDANv2(FastDAN, DANv2)``), so
     ``isinstance`` checks still hold; a subclass that overrides a method the variant replaces is left alone.
     """
@@ -70,15 +70,15 @@ def variant_for(module: nn.Module) -> type[nn.Module] | None:
 def optimize(model: nn.Module, *, channels_last: bool = True) -> nn.Module:
     """Make ``model`` fast for inference, in place, and return it; idempotent; outputs equal the plain model's.
 
-    Every sub-module whose exact type has a fast variant (:data:`FAST_VARIANTS`) becomes that variant: same
+    Every sub-module whose exact type has a fast variant (`FAST_VARIANTS`) becomes that variant: same
     parameters, names and ``state_dict``, a different ``forward``:
 
-    - :class:`~dan_blocks.layers.CRB` -> :class:`~dan_blocks.fast.FastCRB` (code as bias, no stretch);
-    - DPCB / DPCG -> :class:`~dan_blocks.fast.FastDPCB` / :class:`~dan_blocks.fast.FastDPCG` (fused
+    - `CRB` -> `FastCRB` (code as bias, no stretch);
+    - DPCB / DPCG -> `FastDPCB` / `FastDPCG` (fused
       conv + LeakyReLU on the CPU, ``addcmul``, 1x1 paths as matrix products);
-    - the upsampler -> :class:`~dan_blocks.fast.FoldedUpsampler` (one sub-pixel conv for inference);
-    - v1/v2 restorers and the v2 estimator -> LR-memo variants, and :class:`~dan_blocks.archs.DAN` ->
-      :class:`~dan_blocks.fast.FastDAN` (LR-only work once per call, no unused last estimator pass in
+    - the upsampler -> `FoldedUpsampler` (one sub-pixel conv for inference);
+    - v1/v2 restorers and the v2 estimator -> LR-memo variants, and `DAN` ->
+      `FastDAN` (LR-only work once per call, no unused last estimator pass in
       ``super_resolve``).
 
     With ``channels_last`` the 4-d weights are stored channels_last (``model.to(memory_format=...)``, done

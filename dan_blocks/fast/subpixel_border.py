@@ -1,16 +1,18 @@
-r"""Apply a :class:`~dan_blocks.layers.subpixel_fold.FoldedChain` with the chain's exact borders.
+r"""Apply a `FoldedChain` with the chain's exact borders.
 
-The folded conv equals the chain only where no intermediate zero padding is reached. Write :math:`z_j` for
-the input of the chain's conv :math:`j` (chain world: each conv zero-pads its input, i.e. reads
-:math:`\mathrm{crop}(z_j)`), :math:`\mathrm{ext}(z_j) = z_j - \mathrm{crop}(z_j)` for its values outside the
-image (what the previous conv gives there) and :math:`S_j` for the linear chain from conv :math:`j` to the
+The folded conv equals the chain only where no intermediate zero padding is reached. Write $z_j$ for
+the input of the chain's conv $j$ (chain world: each conv zero-pads its input, i.e. reads
+$\mathrm{crop}(z_j)$), $\mathrm{ext}(z_j) = z_j - \mathrm{crop}(z_j)$ for its values outside the
+image (what the previous conv gives there) and $S_j$ for the linear chain from conv $j$ to the
 end, without padding or bias (itself a fold, ``FoldedChain.suffixes``). By induction over the convs,
 
-.. math::  \mathrm{chain}(x) = \mathrm{fold}(x) - \mathrm{crop}\Big(\sum_{j \ge 1} S_j\big(\mathrm{ext}(z_j)\big)\Big)
+$$
+\mathrm{chain}(x) = \mathrm{fold}(x) - \mathrm{crop}\Big(\sum_{j \ge 1} S_j\big(\mathrm{ext}(z_j)\big)\Big)
+$$
 
-:math:`\mathrm{ext}(z_j)` is only needed within :math:`S_j`'s radius of the image, and it depends only on the
-first rows of :math:`\mathrm{crop}(z_{j-1})` (as many as the previous conv reaches), which the chain gives
-exactly when it runs on a thin strip along the border (:func:`border_band`). So each border costs a few rows
+$\mathrm{ext}(z_j)$ is only needed within $S_j$'s radius of the image, and it depends only on the
+first rows of $\mathrm{crop}(z_{j-1})$ (as many as the previous conv reaches), which the chain gives
+exactly when it runs on a thin strip along the border (`border_band()`). So each border costs a few rows
 of each conv instead of a band of the whole chain. The exterior rings along the top and bottom include the
 corners; those along the left and right sides stop at the image's rows, so every exterior pixel counts once.
 """
@@ -68,7 +70,7 @@ def _pad(dim: int, end: bool, outer: int, inner: int, across: int) -> tuple[int,
 def _ring_correction(
     layers: Sequence[nn.Module], x: Tensor, prev: int, cur: int, suffix: FoldedChain, dim: int, end: bool
 ) -> Tensor:
-    """:math:`S_j(\\mathrm{ext}(z_j))` on the band along one border, for conv ``cur`` (layer index) whose
+    """$S_j(\\mathrm{ext}(z_j))$ on the band along one border, for conv ``cur`` (layer index) whose
     previous conv is layer ``prev``; shape of the output band: (B, out_nc, R s, W s) or (B, out_nc, H s, R s)."""
     conv = layers[prev]
     assert isinstance(conv, nn.Conv2d)
@@ -94,7 +96,7 @@ def _ring_correction(
 def folded_forward(x: Tensor, folded: FoldedChain, layers: Sequence[nn.Module]) -> Tensor:
     """The chain ``layers`` applied to ``x``: the folded sub-pixel conv, then the exact border correction.
 
-    ``layers`` must be the chain that was folded (with its suffix folds, as :func:`fold_subpixel_chain` gives
+    ``layers`` must be the chain that was folded (with its suffix folds, as `fold_subpixel_chain()` gives
     by default). Inputs smaller than ``4R`` pixels on a side go through the chain whole.
 
     Shape: (B, in_nc, H, W) -> (B, out_nc, s H, s W).

@@ -4,18 +4,20 @@ The DAN upsampler (x4: conv 64->256, PixelShuffle(2), conv 64->256, PixelShuffle
 non-linearity, so it is one affine, shift-invariant-per-phase operator. For an output cell ``Y`` (the
 ``s x s`` output pixels above input pixel ``Y``) it reads the inputs ``Y - R .. Y + R`` only:
 
-.. math::  \mathrm{chain}(x) = \mathrm{PS}_s\big(W_f * x + b_f\big)
+$$
+\mathrm{chain}(x) = \mathrm{PS}_s\big(W_f * x + b_f\big)
+$$
 
-with :math:`W_f` of shape ``(out_nc * s², in_nc, 2R+1, 2R+1)`` and :math:`\mathrm{PS}_s` PixelShuffle(s).
+with $W_f$ of shape ``(out_nc * s², in_nc, 2R+1, 2R+1)`` and $\mathrm{PS}_s$ PixelShuffle(s).
 At x4 that is a 5x5 conv 64->48 at the LR size (0.63 GFLOP at 64x64) in place of 6.3 GFLOP, most of it at
 the HR size. The identity holds wherever no intermediate map's zero padding is reached, i.e. for output cells
-at least ``R`` cells from every border; :func:`~dan_blocks.layers.subpixel_border.folded_forward` corrects the
+at least ``R`` cells from every border; `folded_forward()` corrects the
 border bands exactly (see there), so the result equals the chain everywhere up to float rounding.
 
-:func:`fold_subpixel_chain` computes :math:`W_f, b_f` in float64 (one batched backward pass through the
-chain: row ``j`` of :math:`W_f` is the gradient of output ``j`` of the centre cell);
-:func:`~dan_blocks.layers.subpixel_border.folded_forward` applies them. Functional and device/dtype-agnostic;
-:class:`~dan_blocks.archs.upsample.Upsampler` caches the fold.
+`fold_subpixel_chain()` computes $W_f, b_f$ in float64 (one batched backward pass through the
+chain: row ``j`` of $W_f$ is the gradient of output ``j`` of the centre cell);
+`folded_forward()` applies them. Functional and device/dtype-agnostic;
+`Upsampler` caches the fold.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ def _run(layers: Sequence[nn.Module], x: Tensor, with_bias: bool) -> Tensor:
 def fold_subpixel_chain(
     layers: Sequence[nn.Module], dtype: torch.dtype | None = None, suffixes: bool = True
 ) -> FoldedChain:
-    """The :class:`FoldedChain` of ``layers`` (convs and pixel shuffles, ending with a conv).
+    """The `FoldedChain` of ``layers`` (convs and pixel shuffles, ending with a conv).
 
     Computed in float64 on the layers' device, returned in ``dtype`` (default: the first conv's dtype).
     Raises ``TypeError``/``ValueError`` naming the layer that cannot be folded (a non-linearity, a strided

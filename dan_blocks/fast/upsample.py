@@ -17,14 +17,14 @@ __all__ = ["FoldedUpsampler"]
 
 
 class FoldedUpsampler(Upsampler):
-    r""":class:`~dan_blocks.archs.Upsampler` run as one sub-pixel conv at the input size, same parameters.
+    r"""`Upsampler` run as one sub-pixel conv at the input size, same parameters.
 
     The chain has no non-linearity, so for inference (no gradient needed) it runs as one conv and
     PixelShuffle(s) (x4: a 5x5 conv ``nf -> 16 out_nc``, 0.63 GFLOP at 64x64 instead of 6.3), with the border
-    bands corrected exactly (:func:`~dan_blocks.fast.subpixel_border.folded_forward`). The folded weights are
+    bands corrected exactly (`folded_forward()`). The folded weights are
     computed in float64 at the first call and cached until a parameter changes (in place or replaced), the
     dtype or the device changes. In training, under graph capture or with mixed dtypes it runs the chain.
-    Made by :func:`dan_blocks.optimize`; same numbers as the chain up to float rounding.
+    Made by `dan_blocks.optimize()`; same numbers as the chain up to float rounding.
     """
 
     _fold_cache: tuple[tuple[object, ...], FoldedChain] | None = None
@@ -37,7 +37,7 @@ class FoldedUpsampler(Upsampler):
         return all(p.dtype == x.dtype and p.device == x.device for p in self.parameters())
 
     def folded(self) -> FoldedChain:
-        """The cached :class:`~dan_blocks.fast.subpixel_fold.FoldedChain` of this upsampler (recomputed
+        """The cached `FoldedChain` of this upsampler (recomputed
         when a parameter, its dtype or its device changed)."""
         params = list(self.parameters())
         key = tuple((id(p), p.data_ptr(), tensor_version(p), p.dtype, p.device) for p in params)

@@ -1,5 +1,5 @@
-"""Inference: :func:`upscale` (after :func:`dan_blocks.optimize`, optionally tiled exactly) and the tiling
-protocol (:mod:`dan_blocks.inference.tiled`). Image files for ``dan-blocks sr``: :mod:`dan_blocks.data.sr_io`."""
+"""Inference: `upscale()` (after `dan_blocks.optimize()`, optionally tiled exactly) and the tiling
+protocol (`dan_blocks.inference.tiled`). Image files for ``dan-blocks sr``: `dan_blocks.data.sr_io`."""
 
 from __future__ import annotations
 

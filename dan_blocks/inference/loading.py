@@ -53,7 +53,7 @@ def _build(network: Mapping[str, Any]) -> nn.Module:
 
 
 def dan_state_dict(path: str, param_key: str | None = "params") -> dict[str, Tensor]:
-    """The tensors of a checkpoint (:func:`~dan_blocks.utils.read_checkpoint`) in the dan-blocks layout (a
+    """The tensors of a checkpoint (`read_checkpoint()`) in the dan-blocks layout (a
     release-layout file is converted)."""
     state = read_checkpoint(path, param_key)
     if any(k.startswith(("Restorer.", "Estimator.")) for k in state):
@@ -62,7 +62,7 @@ def dan_state_dict(path: str, param_key: str | None = "params") -> dict[str, Ten
 
 
 def load_weights(model: nn.Module, path: str, param_key: str | None = "params", strict: bool = True) -> nn.Module:
-    """Load a BasicSR checkpoint (see :func:`read_checkpoint`) into ``model``."""
+    """Load a BasicSR checkpoint (see `read_checkpoint()`) into ``model``."""
     result = model.load_state_dict(dan_state_dict(path, param_key), strict=False)
     if strict and (result.missing_keys or result.unexpected_keys):
         raise ValueError(
@@ -106,7 +106,7 @@ def load_model(
       ``path.pretrain_network_g`` (``param_key_g``, ``strict_load_g``) loaded into it;
     - a checkpoint with ``opt``: the option file's ``network_g`` plus this checkpoint's weights;
     - a checkpoint alone (released ``danv?_x?_setting?.pth`` or a BasicSR ``{"params": ...}`` of DANv1 /
-      DANv2): every size is inferred from the tensors (as :func:`~dan_blocks.archs.load_official_checkpoint`;
+      DANv2): every size is inferred from the tensors (as `load_official_checkpoint()`;
       the PCA is used with the release's encoding, no mean subtraction, as every shipped option file does);
       ``arch`` ("DANv1"/"DANv2") and ``scale`` are then checks, and ``residual`` ("add"/"double", v2) picks
       the group residual, which the tensors cannot tell (default "double", as released).

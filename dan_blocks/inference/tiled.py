@@ -1,4 +1,4 @@
-r"""Exact tiled inference for any model composed of dan-blocks modules: :func:`upscale` and :func:`tiled`.
+r"""Exact tiled inference for any model composed of dan-blocks modules: `upscale()` and `tiled()`.
 
 The model runs its own ``forward`` (its own alternation loop: nothing is re-implemented here) on a *tiling
 copy*: a shallow copy of the module tree, sharing every parameter, in which each **spatially local** sub-module
@@ -258,7 +258,7 @@ def _leaf_runs_whole(module: nn.Module) -> bool:
 
 
 def _tiling_copy(module: nn.Module, plan: TilingPlan, name: str) -> nn.Module:
-    """``module`` itself, a :class:`TiledModule` around it, or a shallow copy whose children are tiled."""
+    """``module`` itself, a `TiledModule` around it, or a shallow copy whose children are tiled."""
     if _is_local(module) and not _is_pointwise(module) and not isinstance(module, nn.PixelShuffle):
         return TiledModule(module, plan, name)
     children = list(module.named_children())

@@ -1,4 +1,4 @@
-"""``upscale``: super-resolve with any DAN-like model, optionally tiled exactly, after :func:`dan_blocks.optimize`."""
+"""``upscale``: super-resolve with any DAN-like model, optionally tiled exactly, after `dan_blocks.optimize()`."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _check_size(name: str, value: Any, allow_none: bool) -> None:
 
 
 def supports_tiling(model: nn.Module) -> str | None:
-    """``None`` when :func:`upscale` tiles every parameter-holding part of ``model``, else the reason why not
+    """``None`` when `upscale()` tiles every parameter-holding part of ``model``, else the reason why not
     (the modules that would run untiled and what they lack)."""
     plan = TilingPlan((1, 1), 1, 1, None)
     _tiling_copy(model, plan, type(model).__name__)
@@ -63,7 +63,7 @@ def upscale(
     """Super-resolve ``lr`` with a DAN (or any model built from dan-blocks' modules); equals ``model(lr)``.
 
     Args:
-        model: a :class:`~dan_blocks.archs.DAN` or any composition (put it in eval mode yourself; DAN has no
+        model: a `DAN` or any composition (put it in eval mode yourself; DAN has no
             train-only layers).
         lr: (B, 3, h, w) in [0, 1], on the model's device and in its dtype.
         tile_size: None for one untiled pass; else the LR tile side (any size). Each local unit (a conv, a
@@ -74,10 +74,10 @@ def upscale(
             computation).
         fallback: ``"warn"`` (parts that cannot be tiled run untiled, with a warning naming them) or
             ``"error"`` (raise TypeError instead).
-        optimize: first apply :func:`dan_blocks.optimize` to ``model`` (in place, exact; idempotent).
+        optimize: first apply `dan_blocks.optimize()` to ``model`` (in place, exact; idempotent).
 
     Returns:
-        what ``model(lr)`` returns (a :class:`~dan_blocks.archs.DANOutput` for a DAN), equal up to float
+        what ``model(lr)`` returns (a `DANOutput` for a DAN), equal up to float
         summation order (tested <= 1e-5 relative), computed without gradients.
     """
     if not isinstance(model, nn.Module):

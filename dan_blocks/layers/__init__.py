@@ -1,7 +1,7 @@
 """The papers' building blocks, written as their equations (needing only torch and einops): channel attention
 and CRB (DAN v1), DPCB/DPCG (DAN v2), kernel stretch, the PCA kernel encoder and MAConv (MANet).
 
-Their fast exact variants live in :mod:`dan_blocks.fast` and are swapped in by :func:`dan_blocks.optimize`.
+Their fast exact variants live in `dan_blocks.fast` and are swapped in by `dan_blocks.optimize()`.
 """
 
 from .channel_attention import ChannelAttention

@@ -11,10 +11,12 @@ __all__ = ["ChannelAttention"]
 class ChannelAttention(nn.Module):
     r"""Squeeze-and-excitation style channel attention.
 
-    .. math::  y = x \odot \sigma\big(W_2\,\delta(W_1\,\mathrm{GAP}(x))\big)
+    $$
+    y = x \odot \sigma\big(W_2\,\delta(W_1\,\mathrm{GAP}(x))\big)
+    $$
 
-    with :math:`W_1` a 1x1 conv ``channels -> channels // reduction``, :math:`\delta` LeakyReLU(0.2),
-    :math:`W_2` a 1x1 conv back to ``channels`` and :math:`\sigma` the sigmoid. Parameter names
+    with $W_1$ a 1x1 conv ``channels -> channels // reduction``, $\delta$ LeakyReLU(0.2),
+    $W_2$ a 1x1 conv back to ``channels`` and $\sigma$ the sigmoid. Parameter names
     (``body.0``, ``body.2``) follow the DAN release's ``CALayer``.
 
     Args:
@@ -51,7 +53,7 @@ class ChannelAttention(nn.Module):
         return self.body(pooled)
 
     def attention(self, x: Tensor) -> Tensor:
-        """The per-channel gate :math:`\\sigma(\\cdot)` of shape (B, C, 1, 1)."""
+        """The per-channel gate $\\sigma(\\cdot)$ of shape (B, C, 1, 1)."""
         return self.gate(torch.mean(x, dim=(2, 3), keepdim=True))
 
     def forward(self, x: Tensor) -> Tensor:

@@ -14,12 +14,13 @@ __all__ = ["CRB"]
 class CRB(nn.Module):
     r"""Conditional residual block (DAN v1, eq. 6 of the NeurIPS paper).
 
-    .. math::
-        f' = f + \mathrm{CA}\big(W_2 * \delta(W_1 * [f, S(c)])\big), \qquad c' = c
+    $$
+    f' = f + \mathrm{CA}\big(W_2 * \delta(W_1 * [f, S(c)])\big), \qquad c' = c
+    $$
 
-    where :math:`[\cdot,\cdot]` concatenates channels, :math:`S` is :func:`~dan_blocks.layers.stretch_code`,
-    :math:`W_1` a 3x3 conv ``nf + cond_nf -> nf + cond_nf``, :math:`\delta` LeakyReLU(0.2), :math:`W_2` a
-    3x3 conv ``nf + cond_nf -> nf`` and CA a :class:`ChannelAttention`. Parameter names (``body.0``,
+    where $[\cdot,\cdot]$ concatenates channels, $S$ is `stretch_code()`,
+    $W_1$ a 3x3 conv ``nf + cond_nf -> nf + cond_nf``, $\delta$ LeakyReLU(0.2), $W_2$ a
+    3x3 conv ``nf + cond_nf -> nf`` and CA a `ChannelAttention`. Parameter names (``body.0``,
     ``body.2``, ``body.3.body.*``) follow the release's ``CRB_Layer``. The inputs are never modified.
 
     Args:
@@ -27,10 +28,10 @@ class CRB(nn.Module):
         cond_nf: channels of the condition (code) path.
         reduction: channel-attention squeeze ratio (16).
         negative_slope: LeakyReLU slope (0.2).
-        stretch_mode: how a spatial condition of another size is resized, see :func:`stretch_code`.
+        stretch_mode: how a spatial condition of another size is resized, see `stretch_code()`.
 
-    The fast variant of :func:`dan_blocks.optimize` computes the same block without building the stretched
-    code (:class:`dan_blocks.fast.FastCRB`).
+    The fast variant of `dan_blocks.optimize()` computes the same block without building the stretched
+    code (`dan_blocks.fast.FastCRB`).
 
     Shape:
         feat: (B, nf, H, W); cond: (B, cond_nf), (B, cond_nf, 1, 1) or (B, cond_nf, h, w)

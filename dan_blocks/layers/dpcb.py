@@ -20,22 +20,23 @@ def _two_convs(c_in: int, c_out: int, ksize: int, negative_slope: float) -> nn.S
 class DPCB(nn.Module):
     r"""Dual-path conditional block (DAN v2).
 
-    .. math::
-        f' = f + B_1(f) \odot B_2(c), \qquad c' = c + B_2(c)
+    $$
+    f' = f + B_1(f) \odot B_2(c), \qquad c' = c + B_2(c)
+    $$
 
-    with :math:`B_1` = conv(k) -> LeakyReLU(0.2) -> conv(k) on the basic path (``body1``) and :math:`B_2` =
-    conv(k_c) -> LeakyReLU(0.2) -> conv(k_c) on the condition path (``body2``). :math:`B_2(c)` is computed
+    with $B_1$ = conv(k) -> LeakyReLU(0.2) -> conv(k) on the basic path (``body1``) and $B_2$ =
+    conv(k_c) -> LeakyReLU(0.2) -> conv(k_c) on the condition path (``body2``). $B_2(c)$ is computed
     once and used on both paths. A (B, C, 1, 1) condition broadcasts over the feature map, which is how the
     v2 Restorer conditions on a global code at the cost of 1x1 convs on a 1x1 map.
 
     Args:
         nf: channels of the basic path.
-        cond_nf: channels of the condition path; must equal ``nf`` because of the residual :math:`c + B_2(c)`.
+        cond_nf: channels of the condition path; must equal ``nf`` because of the residual $c + B_2(c)$.
         ksize: kernel size of the basic path (3).
         cond_ksize: kernel size of the condition path (1 in the Restorer, 3 in the Estimator).
         negative_slope: LeakyReLU slope (0.2).
 
-    :func:`dan_blocks.optimize` swaps in :class:`dan_blocks.fast.FastDPCB` (same numbers, fewer passes).
+    `dan_blocks.optimize()` swaps in `dan_blocks.fast.FastDPCB` (same numbers, fewer passes).
 
     Shape:
         feat: (B, nf, H, W); cond: (B, nf, 1, 1) or (B, nf, H, W) -> (feat', cond') of the same shapes.
@@ -79,18 +80,22 @@ class DPCG(nn.Module):
 
     ``residual="add"`` (the intended design):
 
-    .. math::  (f', c') = (f, c) + \mathrm{body}(f, c)
+    $$
+    (f', c') = (f, c) + \mathrm{body}(f, c)
+    $$
 
     ``residual="double"`` reproduces the DAN v2 release, whose blocks overwrite the input list in place so
     that its "residual" adds the body output to itself:
 
-    .. math::  (f', c') = 2\,\mathrm{body}(f, c)
+    $$
+    (f', c') = 2\,\mathrm{body}(f, c)
+    $$
 
     The released v2 weights only reproduce with ``"double"``; train new models with ``"add"``. Either way
     the inputs are never modified here.
 
     Args:
-        nf: channels of the basic path, as in :class:`DPCB`.
+        nf: channels of the basic path, as in `DPCB`.
         cond_nf: channels of the condition path (must equal ``nf``).
         ksize: kernel size of the basic path.
         cond_ksize: kernel size of the condition path.
@@ -99,7 +104,7 @@ class DPCG(nn.Module):
         negative_slope: LeakyReLU slope (0.2).
 
     Shape:
-        as :class:`DPCB`.
+        as `DPCB`.
     """
 
     def __init__(

@@ -11,7 +11,7 @@ _MODES = ("nearest", "bilinear", "error")
 
 
 def stretch_code(code: Tensor, size: tuple[int, int], mode: str = "nearest") -> Tensor:
-    r"""Stretch a code to a (B, C, H, W) map: :math:`S(c)_{b,i,y,x} = c_{b,i}`.
+    r"""Stretch a code to a (B, C, H, W) map: $S(c)_{b,i,y,x} = c_{b,i}$.
 
     Args:
         code: (B, C) or (B, C, 1, 1) global code, or a spatial (B, C, h, w) code map.
@@ -44,7 +44,7 @@ def stretch_code(code: Tensor, size: tuple[int, int], mode: str = "nearest") -> 
 
 
 class KernelStretch(nn.Module):
-    """Module form of :func:`stretch_code`.
+    """Module form of `stretch_code()`.
 
     Shape:
         code: (B, C) | (B, C, 1, 1) | (B, C, h, w); like: any (B, *, H, W) tensor -> (B, C, H, W)

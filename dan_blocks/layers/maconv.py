@@ -23,15 +23,16 @@ def split_sizes(channels: int, split: int) -> list[int]:
 class MAConv(nn.Module):
     r"""Mutual affine convolution: each channel group is modulated by an affine map predicted from the others.
 
-    The input channels are split into ``split`` groups :math:`x_1, \dots, x_n`. For each group :math:`i`, a
-    1x1-conv MLP :math:`F_i` (conv ``r_i -> r_i // reduction``, ReLU, conv ``-> 2 c_i``) reads the other
-    groups :math:`\bar x_i = \mathrm{cat}(x_j)_{j \ne i}` (``r_i`` channels) and gives a per-pixel scale and
-    shift, :math:`(\alpha_i, \beta_i) = F_i(\bar x_i)` (channel halves, scale first). Then
+    The input channels are split into ``split`` groups $x_1, \dots, x_n$. For each group $i$, a
+    1x1-conv MLP $F_i$ (conv ``r_i -> r_i // reduction``, ReLU, conv ``-> 2 c_i``) reads the other
+    groups $\bar x_i = \mathrm{cat}(x_j)_{j \ne i}$ (``r_i`` channels) and gives a per-pixel scale and
+    shift, $(\alpha_i, \beta_i) = F_i(\bar x_i)$ (channel halves, scale first). Then
 
-    .. math::
-        y_i = W_i * \big(x_i \odot a(\alpha_i) + \beta_i\big), \qquad y = \mathrm{cat}(y_1, \dots, y_n)
+    $$
+    y_i = W_i * \big(x_i \odot a(\alpha_i) + \beta_i\big), \qquad y = \mathrm{cat}(y_1, \dots, y_n)
+    $$
 
-    with :math:`W_i` the group's own convolution (``c_i -> o_i`` channels) and :math:`a` the scale activation:
+    with $W_i$ the group's own convolution (``c_i -> o_i`` channels) and $a$ the scale activation:
     ``"sigmoid"`` as in the MANet release (its code applies ``torch.sigmoid`` to the scale) or ``"identity"``
     (a raw, sigmoid-free scale). Groups: ``c_i = round(C_in / split)``, the last takes the rest; likewise
     ``o_i`` for the output channels (the release gives the last output group ``C_in - sum``, which only
@@ -107,12 +108,12 @@ class MAConv(nn.Module):
 
 
 class MAConvBlock(nn.Module):
-    r"""Residual MAConv block (MANet's ``MABlock``): :math:`y = x + M_2(\mathrm{ReLU}(M_1(x)))`.
+    r"""Residual MAConv block (MANet's ``MABlock``): $y = x + M_2(\mathrm{ReLU}(M_1(x)))$.
 
     Args:
         nf: channels (in = out).
         kernel_size: of the MAConvs (3).
-        split, reduction, scale_activation: see :class:`MAConv`.
+        split, reduction, scale_activation: see `MAConv`.
 
     Shape:
         (B, nf, H, W) -> (B, nf, H, W)

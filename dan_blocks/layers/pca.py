@@ -20,9 +20,9 @@ _FORMAT = "dan_blocks.PCAEncoder/1"
 def fit_pca_matrix(kernels: Tensor, code_length: int) -> tuple[Tensor, Tensor]:
     r"""The release's PCA: first ``code_length`` principal directions of the mean-centred kernels.
 
-    With :math:`X \in \mathbb{R}^{N \times k^2}` the flattened kernels and :math:`\bar X` their mean,
-    :math:`P` holds the top right singular vectors of :math:`X - \bar X` (equivalently the release's left
-    singular vectors of :math:`(X - \bar X)^\top`). Computed in float64. Sign convention, so that equal inputs
+    With $X \in \mathbb{R}^{N \times k^2}$ the flattened kernels and $\bar X$ their mean,
+    $P$ holds the top right singular vectors of $X - \bar X$ (equivalently the release's left
+    singular vectors of $(X - \bar X)^\top$). Computed in float64. Sign convention, so that equal inputs
     give equal matrices: each column is flipped so its entry of largest magnitude is positive (ties: the
     first such entry).
 
@@ -52,13 +52,13 @@ class PCAEncoder(nn.Module):
     r"""Encode blur kernels as PCA codes and decode them back.
 
     Encoding (``center=False``, the DAN release's convention, "compatible mode"):
-    :math:`c = \mathrm{vec}(k)\,P`; with ``center=True``: :math:`c = (\mathrm{vec}(k) - \mu)\,P`.
-    Decoding: :math:`\mathrm{vec}(\hat k) = c\,P^\top\ (+\,\mu` when centred). Decoding is exact for kernels
-    in the span of :math:`P` (``center=False``) or in :math:`\mu + \mathrm{span}(P)` (``center=True``).
+    $c = \mathrm{vec}(k)\,P$; with ``center=True``: $c = (\mathrm{vec}(k) - \mu)\,P$.
+    Decoding: $\mathrm{vec}(\hat k) = c\,P^\top\ (+\,\mu$ when centred). Decoding is exact for kernels
+    in the span of $P$ (``center=False``) or in $\mu + \mathrm{span}(P)$ (``center=True``).
 
     Buffers: ``matrix`` (k*k, C) and ``mean`` (k*k,), the mean that encoding subtracts (zeros with
-    ``center=False``; the fitted mean is then not used and not kept). Build with :meth:`fit`, :meth:`from_matrix` (the
-    release stores a plain (k*k, C) tensor) or :meth:`load`.
+    ``center=False``; the fitted mean is then not used and not kept). Build with `fit()`, `from_matrix()` (the
+    release stores a plain (k*k, C) tensor) or `load()`.
 
     Shape:
         encode: (B, k, k) -> (B, C); per pixel (B, k*k, h, w) -> (B, C, h, w)
@@ -99,7 +99,7 @@ class PCAEncoder(nn.Module):
     def fit(
         cls, kernels: Tensor, code_length: int, center: bool = False, metadata: dict[str, Any] | None = None
     ) -> PCAEncoder:
-        """Fit on (N, k, k) kernels with :func:`fit_pca_matrix`; ``center`` picks the encoding convention."""
+        """Fit on (N, k, k) kernels with `fit_pca_matrix()`; ``center`` picks the encoding convention."""
         matrix, mean = fit_pca_matrix(kernels, code_length)
         meta = {"method": "svd of mean-centred kernels (DAN release)", "samples": int(kernels.shape[0])}
         meta.update(metadata or {})
@@ -112,7 +112,7 @@ class PCAEncoder(nn.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> PCAEncoder:
-        """Load a file written by :meth:`save`, or a release-style plain (k*k, C) tensor file."""
+        """Load a file written by `save()`, or a release-style plain (k*k, C) tensor file."""
         obj = load_file(path)
         if isinstance(obj, Tensor):
             return cls.from_matrix(obj, metadata={"source": os.fspath(path)})

@@ -52,7 +52,7 @@ def read_checkpoint(
 ) -> dict[str, Tensor]:
     """The tensors of a checkpoint file (or of an already loaded dict), unwrapped.
 
-    ``{param_key: {...}}`` is taken first when given, then the first of :data:`WRAPPER_KEYS` holding a dict;
+    ``{param_key: {...}}`` is taken first when given, then the first of `WRAPPER_KEYS` holding a dict;
     otherwise the mapping itself. A DataParallel ``module.`` prefix is removed. Non-tensor entries of the
     unwrapped dict (metadata) are dropped.
 

@@ -17,7 +17,7 @@ class OptionKeyError(ValueError, KeyError):
 
 
 def check_keys(block: Mapping[str, Any] | None, accepted: Iterable[str], where: str) -> None:
-    """Raise :class:`OptionKeyError` naming every unknown key of ``block``, the accepted keys and close matches.
+    """Raise `OptionKeyError` naming every unknown key of ``block``, the accepted keys and close matches.
 
     Args:
         block: the option block (``None``: nothing to check).

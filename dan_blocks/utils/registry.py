@@ -1,8 +1,8 @@
 """A name -> object registry with BasicSR's ``Registry`` interface, without BasicSR.
 
 dan-blocks keeps its own registries (architectures, degradations) so that the core needs nothing above torch;
-:mod:`dan_blocks.basicsr` mirrors the architecture registry into BasicSR's ``ARCH_REGISTRY`` through
-:meth:`Registry.add_listener`.
+`dan_blocks.basicsr` mirrors the architecture registry into BasicSR's ``ARCH_REGISTRY`` through
+`Registry.add_listener()`.
 """
 
 from __future__ import annotations
