@@ -37,7 +37,7 @@ class DAN(nn.Module):
 
     Args:
         restorer: an ``nn.Module`` following `RestorerProtocol` or an option dict
-            ``{"type": "RestorerV2", ...}`` built through BasicSR's ARCH_REGISTRY.
+            ``{"type": "RestorerV2", ...}`` built through dan-blocks' ARCH_REGISTRY (or BasicSR's, when loaded).
         estimator: likewise, `EstimatorProtocol` (needs ``output_kind``).
         pca: see `resolve_pca()`.
         loop: number of iterations (4 in every released config).
@@ -154,7 +154,7 @@ class DAN(nn.Module):
         """The unrolled alternation, written once: ``loop`` times restore then estimate, from ``init_code``.
 
         ``restore(lr, code)`` and ``estimate(sr, lr) -> (code, kernel)`` are `restore()` and
-        `estimate()` here; `dan_blocks.fast.FastDAN` passes its memoised versions.
+        `estimate()` here; `dan_blocks.fast.FastDAN` passes its own versions.
         ``final_estimate=False`` skips the estimate after the last restore (then ``codes`` and ``kernels`` hold
         ``loop - 1`` entries).
         """

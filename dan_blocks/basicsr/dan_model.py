@@ -31,7 +31,7 @@ from torch import Tensor
 from ..metrics import as_kernel_map, kernel_error, kernel_picture, mean_kernel
 from ..utils import atomic_save, atomic_write_text, check_keys, read_checkpoint
 from . import compat
-from .options import TRAIN_KEYS, VAL_KEYS
+from .options import TRAIN_KEYS, VAL_KEYS, check_path_block
 
 __all__ = ["DANModel"]
 
@@ -49,6 +49,7 @@ class DANModel(SRModel):
     """
 
     def __init__(self, opt: dict[str, Any]) -> None:
+        check_path_block(opt)
         check_keys(opt.get("val"), VAL_KEYS, "val (DANModel)")
         self.degradation = None
         if opt["is_train"]:

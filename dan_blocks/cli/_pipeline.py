@@ -31,8 +31,8 @@ def _option_path(argv: list[str]) -> str | None:
     return None
 
 
-def option_num_gpu(argv: list[str]) -> Any:
-    """``num_gpu`` of the option file named by ``-opt`` (after ``--force_yml num_gpu=...``), or None."""
+def read_option_file(argv: list[str]) -> dict[str, Any] | None:
+    """The option file named by ``-opt`` as a dict (None without ``-opt``); errors name the file."""
     import yaml
 
     path = _option_path(argv)
@@ -41,9 +41,20 @@ def option_num_gpu(argv: list[str]) -> Any:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"option file {path!r} (-opt) does not exist")
     with open(path, encoding="utf-8") as handle:
-        opt = yaml.safe_load(handle)
+        try:
+            opt = yaml.safe_load(handle)
+        except yaml.YAMLError as err:
+            raise ValueError(f"option file {path!r} is not valid YAML: {err}") from None
     if not isinstance(opt, dict):
         raise ValueError(f"option file {path!r} is not a YAML mapping")
+    return opt
+
+
+def option_num_gpu(argv: list[str]) -> Any:
+    """``num_gpu`` of the option file named by ``-opt`` (after ``--force_yml num_gpu=...``), or None."""
+    opt = read_option_file(argv)
+    if opt is None:
+        return None
     num_gpu = opt.get("num_gpu")
     for arg in argv:
         if arg.replace(" ", "").startswith("num_gpu="):
@@ -97,10 +108,14 @@ def run_basicsr_pipeline(kind: str, argv: list[str], root: str | None = None) ->
 def _run_pipeline(kind: str, argv: list[str], root: str | None) -> int:
     argv, user_modules = pop_imports(argv)
     from dan_blocks.basicsr import compat
+    from dan_blocks.basicsr.options import check_path_block
 
     compat.patch_basicsr_pipelines()
     _import_user_modules(user_modules)
 
+    opt = read_option_file(argv)
+    if opt is not None:
+        check_path_block(opt)  # before BasicSR makes a directory of every unknown path key
     if str(option_num_gpu(argv)) == "0":
         os.environ[compat.DEVICE_ENV] = "cpu"
     if kind == "train":

@@ -196,10 +196,12 @@ class TiledModule(nn.Module):
         factors = [plan.factor(a) if isinstance(a, Tensor) else None for a in args]
         kw_factors = {k: plan.factor(v) if isinstance(v, Tensor) else None for k, v in kwargs.items()}
         grid_factors = [f for f in (*factors, *kw_factors.values()) if f is not None]
-        reach = _chain_reach([self.inner], grid_factors[0]) if grid_factors else None
+        # the finest-grained input sets the grid the reach is measured on: an estimator's (sr, lr) is at LR size
+        base = min(grid_factors) if grid_factors else None
+        reach = None if base is None else _chain_reach([self.inner], base)
         if reach is None:  # nothing on the grid, or sizes the module cannot be tiled at: run it whole (exact)
             return self.inner(*args, **kwargs)
-        upsamples = reach.factor > grid_factors[0]
+        upsamples = reach.factor > base
         size = plan.upsampler_tile if upsamples else plan.tile_size
         m = self.multiple
         tile_size = -(-size // m) * m

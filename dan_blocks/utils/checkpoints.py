@@ -38,10 +38,11 @@ def load_file(path: str | os.PathLike[str], map_location: Any = "cpu") -> Any:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
         text = str(err)
-        if "weights_only" in text or "Unsupported global" in text or "WeightsUnpickler" in text:
+        if "unsupported global" in text.lower():
             cause = "it holds Python objects other than tensors, which dan-blocks does not unpickle for safety"
         else:
-            cause = f"it is not a PyTorch checkpoint or it is damaged ({type(err).__name__}: {text.splitlines()[0]})"
+            detail = text.split("WeightsUnpickler error:", 1)[-1].strip().split("\n")[0] or type(err).__name__
+            cause = f"it is not a PyTorch checkpoint or it is damaged ({detail[:120]})"
         raise CheckpointReadError(f"cannot read checkpoint {path}: {cause}") from None
 
 

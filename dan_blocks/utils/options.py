@@ -6,7 +6,14 @@ import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["OptionKeyError", "check_keys"]
+__all__ = ["OptionKeyError", "check_keys", "did_you_mean"]
+
+
+def did_you_mean(name: object, candidates: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest candidate (case-insensitive), or an empty string."""
+    by_lower = {c.lower(): c for c in candidates}
+    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1, cutoff=0.6)
+    return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
 
 
 class OptionKeyError(ValueError, KeyError):
@@ -35,10 +42,7 @@ def check_keys(block: Mapping[str, Any] | None, accepted: Iterable[str], where: 
     unknown = [key for key in block if key not in accepted]
     if not unknown:
         return
-    hints = []
-    for key in unknown:
-        close = difflib.get_close_matches(str(key), accepted, n=1, cutoff=0.6)
-        hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    hints = [f"{key!r}{did_you_mean(key, accepted)}" for key in unknown]
     raise OptionKeyError(
         f"unknown option key(s) in {where}: {', '.join(hints)}; accepted keys: {', '.join(sorted(accepted))}"
     )

@@ -7,9 +7,10 @@ dan-blocks keeps its own registries (architectures, degradations) so that the co
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
+
+from .options import did_you_mean
 
 __all__ = ["Registry"]
 
@@ -53,8 +54,7 @@ class Registry:
             KeyError: nothing is registered under ``name`` (the message lists close names).
         """
         if name not in self._obj_map:
-            close = difflib.get_close_matches(str(name), list(self._obj_map), n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(name, self._obj_map)
             raise KeyError(
                 f"no {self._name} named {name!r} is registered{hint}; registered: {', '.join(sorted(self._obj_map))}"
             )
