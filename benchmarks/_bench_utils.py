@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dan_blocks import optimize
 from dan_blocks.archs import DAN, dan_v1, dan_v2
-from dan_blocks.archs.dan_arch import fast_path, set_fast_path
 
 __all__ = ["BUILDERS", "build_pair", "conv_flops", "interleaved", "median_ms", "peak_cpu_memory", "relative_error",
            "table"]
@@ -43,7 +43,7 @@ def relative_error(a: Tensor, b: Tensor) -> float:
 def conv_flops(model: nn.Module, *inputs: Tensor, call: Callable[..., Any] | None = None) -> float:
     """2 x conv multiply-adds of one call, counted from the Conv2d modules and their output shapes.
 
-    Runs a copy of ``model`` on the ``meta`` device with the plain path (every conv is a module call there).
+    Runs a copy of ``model`` on the ``meta`` device; pass the plain model (every conv is a module call there).
     """
     meta = copy.deepcopy(model).to("meta")
     macs = 0
@@ -55,7 +55,7 @@ def conv_flops(model: nn.Module, *inputs: Tensor, call: Callable[..., Any] | Non
         macs += out.numel() * (module.in_channels // module.groups) * kh * kw
 
     handles = [m.register_forward_hook(hook) for m in meta.modules() if isinstance(m, nn.Conv2d)]
-    with torch.no_grad(), fast_path(False):
+    with torch.no_grad():
         meta_inputs = [x.to("meta") for x in inputs]
         meta(*meta_inputs) if call is None else call(meta, *meta_inputs)
     for handle in handles:
@@ -78,13 +78,10 @@ def peak_cpu_memory(fn: Callable[[], object]) -> int:
 
 
 def build_pair(version: str, scale: int, seed: int = 0) -> tuple[DAN, DAN]:
-    """(fast, plain) models with identical random weights; the plain one keeps NCHW weights."""
+    """(fast, plain) models with identical random weights: ``optimize(copy)`` and the plain model as built."""
     torch.manual_seed(seed)
-    fast = BUILDERS[version](scale).eval()
     plain = BUILDERS[version](scale).eval()
-    plain.load_state_dict(fast.state_dict())
-    set_fast_path(False, plain)
-    plain.sync_layout(False)
+    fast = optimize(copy.deepcopy(plain))
     return fast, plain
 
 

@@ -1,17 +1,22 @@
-"""DAN v1/v2 speed: fast path vs the plain (release-structured) path, the conv limit, latency grid, training.
+"""DAN v1/v2 speed: ``dan_blocks.optimize(model)`` vs the plain model and the release's structure, the conv limit,
+latency grid, training, torch.compile and import time.
 
 Run: ``python benchmarks/bench_dan.py [--quick] [--threads 2] [--repeats 7] [--sections conv,ratio,...]``.
 
 Sections (all by default; ``--quick`` runs a reduced set in a few minutes on 2 cores):
 
 * ``conv``   the machine's convolution limit: one 64->64 3x3 conv at the LR size, channels_last and NCHW;
-* ``ratio``  fast path vs plain path (NCHW weights and activations, code stretched and concatenated, estimator
-  after the last restorer: the release's structure) on identical weights, fp32, batch 1, x4, LR 64: output
+* ``ratio``  ``optimize(model)`` vs the plain model (NCHW weights and activations, code stretched and
+  concatenated, estimator after the last restorer) and the release-structured stand-in
+  (benchmarks/release_reference.py) on identical weights, fp32, batch 1, x4, LR 64: output
   agreement (<= 1e-5 relative), interleaved repeats, medians, per-round ratios, model FLOPs and achieved
   FLOP/s as a fraction of the channels_last conv limit;
 * ``blocks`` one CRB(64, 10) vs one DPCB(64, 64, 3, 1) at 64x64;
 * ``grid``   forward latency and peak activation memory, v1/v2 x x2/x4 x LR 64/256 x batch 1/8 x fp32/bf16;
 * ``train``  one training step (forward, L1 losses, backward, Adam), fast vs plain;
+* ``bf16``   bfloat16 autocast on the CPU vs fp32, optimised model, x4 LR 64 batch 1;
+* ``compile`` ``torch.compile`` of the optimised model vs eager, x4 LR 64 batch 1 (compile time reported apart);
+* ``import`` ``import dan_blocks`` time on top of torch, in fresh interpreters;
 * ``gpu``    (when CUDA is present) fp32 NCHW vs fp32/bf16/fp16 channels_last throughput and peak memory.
 
 FLOPs are counted analytically (2 x the multiply-adds of every Conv2d, from its shapes, release structure),
@@ -34,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-import dan_blocks  # noqa: F401  (makes basicsr importable, registers everything)
+from dan_blocks import optimize
 from dan_blocks.archs import DAN
 from dan_blocks.archs.official import to_release_state_dict
 from dan_blocks.layers import CRB, DPCB
@@ -54,7 +59,7 @@ from release_reference import ReleaseDAN
 
 __all__ = ["main"]
 
-SECTIONS = ("conv", "ratio", "blocks", "grid", "train", "gpu")
+SECTIONS = ("conv", "ratio", "blocks", "grid", "train", "bf16", "compile", "import", "gpu")
 
 
 def section_conv(args: argparse.Namespace) -> float:
@@ -84,7 +89,7 @@ def _release_stand_in(model: DAN, version: str, scale: int) -> ReleaseDAN:
 
 
 def section_ratio(args: argparse.Namespace, limit: float | None) -> None:
-    print(f"## Fast path vs the release structure, x4, LR 64x64, batch 1, fp32, {args.threads} threads")
+    print(f"## optimize(model) vs the release structure, x4, LR 64x64, batch 1, fp32, {args.threads} threads")
     rows = []
     for version in args.versions:
         fast, plain = build_pair(version, 4)
@@ -123,9 +128,7 @@ def section_ratio(args: argparse.Namespace, limit: float | None) -> None:
 
 def section_blocks(args: argparse.Namespace) -> None:
     torch.manual_seed(0)
-    crb, dpcb = CRB(64, 10).eval(), DPCB(64, 64, 3, 1).eval()
-    for m in (crb, dpcb):
-        m.to(memory_format=torch.channels_last)
+    crb, dpcb = optimize(CRB(64, 10).eval()), optimize(DPCB(64, 64, 3, 1).eval())
     feat = torch.rand(1, 64, 64, 64).contiguous(memory_format=torch.channels_last)
     code, cond = torch.rand(1, 10), torch.rand(1, 64, 1, 1)
     flops = {
@@ -137,18 +140,18 @@ def section_blocks(args: argparse.Namespace) -> None:
                             repeats=max(20, 3 * args.repeats), warmup=3)
     rows = [[n, f"{median_ms(t):.3f}", f"{flops[n] / 1e9:.2f}"] for n, t in times.items()]
     ratio = statistics.median(times["CRB(64, 10)"]) / statistics.median(times["DPCB(64, 64, 3, 1)"])
-    print("## Block cost, (1, 64, 64, 64), fp32, fast path (GFLOP: release structure)")
+    print("## Block cost, (1, 64, 64, 64), fp32, optimised blocks (GFLOP: release structure)")
     table(["block", "median ms", "GFLOP"], rows)
     print(f"CRB / DPCB time: {ratio:.2f}\n")
 
 
 def section_grid(args: argparse.Namespace) -> None:
-    print("## Forward latency and peak activation memory (fast path, forward() = full DANOutput)")
+    print("## Forward latency and peak activation memory (optimised model, forward() = full DANOutput)")
     rows = []
     for version in args.versions:
         for scale in args.scales:
             torch.manual_seed(0)
-            model32 = BUILDERS[version](scale).eval()
+            model32 = optimize(BUILDERS[version](scale).eval())
             model16 = copy.deepcopy(model32).to(torch.bfloat16)
             for size in args.sizes:
                 for batch in args.batches:
@@ -210,6 +213,65 @@ def section_train(args: argparse.Namespace) -> None:
         rows.append([version, f"{1e3 * med['plain']:.0f}", f"{1e3 * med['fast']:.0f}",
                      f"{med['plain'] / med['fast']:.2f}x"])
     table(["model", "plain ms", "fast ms", "speed-up"], rows)
+
+
+def section_bf16(args: argparse.Namespace) -> None:
+    print(f"## bfloat16 autocast on the CPU vs fp32, optimised model, x4, LR 64, batch 1, {args.threads} threads")
+    rows = []
+    for version in args.versions:
+        fast, _ = build_pair(version, 4)
+        lr = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+
+        def bf16(m: DAN = fast, x: Tensor = lr) -> Tensor:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return m.super_resolve(x)
+
+        with torch.no_grad():
+            err = relative_error(bf16().float(), fast.super_resolve(lr))
+            times = interleaved({"fp32": lambda m=fast, x=lr: m.super_resolve(x), "bf16": bf16}, repeats=args.repeats)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        rows.append([version, f"{1e3 * med['fp32']:.0f}", f"{1e3 * med['bf16']:.0f}",
+                     f"{med['fp32'] / med['bf16']:.2f}x", f"{err:.1e}"])
+    table(["model", "fp32 ms", "bf16 autocast ms", "speed-up", "max rel. diff (random weights)"], rows)
+
+
+def section_compile(args: argparse.Namespace) -> None:
+    print(f"## torch.compile(optimize(model)) vs eager, x4, LR 64, batch 1, fp32, {args.threads} threads")
+    rows = []
+    for version in args.versions:
+        fast, plain = build_pair(version, 4)
+        lr = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+        compiled = torch.compile(fast.super_resolve)
+        with torch.no_grad():
+            start = time.perf_counter()
+            out = compiled(lr)
+            compile_s = time.perf_counter() - start
+            err = relative_error(out, plain.super_resolve(lr))
+            fns: dict[str, Callable[[], object]] = {
+                "eager": lambda m=fast, x=lr: m.super_resolve(x),
+                "compiled": lambda c=compiled, x=lr: c(x),
+                "plain eager": lambda m=plain, x=lr: m.super_resolve(x),
+            }
+            times = interleaved(fns, repeats=args.repeats)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        rows.append([version, f"{1e3 * med['plain eager']:.0f}", f"{1e3 * med['eager']:.0f}",
+                     f"{1e3 * med['compiled']:.0f}", f"{med['eager'] / med['compiled']:.2f}x", f"{compile_s:.0f}",
+                     f"{err:.1e}"])
+    table(["model", "plain eager ms", "optimised eager ms", "compiled ms", "compiled vs optimised eager",
+           "first call s", "max rel. diff vs plain"], rows)
+
+
+def section_import(args: argparse.Namespace) -> None:
+    import subprocess
+
+    code = ("import time; t = time.perf_counter(); import torch; t1 = time.perf_counter(); import dan_blocks; "
+            "t2 = time.perf_counter(); print(t1 - t, t2 - t1)")
+    runs = [tuple(map(float, subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                            check=True).stdout.split())) for _ in range(max(3, args.repeats))]
+    torch_s, ours_s = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+    print("## import time, fresh interpreters (median)")
+    table(["import torch s", "import dan_blocks s (on top of torch)", "ratio"],
+          [[f"{torch_s:.2f}", f"{ours_s:.3f}", f"{ours_s / torch_s:.1%}"]])
 
 
 def section_gpu(args: argparse.Namespace) -> None:
@@ -294,6 +356,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         section_grid(args)
     if "train" in sections:
         section_train(args)
+    if "bf16" in sections:
+        section_bf16(args)
+    if "compile" in sections:
+        section_compile(args)
+    if "import" in sections:
+        section_import(args)
     if "gpu" in sections:
         section_gpu(args)
 

@@ -27,17 +27,15 @@ from typing import Any
 
 __all__ = ["CONFIGS", "count_macs", "main", "run_one"]
 
-#: name -> (version, tile_size, groups_per_pass); tile None = untiled
+#: name -> (version, tile_size, upsampler_tile); tile None = untiled
 CONFIGS: dict[str, tuple[int, int | None, int | None]] = {
     "v1 untiled": (1, None, None),
     "v1 tile 64": (1, 64, None),
     "v1 tile 128": (1, 128, None),
     "v2 untiled": (2, None, None),
-    "v2 tile 128, whole trunk": (2, 128, None),
-    "v2 tile 256, whole trunk": (2, 256, None),
-    "v2 tile 512, whole trunk": (2, 512, None),
-    "v2 tile 128, 1 group/pass": (2, 128, 1),
-    "v2 tile 256, 1 group/pass": (2, 256, 1),
+    "v2 tile 64": (2, 64, None),
+    "v2 tile 128": (2, 128, None),
+    "v2 tile 256": (2, 256, None),
 }
 
 
@@ -46,7 +44,7 @@ def _rss_mib() -> float:
 
 
 def run_one(
-    version: int, size: int, tile: int | None, groups: int | None, loop: int, device: str, repeats: int = 2
+    version: int, size: int, tile: int | None, up_tile: int | None, loop: int, device: str, repeats: int = 2
 ) -> dict[str, Any]:
     """One measurement in this process (call it in a fresh subprocess)."""
     import torch
@@ -65,7 +63,7 @@ def run_one(
     seconds = []
     for _ in range(repeats):  # the first call also builds oneDNN/cuDNN plans for every tile shape
         start = time.perf_counter()
-        out = dan_blocks.upscale(model, lr, tile, groups_per_pass=groups)
+        out = dan_blocks.upscale(model, lr, tile, upsampler_tile=up_tile)
         if device == "cuda":
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - start)
@@ -75,13 +73,12 @@ def run_one(
     return {"peak_mib": peak - base, "seconds": min(seconds[1:] or seconds), "outputs_mib": outputs}
 
 
-def count_macs(version: int, size: int, tile: int | None, groups: int | None, loop: int = 1) -> int:
-    """Multiply-adds of every Conv2d in one ``upscale`` call at x4, counted on the meta device."""
+def count_macs(version: int, size: int, tile: int | None, up_tile: int | None, loop: int = 1) -> int:
+    """Multiply-adds of every Conv2d in one ``upscale`` call at x4 of the plain model, on the meta device."""
     import torch
     from torch import nn
 
     import dan_blocks
-    from dan_blocks.archs.dan_arch import fast_path
 
     total = [0]
 
@@ -89,10 +86,11 @@ def count_macs(version: int, size: int, tile: int | None, groups: int | None, lo
         kh, kw = module.kernel_size
         total[0] += output.numel() * (module.in_channels // module.groups) * kh * kw
 
-    with fast_path(False):
-        model = (dan_blocks.dan_v1 if version == 1 else dan_blocks.dan_v2)(4, loop=loop).eval().to("meta")
-        handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
-        dan_blocks.upscale(model, torch.empty(1, 3, size, size, device="meta"), tile, groups_per_pass=groups)
+    model = (dan_blocks.dan_v1 if version == 1 else dan_blocks.dan_v2)(4, loop=loop).eval().to("meta")
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    dan_blocks.upscale(
+        model, torch.empty(1, 3, size, size, device="meta"), tile, upsampler_tile=up_tile, optimize=False
+    )
     for handle in handles:
         handle.remove()
     return total[0]
@@ -115,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|---|---|---|")
         base: dict[int, int] = {}
         for name in args.configs:
-            version, tile, groups = CONFIGS[name]
-            macs = count_macs(version, args.macs, tile, groups)
+            version, tile, up_tile = CONFIGS[name]
+            macs = count_macs(version, args.macs, tile, up_tile)
             if tile is None:
                 base.setdefault(version, macs)
             ratio = f"{macs / base[version]:.2f}x" if version in base else "?"
@@ -135,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|")
     for size in args.sizes:
         for name in args.configs:
-            version, tile, groups = CONFIGS[name]
-            spec = {"version": version, "size": size, "tile": tile, "groups": groups, "loop": args.loop,
+            version, tile, up_tile = CONFIGS[name]
+            spec = {"version": version, "size": size, "tile": tile, "up_tile": up_tile, "loop": args.loop,
                     "device": args.device, "repeats": args.repeats}
             cmd = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)]
             if args.threads:

@@ -23,7 +23,7 @@ EXIT_INTERRUPTED = 130
 TRACEBACK_ENV = "DAN_BLOCKS_TRACEBACK"
 
 
-class UsageError(Exception):
+class UsageError(ValueError):
     """A mistake on the command line (exit code 2)."""
 
 
