@@ -63,10 +63,10 @@ def test_convert_then_basicsr_loads_strictly(
 
 
 def test_convert_reports_errors(tmp_path, capsys) -> None:
-    assert main(["convert", str(tmp_path / "missing.pth"), str(tmp_path / "out.pth")]) == 2
+    assert main(["convert", str(tmp_path / "missing.pth"), str(tmp_path / "out.pth")]) == 1  # failed work
     assert "missing.pth" in capsys.readouterr().err
     bad = tmp_path / "bad.pth"
     torch.save({"conv.weight": torch.zeros(1)}, bad)
-    assert main(["convert", str(bad), str(tmp_path / "out.pth")]) == 2
+    assert main(["convert", str(bad), str(tmp_path / "out.pth")]) == 1
     assert "not a DAN release checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "out.pth").exists()

@@ -171,7 +171,7 @@ def test_v2_add_residual_needs_the_flag(setup: dict, tmp_path: pathlib.Path) -> 
     torch.save({"params": model.state_dict()}, tmp_path / "add.pth")
     expected = np.clip(np.round(_sr(model, setup["rgb"])[0] * 255), 0, 255)
     image = setup["in"] / "rgb.png"
-    args = ("--residual", "add", "--tile", 8, "--groups-per-pass", 1)
+    args = ("--residual", "add", "--tile", 8, "--upsampler-tile", 4)
     assert _run("-m", tmp_path / "add.pth", *args, image, "-o", tmp_path / "a") == 0
     got = cv2.imread(str(tmp_path / "a" / "rgb_x2.png"))[:, :, ::-1].astype(np.float64)
     assert np.abs(got - expected).max() <= 1

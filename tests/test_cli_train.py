@@ -95,6 +95,16 @@ def test_misspelled_option_key_is_named_with_accepted_keys(tmp_path, monkeypatch
     assert "sigma_rnage" in err and "sigma_range" in err
 
 
+def test_misspelled_path_key_stops_before_basicsr_makes_a_directory(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    opt = tiny_train_options("bad_path_key", total_iter=2)
+    opt["path"]["pretrain_netwrk_g"] = "x.pth"  # BasicSR alone would mkdir "x.pth" and train from scratch
+    assert main(["train", "-opt", write_yaml(tmp_path / "o.yml", opt)]) == 1
+    err = capsys.readouterr().err
+    assert "'pretrain_netwrk_g' (did you mean 'pretrain_network_g'?)" in err and "accepted keys:" in err
+    assert not (tmp_path / "x.pth").exists() and not (tmp_path / "experiments").exists()
+
+
 def test_lr_smaller_than_the_network_needs_is_a_clear_error(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     tiny = tmp_path / "tiny"  # a make-testset style folder with a 2x2 LR image

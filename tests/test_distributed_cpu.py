@@ -17,7 +17,7 @@ ENTRY = textwrap.dedent(
     """
     import os, sys
     import torch
-    import dan_blocks
+    import dan_blocks.basicsr
     from basicsr.utils.dist_util import get_dist_info
     from dan_blocks.basicsr import DANModel
 

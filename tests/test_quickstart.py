@@ -78,5 +78,5 @@ def test_reduced_quickstart_writes_results_pictures_and_the_bicubic_baseline(tmp
 
 
 def test_bad_arguments_are_reported(tmp_path, capsys) -> None:
-    assert main(["quickstart", "--out", str(tmp_path), "--iters", "0"]) == 1
+    assert main(["quickstart", "--out", str(tmp_path), "--iters", "0"]) == 2  # a usage error
     assert "--iters" in capsys.readouterr().err

@@ -113,5 +113,5 @@ def test_errors_are_clear(
     (hr_dir / "broken.png").write_bytes(b"not a png")
     with pytest.raises(OSError, match=r"broken\.png"):
         make_testset(hr_dir, tmp_path / "y", progress=False)
-    assert make_testset_main(["--quiet", str(tmp_path / "missing"), str(tmp_path / "z")]) == 2
+    assert make_testset_main(["--quiet", str(tmp_path / "missing"), str(tmp_path / "z")]) == 1  # failed work
     assert "missing" in capsys.readouterr().err

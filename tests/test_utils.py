@@ -66,9 +66,12 @@ def test_atomic_path_replaces_the_target_only_on_success(tmp_path) -> None:
 
 
 def test_atomic_temp_file_sits_next_to_the_target_with_its_extension(tmp_path) -> None:
-    tmp = temp_path(tmp_path / "image.png")
+    tmp = temp_path(tmp_path / "image.png", keep_extension=True)
     assert os.path.dirname(tmp) == str(tmp_path) and tmp.endswith(".png")
     assert os.path.basename(tmp).startswith(".image.tmp")
+    plain = temp_path(tmp_path / "100.state")  # invisible to scans for *.state
+    assert os.path.dirname(plain) == str(tmp_path) and not plain.endswith(".state")
+    assert os.path.basename(plain).startswith(".100.state.tmp")
 
 
 def test_atomic_save_full_disk_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch) -> None:
@@ -159,8 +162,11 @@ def test_read_checkpoint_missing_folder_and_no_tensors(tmp_path) -> None:
     with pytest.raises(CheckpointReadError, match="is a folder"):
         read_checkpoint(tmp_path)
     torch.save({"epoch": 3}, tmp_path / "state.pth")
-    with pytest.raises(CheckpointReadError, match="holds no tensors"):
+    with pytest.raises(CheckpointReadError, match="entry 'epoch' is of type int, expected a tensor"):
         read_checkpoint(tmp_path / "state.pth")
+    torch.save({}, tmp_path / "empty.pth")
+    with pytest.raises(CheckpointReadError, match="holds no tensors"):
+        read_checkpoint(tmp_path / "empty.pth")
 
 
 # -- CLI errors -----------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .errors import run_command
+from .errors import UsageError, run_command
 
 __all__ = ["COMMAND", "HELP", "build_parser", "main"]
 
@@ -48,7 +48,10 @@ def _run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from dan_blocks.degradations.pca_fit import fit_default_pca
 
-    encoder = fit_default_pca(args.kernel_size, args.code_length, args.setting, args.samples, args.seed, args.sigma)
+    try:
+        encoder = fit_default_pca(args.kernel_size, args.code_length, args.setting, args.samples, args.seed, args.sigma)
+    except ValueError as err:  # every input is a command-line argument here
+        raise UsageError(str(err)) from None
     parent = os.path.dirname(os.path.abspath(args.output))
     os.makedirs(parent, exist_ok=True)
     encoder.save(args.output)

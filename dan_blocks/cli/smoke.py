@@ -39,7 +39,7 @@ def _write_png(path: str, image: Any) -> None:
     array = np.clip(np.rint(np.asarray(image) * 255.0), 0, 255).astype(np.uint8)
     if array.ndim == 3:
         array = array[:, :, ::-1]  # RGB -> BGR for OpenCV
-    with atomic_path(path) as tmp:
+    with atomic_path(path, keep_extension=True) as tmp:
         if not cv2.imwrite(tmp, array):
             raise OSError(f"cannot write {path}")
 

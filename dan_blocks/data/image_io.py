@@ -57,6 +57,6 @@ def to_uint8(img: Tensor) -> np.ndarray:
 def write_image(path: str | os.PathLike[str], img: np.ndarray) -> None:
     """Write a uint8 (H, W, 3) RGB image atomically (see `atomic_path()`)."""
     path = os.fspath(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, keep_extension=True) as tmp:
         if not cv2.imwrite(tmp, np.ascontiguousarray(img[:, :, ::-1])):
             raise OSError(f"cannot write image file {path!r}")

@@ -133,7 +133,7 @@ def kernel_picture(kernel: Tensor, min_side: int = 256) -> np.ndarray:
 
 def write_array(path: str, array: np.ndarray) -> None:
     """``cv2.imwrite`` atomically (see `atomic_path()`)."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, keep_extension=True) as tmp:
         if not cv2.imwrite(tmp, array):
             raise OSError(f"{path}: cannot write the image")
 

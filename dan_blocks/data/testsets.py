@@ -81,8 +81,8 @@ def _write_json(path: str, obj: dict[str, Any]) -> None:
 
 
 def _save_npy(path: str, arr: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        np.save(tmp, arr)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, arr)
 
 
 def _kernel_size(protocol: str, scale: int, kernel_size: int | None) -> int:

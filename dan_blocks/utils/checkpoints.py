@@ -55,7 +55,7 @@ def read_checkpoint(
 
     ``{param_key: {...}}`` is taken first when given, then the first of `WRAPPER_KEYS` holding a dict;
     otherwise the mapping itself. A DataParallel ``module.`` prefix is removed. Non-tensor entries of the
-    unwrapped dict (metadata) are dropped.
+    unwrapped dict are refused (a state dict holds tensors only).
 
     Raises:
         FileNotFoundError: no such file.
@@ -69,11 +69,14 @@ def read_checkpoint(
         if key and isinstance(obj.get(key), Mapping):
             obj = obj[key]
             break
-    state = {
-        (key[len("module.") :] if key.startswith("module.") else key): value
-        for key, value in obj.items()
-        if isinstance(value, Tensor)
-    }
+    state: dict[str, Tensor] = {}
+    for key, value in obj.items():
+        if not isinstance(value, Tensor):
+            raise CheckpointReadError(
+                f"checkpoint {name}: entry {key!r} is of type {type(value).__name__}, expected a tensor (is it a "
+                "training state or another kind of file?)"
+            )
+        state[key[len("module.") :] if key.startswith("module.") else key] = value
     if not state:
-        raise CheckpointReadError(f"checkpoint {name} holds no tensors (keys: {list(obj)[:8]})")
+        raise CheckpointReadError(f"checkpoint {name} holds no tensors")
     return state

@@ -1,8 +1,10 @@
 """Atomic writes: every file dan-blocks writes appears whole or not at all.
 
-The data goes to a temporary file next to the target (same folder, so same file system; same extension, so
-writers that pick a format from the name work), is flushed and fsync-ed, and replaces the target with
-``os.replace``. On any error the temporary file is removed and the previous target stays as it was.
+The data goes to a hidden temporary file next to the target (same folder, so same file system), is fsync-ed,
+and replaces the target with ``os.replace``. The temporary name ends in ``.tmp<pid>`` so that nothing scanning
+for the target's extension (``*.state``, ``*.pth``) picks it up; writers that choose a format from the name
+(OpenCV) ask for the extension to be kept. On any error the temporary file is removed and the previous target
+stays as it was.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ from typing import Any
 __all__ = ["atomic_path", "atomic_save", "atomic_write_text", "temp_path"]
 
 
-def temp_path(path: str | os.PathLike[str]) -> str:
-    """The temporary name used for ``path``: ``dir/.name.tmp<pid>.ext`` (hidden, same folder, same extension)."""
+def temp_path(path: str | os.PathLike[str], keep_extension: bool = False) -> str:
+    """The temporary name used for ``path``: ``dir/.name.ext.tmp<pid>``, or ``dir/.name.tmp<pid>.ext`` with
+    ``keep_extension`` (hidden, in the same folder)."""
     path = os.fspath(path)
     folder, base = os.path.split(path)
+    if not keep_extension:
+        return os.path.join(folder, f".{base}.tmp{os.getpid()}")
     root, ext = os.path.splitext(base)
     return os.path.join(folder, f".{root}.tmp{os.getpid()}{ext}")
 
@@ -34,8 +39,10 @@ def _check_target(path: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
+def atomic_path(path: str | os.PathLike[str], keep_extension: bool = False) -> Iterator[str]:
     """``with atomic_path(target) as tmp:`` write ``tmp`` however you like; it replaces ``target`` on success.
+
+    ``keep_extension``: the temporary name ends with the target's extension (for writers that need it).
 
     Raises:
         IsADirectoryError / FileNotFoundError: ``target`` is a folder, or its folder is missing.
@@ -43,7 +50,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
     """
     target = os.fspath(path)
     _check_target(target)
-    tmp = temp_path(target)
+    tmp = temp_path(target, keep_extension)
     try:
         yield tmp
         if not os.path.exists(tmp):
