@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from dan_blocks import DAN, dan_v1, dan_v2
+from dan_blocks import DAN, dan_v1, dan_v2, optimize
 from dan_blocks.archs import SROnly
 from dan_blocks.layers import PCAEncoder
 
@@ -119,3 +119,23 @@ def test_full_size_v1_x4_trace_end_to_end() -> None:
         traced = torch.jit.trace(SROnly(model), lr, check_trace=False)
         other = torch.rand(1, 3, 7, 5)
         torch.testing.assert_close(traced(other), model(other).sr)
+
+
+@pytest.mark.parametrize("version,scale", [(1, 4), (2, 4), (2, 3)], ids=["v1_x4", "v2_x4", "v2_x3"])
+def test_optimized_model_compiles_traces_and_exports(version: int, scale: int, tmp_path) -> None:
+    # optimize() must not cost deployment: graph capture sees the size-generic paths of the fast variants
+    plain = _model(version, scale)
+    model = optimize(_model(version, scale))
+    lr = torch.rand(2, 3, 7, 6)
+    with torch.no_grad():
+        ref = plain(lr)
+        torch._dynamo.reset()
+        compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+        for a, b in zip(_all(compiled(lr)), _all(ref), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace(SROnly(model), lr, check_trace=False)
+        other = torch.rand(1, 3, 5, 9)
+        torch.testing.assert_close(traced(other), plain(other).sr, rtol=1e-5, atol=1e-5)
+    _onnx_roundtrip(model, tmp_path / "fast.onnx", [(8, 6), (5, 9)])
