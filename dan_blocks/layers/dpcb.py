@@ -67,7 +67,7 @@ class DPCB(nn.Module):
 
     def receptive_radius(self) -> int:
         """Tiling protocol: spatially local, within ``2 max(k, k_c) // 2`` pixels (two convs per path)."""
-        return 2 * max(self.body1[0].kernel_size[0], self.body2[0].kernel_size[0]) // 2
+        return 2 * (max(self.body1[0].kernel_size[0], self.body2[0].kernel_size[0]) // 2)
 
     def forward(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
         self.check_inputs(feat, cond)
