@@ -1,4 +1,4 @@
-"""Tiling primitives: run a purely local function tile by tile with a halo, or sum its output over tiles.
+"""Tiling primitives: the tiles of a grid, with halos, and the crops and pastes between tiles and whole maps.
 
 Tiles live on a reference grid (the LR image, size ``(h, w)``). Every tensor handed to a tiled function has
 an integer ``factor`` relative to that grid (1 for LR-resolution maps, ``s`` for SR images), so a tile
@@ -7,20 +7,18 @@ an integer ``factor`` relative to that grid (1 for LR-resolution maps, ``s`` for
 Exactness: a function whose output at a pixel depends only on inputs within ``halo`` grid pixels (a stack of
 stride-1 convolutions with zero padding, point-wise ops, pixel shuffles) gives, on the tile grown by ``halo``
 (clipped at the image border, where the function's own zero padding then equals the whole image's), the same
-values in the tile's interior as on the whole image. Cropping the interiors and pasting them back (or summing
-them, for a global average pooling) reproduces the untiled result up to floating-point summation order.
+values in the tile's interior as on the whole image. Cropping the interiors and pasting them back reproduces
+the untiled result up to floating-point summation order (:mod:`dan_blocks.inference.tiled`).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-__all__ = ["Tile", "conv_radius", "iter_tiles", "map_tiles", "sum_tiles"]
+__all__ = ["Tile", "iter_tiles"]
 
 
 @dataclass(frozen=True)
@@ -74,92 +72,3 @@ def iter_tiles(
             yield Tile(
                 y0, y1, x0, x1, max(0, y0 - halo), min(height, y1 + halo), max(0, x0 - halo), min(width, x1 + halo)
             )
-
-
-def map_tiles(
-    fn: Callable[..., Tensor],
-    inputs: Sequence[tuple[Tensor, int]],
-    size: tuple[int, int],
-    tile_size: int,
-    halo: int,
-    out_factor: int = 1,
-    out: Tensor | None = None,
-    device: torch.device | None = None,
-    out_device: torch.device | None = None,
-    memory_format: torch.memory_format = torch.contiguous_format,
-) -> Tensor:
-    """Run the local function ``fn`` tile by tile and paste the interiors into one whole-image tensor.
-
-    Args:
-        fn: called as ``fn(*tiles)`` with the extended tile of every input; returns (B, C, f H_t, f W_t) for
-            an extended tile of H_t x W_t grid pixels and ``f = out_factor``.
-        inputs: ``(tensor, factor)`` pairs, tensors (B, *, factor h, factor w).
-        size: the grid ``(h, w)``.
-        tile_size: interior side in grid pixels.
-        halo: grid pixels added on every side (>= ``fn``'s receptive radius in grid pixels).
-        out_factor: resolution of ``fn``'s output relative to the grid.
-        out: a preallocated (B, C, f h, f w) result (else allocated on the first tile).
-        device: where ``fn`` runs (tiles are moved there; default: the first input's device).
-        out_device: where a newly allocated result lives (default ``device``).
-        memory_format: of a newly allocated result (``torch.channels_last`` for channels-last models).
-
-    Returns:
-        (B, C, f h, f w) on ``out_device``.
-    """
-    device = inputs[0][0].device if device is None else device
-    for tile in iter_tiles(size, tile_size, halo):
-        result = tile.interior(fn(*(tile.crop(x, f).to(device) for x, f in inputs)), out_factor)
-        if out is None:
-            batch, channels = result.shape[:2]
-            out = torch.empty(
-                (batch, channels, out_factor * size[0], out_factor * size[1]),
-                dtype=result.dtype,
-                device=device if out_device is None else out_device,
-                memory_format=memory_format,
-            )
-        tile.place(out, out_factor).copy_(result)
-    assert out is not None
-    return out
-
-
-def sum_tiles(
-    fn: Callable[..., Tensor],
-    inputs: Sequence[tuple[Tensor, int]],
-    size: tuple[int, int],
-    tile_size: int,
-    halo: int,
-    device: torch.device | None = None,
-) -> Tensor:
-    """Spatial sum (B, C) of the local function ``fn``'s LR-resolution output over the whole grid, in float32,
-    computed tile by tile (sum of the interiors); divide by ``h * w`` for a global average pooling."""
-    device = inputs[0][0].device if device is None else device
-    total: Tensor | None = None
-    for tile in iter_tiles(size, tile_size, halo):
-        part = tile.interior(fn(*(tile.crop(x, f).to(device) for x, f in inputs))).float().sum(dim=(2, 3))
-        total = part if total is None else total + part
-    assert total is not None
-    return total
-
-
-def conv_radius(modules: nn.Module | Iterable[nn.Module], factor: int = 1) -> int:
-    """Receptive radius in grid pixels of modules applied in registration order (a chain).
-
-    Stride-1 ``Conv2d`` add ``dilation * (k - 1) / 2`` pixels at the current resolution, ``PixelShuffle(r)``
-    multiplies the resolution by ``r``; ``factor`` is the starting resolution. Parallel branches are counted
-    as if chained (an over-estimate, which keeps tiling exact and only costs time).
-
-    Raises:
-        ValueError: a strided convolution (its alignment needs care: handle it explicitly).
-    """
-    items = [modules] if isinstance(modules, nn.Module) else list(modules)
-    radius, resolution = 0.0, float(factor)
-    for item in items:
-        for module in item.modules():
-            if isinstance(module, nn.Conv2d):
-                if module.stride != (1, 1):
-                    raise ValueError(f"conv_radius: strided convolution {module} needs explicit handling")
-                reach = max(d * (k - 1) / 2 for d, k in zip(module.dilation, module.kernel_size, strict=True))
-                radius += reach / resolution
-            elif isinstance(module, nn.PixelShuffle):
-                resolution *= module.upscale_factor
-    return math.ceil(radius - 1e-9)
