@@ -1,15 +1,40 @@
-"""The documentation site builds with warnings as errors (mkdocs --strict), and the README stays in step."""
+"""The docs site builds with warnings as errors (mkdocs --strict) and shows no raw reST; the README stays in step."""
 
 from __future__ import annotations
 
+import html
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+#: reST that Markdown leaves as it is: roles (``:class:`X```, rendered ``:class:<code>X</code>``) and the maths
+#: directive. Docstrings are Markdown (``$...$``, ``$$...$$``, plain `code` cross references).
+RAW_REST = re.compile(r":(?:math|class|func|meth|mod|attr):|\.\.\s+math::")
+_NOT_SHOWN = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->", re.S | re.I)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def raw_rest_snippets(page: str) -> list[str]:
+    """Snippets of ``page`` (HTML) around raw reST; scripts, styles and comments (not shown) are left out.
+
+    The page's text without tags is searched, so ``:class:<code>X</code>`` and a role split by highlighting
+    spans are found as ``:class:X``; the markup itself only when the text is clean (a role in an attribute).
+    """
+    markup = _NOT_SHOWN.sub(" ", page)
+    text = html.unescape(_TAG.sub("", markup))
+    for source in (text, markup):
+        snippets = [
+            " ".join(source[max(0, m.start() - 60) : m.end() + 60].split()) for m in RAW_REST.finditer(source)
+        ]
+        if snippets:
+            return snippets
+    return []
 
 
 def test_docs_build_strict(tmp_path: pathlib.Path) -> None:
@@ -21,7 +46,49 @@ def test_docs_build_strict(tmp_path: pathlib.Path) -> None:
         cwd=ROOT, capture_output=True, text=True, env=env, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert (tmp_path / "site" / "api" / "archs" / "index.html").exists()
+    site = tmp_path / "site"
+    assert (site / "api" / "archs" / "index.html").exists()
+    # maths: arithmatex's generic output, typeset by MathJax (configured by docs/javascripts/mathjax.js)
+    assert (site / "javascripts" / "mathjax.js").exists()
+    layers = (site / "api" / "layers" / "index.html").read_text(encoding="utf-8")
+    assert 'class="arithmatex"' in layers and "javascripts/mathjax.js" in layers
+
+    # the same build: no page may show reST that Markdown did not render (roles, the math directive)
+    pages = sorted(site.rglob("*.html"))
+    assert pages
+    problems = [
+        f"{page.relative_to(site).as_posix()}: ...{snippet}..."
+        for page in pages
+        for snippet in raw_rest_snippets(page.read_text(encoding="utf-8"))
+    ]
+    assert not problems, "raw reST in the built site (write Markdown: `code`, $maths$):\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "<p>Raise :class:<code>~dan_blocks.utils.OptionKeyError</code> for</p>",
+        "<p>see :func:`variant_for`</p>",
+        "<p>:meth:<code>x</code> :mod:<code>y</code> :attr:<code>z</code></p>",
+        "<p>the :math:`a^2` term</p>",
+        "<pre>.. math::\n    a = b</pre>",
+        '<code><span class="p">:</span>class<span class="p">:</span>X</code>',
+    ],
+)
+def test_raw_rest_is_found(page: str) -> None:
+    assert raw_rest_snippets(page)
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        '<p><span class="arithmatex">\\(a^2\\)</span> and <code>dan_blocks.optimize</code></p>',
+        '<p>{"type": "DAN", "class": 1}</p> <a href="https://x.org/a:b">x</a>',
+        "<script>var s = ':class:';</script><p>fine</p><!-- a :func: note -->",
+    ],
+)
+def test_markdown_is_not_flagged(page: str) -> None:
+    assert raw_rest_snippets(page) == []
 
 
 def test_every_docs_page_is_in_the_nav() -> None:

@@ -1,37 +1,29 @@
-"""The fast path (issue 8) gives the plain path's numbers: every optimisation against a direct derivation.
+"""The fast variants of :func:`dan_blocks.optimize` give the plain blocks' numbers, each against a derivation.
 
 References are written independently of the code under test: the stretched code concatenated and convolved
 with ``F.conv2d``, the block equations spelled out with ``F`` ops on the modules' weights, hand-computed
-border sums, and the plain (release-structured) path on identical weights.
+border sums, and the plain model on identical weights (``optimize(copy.deepcopy(plain))`` is the fast one).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-import dan_blocks  # noqa: F401
+from dan_blocks import optimize
 from dan_blocks.archs import DAN, DANOutput, EstimatorV1, EstimatorV2, MANetEstimator, RestorerV1, RestorerV2, SROnly
-from dan_blocks.archs.dan_arch import fast_path, fast_path_enabled, set_fast_path
+from dan_blocks.fast import FastCRB, FastDAN, FastDPCB, FoldedUpsampler
+from dan_blocks.fast.crb import conv_with_constant_channels
+from dan_blocks.fast.fused import fused_conv_leaky_relu
 from dan_blocks.layers import CRB, DPCB, PCAEncoder
-from dan_blocks.layers.crb import conv_with_constant_channels
-from dan_blocks.layers.dpcb import fused_conv_leaky_relu
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CL = torch.channels_last
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: one thread avoids OpenMP overhead (and stalls on a busy 2-core machine)."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
 
 
 def rel(a: Tensor, b: Tensor) -> float:
@@ -109,6 +101,14 @@ def _crb_equation(block: CRB, feat: Tensor, code: Tensor) -> Tensor:
     return feat + r * gate
 
 
+def _plain_and_fast(block: nn.Module, layout: str) -> tuple[nn.Module, nn.Module]:
+    """(the plain block, its optimised copy), both in ``layout``."""
+    fast = optimize(copy.deepcopy(block), channels_last=layout == "channels_last")
+    if layout == "channels_last":
+        block.to(memory_format=CL)
+    return block, fast
+
+
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("code_shape", ["flat", "1x1", "map"])
 def test_crb_fast_equals_equation(layout: str, code_shape: str) -> None:
@@ -117,17 +117,17 @@ def test_crb_fast_equals_equation(layout: str, code_shape: str) -> None:
     feat = torch.randn(2, 16, 7, 6)
     code = {"flat": torch.randn(2, 5), "1x1": torch.randn(2, 5, 1, 1), "map": torch.randn(2, 5, 7, 6)}[code_shape]
     expected = _crb_equation(block, feat, code)
+    plain, fast = _plain_and_fast(block, layout)
+    assert type(plain) is CRB and type(fast) is FastCRB
     if layout == "channels_last":
-        block.to(memory_format=CL)
+        assert fast.body[0].weight.is_contiguous(memory_format=CL)
         feat = feat.contiguous(memory_format=CL)
-    block.fast_path = True
-    for grad in (False, True):
-        with torch.set_grad_enabled(grad):
-            out, cond = block(feat, code)
-        assert cond is code
-        assert rel(out, expected) < 1e-5
-    block.fast_path = False
-    assert rel(block(feat, code)[0], expected) < 1e-5
+    for model in (fast, plain):
+        for grad in (False, True):
+            with torch.set_grad_enabled(grad):
+                out, cond = model(feat, code)
+            assert cond is code
+            assert rel(out, expected) < 1e-5
 
 
 @pytest.mark.parametrize("cond_ksize", [1, 3])
@@ -144,16 +144,22 @@ def test_dpcb_fast_equals_equation(cond_ksize: int, layout: str) -> None:
         return F.conv2d(F.leaky_relu(F.conv2d(x, a.weight, a.bias, 1, p), 0.2), b.weight, b.bias, 1, p)
 
     gate = two(cond, block.body2)
-    expected_f, expected_c = feat + two(feat, block.body1) * gate, cond + gate
+    basic = two(feat, block.body1)
+    expected_f, expected_c = feat + basic * gate, cond + gate
+    plain, fast = _plain_and_fast(block, layout)
+    assert type(plain) is DPCB and type(fast) is FastDPCB
     if layout == "channels_last":
-        block.to(memory_format=CL)
         feat, cond = feat.contiguous(memory_format=CL), cond.contiguous(memory_format=CL)
-    for fast in (True, False):
-        block.fast_path = fast
+    for model in (fast, plain):
         for grad in (False, True):
             with torch.set_grad_enabled(grad):
-                f, c = block(feat, cond)
+                f, c = model(feat, cond)
             assert rel(f, expected_f) < 1e-5 and rel(c, expected_c) < 1e-5
+    with torch.no_grad():  # the basic path handed in (as the LR memo does) is used as is
+        f, c = fast(feat, cond, basic)
+        assert rel(f, expected_f) < 1e-5 and rel(c, expected_c) < 1e-5
+        f, _ = fast(feat, cond, torch.zeros_like(basic))
+    assert torch.equal(f, feat)
 
 
 def test_fused_conv_leaky_relu_matches_two_steps_and_keeps_autograd() -> None:
@@ -191,9 +197,10 @@ def _tiny_dan(version: str, scale: int, estimator: str = "release", seed: int = 
 
 
 def _pair(version: str, scale: int, estimator: str = "release") -> tuple[DAN, DAN]:
-    fast = _tiny_dan(version, scale, estimator)
-    plain = copy.deepcopy(fast)
-    set_fast_path(False, plain)
+    """(optimised, plain) on identical weights."""
+    plain = _tiny_dan(version, scale, estimator)
+    fast = optimize(copy.deepcopy(plain))
+    assert isinstance(fast, FastDAN) and type(plain) is DAN
     return fast, plain
 
 
@@ -220,10 +227,11 @@ def test_dan_fast_equals_plain(version: str, scale: int) -> None:
         sr = fast.super_resolve(lr)
     _assert_outputs_agree(out, ref)
     assert rel(sr, ref.sr) < 1e-5
-    # layouts: fast weights channels_last, plain NCHW; outputs in the caller's (NCHW) format
+    # layouts: fast weights channels_last, plain NCHW (also after running); outputs in the caller's (NCHW) format
     assert fast.restorer.head.weight.is_contiguous(memory_format=CL) if version == "v1" else \
         fast.restorer.head1.weight.is_contiguous(memory_format=CL)
     assert all(p.is_contiguous() for p in plain.parameters())
+    assert type(fast.restorer.upscale) is FoldedUpsampler
     assert out.sr.is_contiguous() and sr.is_contiguous()
     # a channels_last caller gets channels_last back
     with torch.no_grad():
@@ -241,8 +249,8 @@ def test_per_pixel_code_maps_fall_back_exactly(version: str) -> None:
     _assert_outputs_agree(out, ref)
 
 
-def test_super_resolve_skips_only_the_last_estimator_pass() -> None:
-    fast, plain = _pair("v2", 2)
+def _count_calls(model: DAN) -> dict[str, int]:
+    """Live counts of the restorer's and the estimator's forward calls."""
     calls = {"restorer": 0, "estimator": 0}
 
     def count(name: str) -> Callable[..., None]:
@@ -250,16 +258,24 @@ def test_super_resolve_skips_only_the_last_estimator_pass() -> None:
             calls[name] += 1
         return hook
 
-    fast.restorer.register_forward_hook(count("restorer"))
-    fast.estimator.register_forward_hook(count("estimator"))
+    model.restorer.register_forward_hook(count("restorer"))
+    model.estimator.register_forward_hook(count("estimator"))
+    return calls
+
+
+def test_super_resolve_skips_only_the_last_estimator_pass() -> None:
+    fast, plain = _pair("v2", 2)
+    calls, plain_calls = _count_calls(fast), _count_calls(plain)
     lr = torch.rand(1, 3, 5, 6, generator=_gen(6))
     with torch.no_grad():
         sr = fast.super_resolve(lr)
         assert calls == {"restorer": 2, "estimator": 1}
         out = fast(lr)
+        ref = plain.super_resolve(lr)
     assert calls == {"restorer": 4, "estimator": 3}  # forward stays complete
     assert len(out.srs) == len(out.codes) == len(out.kernels) == 2
-    assert rel(sr, plain(lr).sr) < 1e-5
+    assert plain_calls == {"restorer": 2, "estimator": 2}  # the plain model runs the unused last estimate
+    assert rel(sr, ref) < 1e-5
     assert rel(SROnly(fast)(lr), out.sr) < 1e-5
 
 
@@ -283,29 +299,26 @@ def test_training_gradients_agree(version: str) -> None:
         assert (g - r).abs().max() <= 1e-5 * r.abs().max() + 1e-8
 
 
-def test_switch_global_instance_and_context() -> None:
-    assert fast_path_enabled()
-    model = _tiny_dan("v2", 2)
-    assert model.restorer.head1.weight.is_contiguous(memory_format=CL)
+def test_optimize_without_channels_last_keeps_nchw_weights() -> None:
+    plain = _tiny_dan("v2", 2)
+    fast = optimize(copy.deepcopy(plain), channels_last=False)
+    assert isinstance(fast, FastDAN) and not fast.channels_last
     lr = torch.rand(1, 3, 5, 5, generator=_gen(9))
-    with fast_path(False):
-        assert not fast_path_enabled() and not CRB.fast_path and not DPCB.fast_path
-        with torch.no_grad():
-            model(lr)
-        assert model.restorer.head1.weight.is_contiguous()  # plain path: weights back to NCHW
-    assert fast_path_enabled() and CRB.fast_path and DPCB.fast_path
-    set_fast_path(False, model)
-    assert not model.fast_path and all(not b.fast_path for b in model.modules() if isinstance(b, DPCB))
-    assert DAN.fast_path and DPCB.fast_path  # the class defaults are untouched
-    set_fast_path(True, model)
     with torch.no_grad():
-        model(lr)
-    assert model.restorer.head1.weight.is_contiguous(memory_format=CL)
+        ref, out = plain(lr), fast(lr)
+    assert all(p.is_contiguous() for p in fast.parameters())  # nothing converted, before or while running
+    _assert_outputs_agree(out, ref)
+    optimize(fast)  # channels_last now: the weights are converted once, the outputs stay the same
+    assert fast.channels_last and fast.restorer.head1.weight.is_contiguous(memory_format=CL)
+    with torch.no_grad():
+        _assert_outputs_agree(fast(lr), ref)
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # shape checks become constants: expected here
 def test_traced_sr_only_stays_size_generic() -> None:
-    fast, _ = _pair("v1", 2)
+    fast, plain = _pair("v1", 2)
     with torch.no_grad():
         traced = torch.jit.trace(SROnly(fast), torch.rand(1, 3, 6, 6), check_trace=False)
         other = torch.rand(1, 3, 5, 9, generator=_gen(10))
         assert rel(traced(other), fast(other).sr) < 1e-5
+        assert rel(traced(other), plain(other).sr) < 1e-5

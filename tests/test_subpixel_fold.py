@@ -1,4 +1,4 @@
-"""Folding the linear upsampler into one sub-pixel conv (fast path) gives the chain's numbers.
+"""Folding the linear upsampler into one sub-pixel conv (``optimize``'s FoldedUpsampler) gives the chain's numbers.
 
 References: the chain of ``F.conv2d`` / ``F.pixel_shuffle`` calls spelled out on the modules' weights in
 float64; the folded weight against impulse responses of the chain (a forward derivation, where the code uses a
@@ -12,13 +12,13 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from dan_blocks.layers.subpixel_border import folded_forward
-from dan_blocks.layers.subpixel_fold import chain_geometry, fold_subpixel_chain
 from torch import Tensor, nn
 
-import dan_blocks  # noqa: F401
-from dan_blocks.archs.dan_arch import set_fast_path
+from dan_blocks import optimize
 from dan_blocks.archs.upsample import Upsampler
+from dan_blocks.fast import FoldedUpsampler
+from dan_blocks.fast.subpixel_border import folded_forward
+from dan_blocks.fast.subpixel_fold import chain_geometry, fold_subpixel_chain
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CL = torch.channels_last
@@ -27,6 +27,13 @@ CL = torch.channels_last
 def rel(a: Tensor, b: Tensor) -> float:
     a64, b64 = a.detach().double(), b.detach().double()
     return float((a64 - b64).abs().max() / b64.abs().max())
+
+
+def folded_upsampler(nf: int, out_nc: int, scale: int, channels_last: bool = False) -> FoldedUpsampler:
+    """``optimize(Upsampler(...))`` in eval mode (NCHW weights unless ``channels_last``)."""
+    up = optimize(Upsampler(nf, out_nc, scale).eval(), channels_last=channels_last)
+    assert type(up) is FoldedUpsampler
+    return up
 
 
 def chain64(up: nn.Sequential, x: Tensor) -> Tensor:
@@ -79,7 +86,7 @@ def test_folded_weight_equals_impulse_responses() -> None:
 def test_upsampler_fold_equals_chain(scale: int, shape: tuple[int, ...]) -> None:
     torch.manual_seed(scale)
     nf = 64 if scale <= 4 else 8  # the x8 fold in float64 takes seconds at 64 channels
-    up = Upsampler(nf, 3, scale).eval()
+    up = folded_upsampler(nf, 3, scale)
     x = torch.randn(shape[0], nf, *shape[2:])
     with torch.no_grad():
         got = up(x)
@@ -92,7 +99,7 @@ def test_upsampler_fold_equals_chain(scale: int, shape: tuple[int, ...]) -> None
 def test_fold_borders_exact_at_every_pixel() -> None:
     """Every border pixel (where intermediate zero padding matters) matches, not only the maximum error."""
     torch.manual_seed(1)
-    up = Upsampler(16, 3, 4).eval()
+    up = folded_upsampler(16, 3, 4)
     x = torch.randn(1, 16, 12, 10) * 3
     with torch.no_grad():
         got = up(x).double()
@@ -105,7 +112,8 @@ def test_fold_borders_exact_at_every_pixel() -> None:
 
 def test_fold_channels_last_and_inference_mode() -> None:
     torch.manual_seed(2)
-    up = Upsampler(32, 3, 4).eval().to(memory_format=CL)
+    up = folded_upsampler(32, 3, 4, channels_last=True)
+    assert up[0].weight.is_contiguous(memory_format=CL)
     x = torch.randn(1, 32, 16, 16).contiguous(memory_format=CL)
     with torch.inference_mode():
         got = up(x)
@@ -114,7 +122,7 @@ def test_fold_channels_last_and_inference_mode() -> None:
 
 def test_fold_cache_follows_weight_changes() -> None:
     torch.manual_seed(3)
-    up = Upsampler(16, 3, 2).eval()
+    up = folded_upsampler(16, 3, 2)
     x = torch.randn(1, 16, 12, 12)
     with torch.no_grad():
         up(x)
@@ -128,11 +136,17 @@ def test_fold_cache_follows_weight_changes() -> None:
         up64 = copy.deepcopy(up).double()  # dtype change
         assert up64(x.double()).dtype == torch.float64
         assert rel(up64(x.double()), chain64(other, x)) < 1e-10
+        up[2].weight = nn.Parameter(torch.randn_like(up[2].weight))  # a parameter replaced
+        assert rel(up(x), chain64(up, x)) < 1e-5
+        optimize(up)  # channels_last now: the weights are new tensors, the fold follows
+        assert up[0].weight.is_contiguous(memory_format=CL)
+        assert rel(up(x), chain64(up, x)) < 1e-5
 
 
 def test_training_uses_the_chain_and_gradients_flow() -> None:
     torch.manual_seed(4)
-    up = Upsampler(16, 3, 4)
+    up = optimize(Upsampler(16, 3, 4), channels_last=False)
+    assert up.training and type(up) is FoldedUpsampler
     x = torch.randn(1, 16, 12, 12, requires_grad=True)
     up(x).square().sum().backward()
     assert up._fold_cache is None  # no fold when gradients are needed
@@ -142,12 +156,16 @@ def test_training_uses_the_chain_and_gradients_flow() -> None:
     assert rel(grad, x64.grad) < 1e-5
 
 
-def test_fast_path_off_runs_the_chain() -> None:
+def test_plain_upsampler_runs_the_chain() -> None:
+    """The plain block has no fold: it is the nn.Sequential chain and caches nothing."""
+    torch.manual_seed(7)
     up = Upsampler(16, 3, 2).eval()
-    set_fast_path(False, up)
+    assert not hasattr(up, "_fold_cache") and not hasattr(up, "folded")
+    x = torch.randn(1, 16, 12, 12)
     with torch.no_grad():
-        up(torch.randn(1, 16, 12, 12))
-    assert up._fold_cache is None
+        got = up(x)
+    assert "_fold_cache" not in vars(up)
+    assert rel(got, chain64(up, x)) < 1e-5
 
 
 def test_fold_rejects_non_linear_or_strided_layers() -> None:

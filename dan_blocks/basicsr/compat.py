@@ -123,7 +123,7 @@ def ensure_basicsr_importable() -> types.ModuleType:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Patches for BasicSR's training / testing pipelines (installed by :func:`patch_basicsr_pipelines`, which the
+# Patches for BasicSR's training / testing pipelines (installed by `patch_basicsr_pipelines`, which the
 # ``dan-blocks train`` / ``test`` / ``quickstart`` commands call before running ``basicsr.train.train_pipeline``
 # or ``basicsr.test.test_pipeline``). Nothing here runs on ``import dan_blocks``. Tested in
 # ``tests/test_compat_pipeline.py``, ``tests/test_resume*.py`` and ``tests/test_distributed*.py``.
@@ -132,19 +132,19 @@ def ensure_basicsr_importable() -> types.ModuleType:
 #    (fails on CPU-only machines), loads with torch.load's default ``weights_only`` (True from torch 2.6;
 #    BasicSR's own states hold ``collections.Counter`` milestones, rejected by torches whose safe unpickler
 #    lacks it) and scans ``experiments/`` relative to the working directory instead of the run's folder.
-#    Replaced by :func:`load_resume_state`: maps to the model's device, loads with ``weights_only=True``
+#    Replaced by `load_resume_state`: maps to the model's device, loads with ``weights_only=True``
 #    after allow-listing exactly what BasicSR's states hold (only where the torch needs it), reads
 #    ``opt['path']['training_states']``.
 # 6. Exact resume: BasicSR restarts the interrupted epoch from its first batch with fresh random crops, so a
-#    resumed run does not see the data the uninterrupted run would have seen. :class:`ResumablePrefetcher`
+#    resumed run does not see the data the uninterrupted run would have seen. `ResumablePrefetcher`
 #    replaces ``basicsr.train.CPUPrefetcher``: it re-seeds the data RNGs at each epoch start from
 #    (manual_seed, epoch, rank) and, after a resume, replays the batches the run had already consumed in that
 #    epoch (recorded by DANModel in the training state), so the resumed run continues with the same batches.
 # 7. Distributed (``basicsr.utils.dist_util.init_dist``): hard-codes backend nccl and
 #    ``torch.cuda.set_device(rank % device_count)`` (ZeroDivisionError without GPUs). Replaced by
-#    :func:`init_dist`: nccl + set_device on GPUs, gloo on CPU (or when ``DAN_BLOCKS_DEVICE=cpu``).
+#    `init_dist`: nccl + set_device on GPUs, gloo on CPU (or when ``DAN_BLOCKS_DEVICE=cpu``).
 # 8. ``BaseModel.model_to_device`` wraps DDP with ``device_ids=[torch.cuda.current_device()]``, which fails on
-#    CPU. :func:`model_to_device` omits ``device_ids`` for CPU models and defers to BasicSR otherwise.
+#    CPU. `model_to_device` omits ``device_ids`` for CPU models and defers to BasicSR otherwise.
 # ---------------------------------------------------------------------------------------------------------
 
 import os  # noqa: E402
@@ -159,7 +159,7 @@ __all__ += [  # plus ResumablePrefetcher, built on first access (module __getatt
     "training_progress",
 ]
 
-#: environment variable forcing the CPU path of :func:`init_dist` (the CLI sets it for ``num_gpu: 0``)
+#: environment variable forcing the CPU path of `init_dist` (the CLI sets it for ``num_gpu: 0``)
 DEVICE_ENV = "DAN_BLOCKS_DEVICE"
 
 # what the running training has consumed; written by ResumablePrefetcher, read by DANModel when saving

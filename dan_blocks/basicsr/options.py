@@ -27,7 +27,7 @@ VAL_KEYS: tuple[str, ...] = ("val_freq", "save_img", "suffix", "metrics", "pbar"
 
 #: keys of BasicSR's ``path:`` block for a DANModel run. BasicSR makes a directory for every other key it
 #: finds there (``make_exp_dirs``), so a misspelled ``pretrain_netwrk_g: x.pth`` would silently create a
-#: folder ``x.pth`` and train from scratch: :func:`check_path_block` refuses it first.
+#: folder ``x.pth`` and train from scratch: `check_path_block` refuses it first.
 PATH_KEYS: tuple[str, ...] = (
     "pretrain_network_g",
     "strict_load_g",
@@ -45,6 +45,6 @@ PATH_KEYS: tuple[str, ...] = (
 
 
 def check_path_block(opt: Mapping[str, Any]) -> None:
-    """Raise :class:`~dan_blocks.utils.OptionKeyError` for an unknown key of ``opt["path"]`` (with a
+    """Raise `OptionKeyError` for an unknown key of ``opt["path"]`` (with a
     did-you-mean), before BasicSR turns it into a directory."""
     check_keys(opt.get("path"), PATH_KEYS, "path (BasicSR would make a directory for an unknown key)")

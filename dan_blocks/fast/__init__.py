@@ -9,9 +9,9 @@ from .crb import FastCRB, conv_with_constant_channels
 from .dpcb import FastDPCB, FastDPCG
 from .fused import fused_conv_leaky_relu
 from .lr_memo import LRMemo
-from .optimize import FAST_VARIANTS, is_optimized, optimize
 from .subpixel_fold import FoldedChain, fold_subpixel_chain
 from .upsample import FoldedUpsampler
+from .variants import FAST_VARIANTS, is_optimized, optimize
 
 __all__ = [
     "FAST_VARIANTS",

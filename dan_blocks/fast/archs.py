@@ -7,13 +7,13 @@ from functools import partial
 import torch
 from torch import Tensor
 
-from ..archs import DAN, DANOutput, EstimatorV2, RestorerV1, RestorerV2
+from ..archs import DAN, DANOutput, DANv1, DANv2, EstimatorV2, RestorerV1, RestorerV2
 from ..archs.checks import check_code, check_estimator_inputs, check_image
 from .capture import is_capturing
 from .dpcb import FastDPCG
 from .lr_memo import LRMemo, reuse
 
-__all__ = ["FastDAN", "FastEstimatorV2", "FastRestorerV1", "FastRestorerV2"]
+__all__ = ["FastDAN", "FastDANv1", "FastDANv2", "FastEstimatorV2", "FastRestorerV1", "FastRestorerV2"]
 
 
 class FastRestorerV1(RestorerV1):
@@ -90,7 +90,7 @@ class FastDAN(DAN):
     Made by `dan_blocks.optimize()`.
     """
 
-    #: weights are channels_last: convert the LR on entry (set by :func:`dan_blocks.optimize`)
+    #: weights are channels_last: convert the LR on entry (set by `dan_blocks.optimize`)
     channels_last: bool = False
 
     def _prepare(self, lr: Tensor) -> tuple[Tensor, bool, LRMemo | None]:
@@ -121,14 +121,20 @@ class FastDAN(DAN):
         out, to_nchw = self._run(lr, final_estimate=True)
         if not to_nchw:
             return out
+        srs = [sr.contiguous() for sr in out.srs]
         return DANOutput(
-            out.sr.contiguous(),
-            [sr.contiguous() for sr in out.srs],
-            [c.contiguous() for c in out.codes],
-            [k if k is None else k.contiguous() for k in out.kernels],
+            srs[-1], srs, [c.contiguous() for c in out.codes], [k if k is None else k.contiguous() for k in out.kernels]
         )
 
     def super_resolve(self, lr: Tensor) -> Tensor:
         """Only the final SR image; ``loop`` restorer and ``loop - 1`` estimator passes."""
         out, to_nchw = self._run(lr, final_estimate=False)
         return out.sr.contiguous() if to_nchw else out.sr
+
+
+class FastDANv1(FastDAN, DANv1):
+    """The DAN v1 preset as a `FastDAN` (still an instance of `DANv1`). Made by `dan_blocks.optimize`."""
+
+
+class FastDANv2(FastDAN, DANv2):
+    """The DAN v2 preset as a `FastDAN` (still an instance of `DANv2`). Made by `dan_blocks.optimize`."""

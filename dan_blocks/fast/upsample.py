@@ -11,7 +11,7 @@ from ..archs.upsample import Upsampler
 from .capture import is_capturing
 from .subpixel_border import folded_forward
 from .subpixel_fold import FoldedChain, fold_subpixel_chain
-from .versions import tensor_version
+from .versions import tensor_state
 
 __all__ = ["FoldedUpsampler"]
 
@@ -40,7 +40,7 @@ class FoldedUpsampler(Upsampler):
         """The cached `FoldedChain` of this upsampler (recomputed
         when a parameter, its dtype or its device changed)."""
         params = list(self.parameters())
-        key = tuple((id(p), p.data_ptr(), tensor_version(p), p.dtype, p.device) for p in params)
+        key = tuple(tensor_state(p) for p in params)
         if self._fold_cache is None or self._fold_cache[0] != key:
             folded = fold_subpixel_chain(list(self))
             first = params[0]

@@ -8,7 +8,7 @@ Exactness: a function whose output at a pixel depends only on inputs within ``ha
 stride-1 convolutions with zero padding, point-wise ops, pixel shuffles) gives, on the tile grown by ``halo``
 (clipped at the image border, where the function's own zero padding then equals the whole image's), the same
 values in the tile's interior as on the whole image. Cropping the interiors and pasting them back reproduces
-the untiled result up to floating-point summation order (:mod:`dan_blocks.inference.tiled`).
+the untiled result up to floating-point summation order (`dan_blocks.inference.tiled`).
 """
 
 from __future__ import annotations

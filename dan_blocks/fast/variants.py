@@ -7,9 +7,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..archs import DAN, EstimatorV2, RestorerV1, RestorerV2, Upsampler
+from ..archs import DAN, DANv1, DANv2, EstimatorV2, RestorerV1, RestorerV2, Upsampler
 from ..layers import CRB, DPCB, DPCG
-from .archs import FastDAN, FastEstimatorV2, FastRestorerV1, FastRestorerV2
+from .archs import FastDAN, FastDANv1, FastDANv2, FastEstimatorV2, FastRestorerV1, FastRestorerV2
 from .crb import FastCRB
 from .dpcb import FastDPCB, FastDPCG
 from .upsample import FoldedUpsampler
@@ -21,7 +21,7 @@ def _dpcg_ready(group: nn.Module) -> bool:
     return all(type(block) is FastDPCB for block in group.body)
 
 
-#: plain class -> (fast variant, condition on the instance); see :func:`variant_for` for subclasses
+#: plain class -> (fast variant, condition on the instance); see `variant_for` for subclasses
 FAST_VARIANTS: dict[type[nn.Module], tuple[type[nn.Module], Callable[[nn.Module], bool]]] = {
     CRB: (FastCRB, lambda m: True),
     DPCB: (FastDPCB, lambda m: True),
@@ -31,24 +31,32 @@ FAST_VARIANTS: dict[type[nn.Module], tuple[type[nn.Module], Callable[[nn.Module]
     RestorerV2: (FastRestorerV2, lambda m: True),
     EstimatorV2: (FastEstimatorV2, lambda m: True),
     DAN: (FastDAN, lambda m: True),
+    DANv1: (FastDANv1, lambda m: True),
+    DANv2: (FastDANv2, lambda m: True),
 }
 
 
 _SUBCLASS_VARIANTS: dict[type[nn.Module], type[nn.Module]] = {}
 
 
-def _same_methods(cls: type, plain: type, fast: type) -> bool:
-    """``cls`` (a subclass of ``plain``) keeps every method the fast variant replaces."""
-    names = [n for n, v in vars(fast).items() if callable(v) and not n.startswith("__")]
-    return all(getattr(cls, n, None) is getattr(plain, n, None) for n in names)
+def _only_adds(cls: type, plain: type, fast: type) -> bool:
+    """``cls`` (a subclass of ``plain``) overrides no method or property of ``plain`` or ``fast``: it only adds a
+    constructor or new names, so the fast variant's ``forward`` (which may not call every plain method) keeps
+    its behaviour."""
+    for klass in cls.__mro__[: cls.__mro__.index(plain)]:
+        for name in vars(klass):
+            if not name.startswith("__") and (hasattr(plain, name) or hasattr(fast, name)):
+                return False
+    return True
 
 
 def variant_for(module: nn.Module) -> type[nn.Module] | None:
     """The fast class ``module`` becomes, or None.
 
-    The exact plain types map through `FAST_VARIANTS`. A subclass that only adds a constructor (the
-    DANv1 / DANv2 presets, a user's preset) gets a subclass of both (``FastDANv2(FastDAN, DANv2)``), so
-    ``isinstance`` checks still hold; a subclass that overrides a method the variant replaces is left alone.
+    The exact plain types map through `FAST_VARIANTS` (the presets too: ``DANv2`` -> ``FastDANv2``, still an
+    instance of ``DANv2``). Another subclass that only adds a constructor or new names (a user's preset) gets
+    a subclass of both, made here (picklable only in a process that has optimised one: save state dicts); a
+    subclass that overrides any method of the plain class is left alone.
     """
     cls = type(module)
     entry = FAST_VARIANTS.get(cls)
@@ -57,11 +65,11 @@ def variant_for(module: nn.Module) -> type[nn.Module] | None:
     for plain, (fast, condition) in FAST_VARIANTS.items():
         if isinstance(module, fast) or not isinstance(module, plain):
             continue
-        if not _same_methods(cls, plain, fast) or not condition(module):
+        if not _only_adds(cls, plain, fast) or not condition(module):
             return None
         if cls not in _SUBCLASS_VARIANTS:
             made = type(f"Fast{cls.__name__}", (fast, cls), {"__module__": __name__, "__doc__": fast.__doc__})
-            globals()[made.__name__] = made  # picklable by name
+            globals().setdefault(made.__name__, made)  # picklable by name in this process (the first of a name)
             _SUBCLASS_VARIANTS[cls] = made
         return _SUBCLASS_VARIANTS[cls]
     return None
