@@ -131,7 +131,8 @@ def test_local_radius_hand_computed() -> None:
     assert local_radius(_dan("v2", "v1", 2)) is None
     # DPCB: two convs per path, each reaching k // 2: 2 for 3x3 (a precedence slip once gave 3)
     assert DPCB(8, 8, 3, 1).receptive_radius() == 2 and DPCB(8, 8, 5, 3).receptive_radius() == 4
-    assert DPCG(8, 8, 3, 1, num_blocks=10).receptive_radius() == 20
+    # a DPCG is tiled block by block (a 2-pixel halo each, whole maps between blocks), not as a 20-pixel unit
+    assert local_radius(DPCG(8, 8, 3, 1, num_blocks=10)) is None
 
 
 @pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "replicate"])
@@ -203,7 +204,7 @@ def test_builtin_layers_run_on_tiles_of_the_requested_sizes() -> None:
     lr = _rand(2, 3, *size, seed=11)
     ref = _reference(model, lr)
     dan_blocks.optimize(model)  # hooks on the optimized modules (upscale's optimize is then a no-op)
-    seen: dict[str, list[tuple[tuple[int, ...], tuple[int, ...]]]] = {"group": [], "upsampler": []}
+    seen: dict[str, list[tuple[tuple[int, ...], tuple[int, ...]]]] = {"block": [], "upsampler": []}
 
     def record(key: str) -> Any:
         def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
@@ -211,16 +212,16 @@ def test_builtin_layers_run_on_tiles_of_the_requested_sizes() -> None:
             seen[key].append((tuple(args[0].shape[-2:]), tuple(result.shape[-2:])))
         return hook
 
-    group, upsampler = model.restorer.body[0], model.restorer.upscale
-    handles = [group.register_forward_hook(record("group")), upsampler.register_forward_hook(record("upsampler"))]
+    block, upsampler = model.restorer.body[0].body[0], model.restorer.upscale
+    handles = [block.register_forward_hook(record("block")), upsampler.register_forward_hook(record("upsampler"))]
     try:
         out = upscale(model, lr, tile, upsampler_tile=up)
     finally:
         for handle in handles:
             handle.remove()
     assert _max_rel(out, ref) <= TOL
-    for key, unit_tile, factor in (("group", tile, 1), ("upsampler", up, scale)):
-        radius = local_radius(group if key == "group" else upsampler)
+    for key, unit_tile, factor in (("block", tile, 1), ("upsampler", up, scale)):
+        radius = local_radius(block if key == "block" else upsampler)
         assert radius is not None
         assert len(seen[key]) == model.loop * _n_tiles(size, unit_tile), key
         for (h, w), (oh, ow) in seen[key]:
