@@ -27,16 +27,23 @@ from typing import Any
 
 __all__ = ["CONFIGS", "count_macs", "main", "run_one"]
 
-#: name -> (version, tile_size, upsampler_tile); tile None = untiled
-CONFIGS: dict[str, tuple[int, int | None, int | None]] = {
-    "v1 untiled": (1, None, None),
-    "v1 tile 64": (1, 64, None),
-    "v1 tile 128": (1, 128, None),
-    "v2 untiled": (2, None, None),
-    "v2 tile 64": (2, 64, None),
-    "v2 tile 128": (2, 128, None),
-    "v2 tile 256": (2, 256, None),
+#: name -> (version, tile_size, max_halo); tile None = untiled; max_halo "default" or None (whole v2 restorer per
+#: tile: no whole LR feature map of the trunk)
+CONFIGS: dict[str, tuple[int, int | None, int | str | None]] = {
+    "v1 untiled": (1, None, "default"),
+    "v1 tile 64": (1, 64, "default"),
+    "v1 tile 128": (1, 128, "default"),
+    "v2 untiled": (2, None, "default"),
+    "v2 tile 64": (2, 64, "default"),
+    "v2 tile 128": (2, 128, "default"),
+    "v2 tile 256": (2, 256, "default"),
+    "v2 tile 256, whole restorer per tile": (2, 256, None),
+    "v2 tile 512, whole restorer per tile": (2, 512, None),
 }
+
+
+def _halo(value: int | str | None) -> dict[str, Any]:
+    return {} if value == "default" else {"max_halo": value}
 
 
 def _rss_mib() -> float:
@@ -44,7 +51,7 @@ def _rss_mib() -> float:
 
 
 def run_one(
-    version: int, size: int, tile: int | None, up_tile: int | None, loop: int, device: str, repeats: int = 2
+    version: int, size: int, tile: int | None, halo: int | str | None, loop: int, device: str, repeats: int = 2
 ) -> dict[str, Any]:
     """One measurement in this process (call it in a fresh subprocess)."""
     import torch
@@ -63,7 +70,7 @@ def run_one(
     seconds = []
     for _ in range(repeats):  # the first call also builds oneDNN/cuDNN plans for every tile shape
         start = time.perf_counter()
-        out = dan_blocks.upscale(model, lr, tile, upsampler_tile=up_tile)
+        out = dan_blocks.upscale(model, lr, tile, **_halo(halo))
         if device == "cuda":
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - start)
@@ -73,7 +80,7 @@ def run_one(
     return {"peak_mib": peak - base, "seconds": min(seconds[1:] or seconds), "outputs_mib": outputs}
 
 
-def count_macs(version: int, size: int, tile: int | None, up_tile: int | None, loop: int = 1) -> int:
+def count_macs(version: int, size: int, tile: int | None, halo: int | str | None, loop: int = 1) -> int:
     """Multiply-adds of every Conv2d in one ``upscale`` call at x4 of the plain model, on the meta device."""
     import torch
     from torch import nn
@@ -89,7 +96,7 @@ def count_macs(version: int, size: int, tile: int | None, up_tile: int | None, l
     model = (dan_blocks.dan_v1 if version == 1 else dan_blocks.dan_v2)(4, loop=loop).eval().to("meta")
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
     dan_blocks.upscale(
-        model, torch.empty(1, 3, size, size, device="meta"), tile, upsampler_tile=up_tile, optimize=False
+        model, torch.empty(1, 3, size, size, device="meta"), tile, optimize=False, **_halo(halo)
     )
     for handle in handles:
         handle.remove()
@@ -113,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|---|---|---|")
         base: dict[int, int] = {}
         for name in args.configs:
-            version, tile, up_tile = CONFIGS[name]
-            macs = count_macs(version, args.macs, tile, up_tile)
+            version, tile, halo = CONFIGS[name]
+            macs = count_macs(version, args.macs, tile, halo)
             if tile is None:
                 base.setdefault(version, macs)
             ratio = f"{macs / base[version]:.2f}x" if version in base else "?"
@@ -133,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|")
     for size in args.sizes:
         for name in args.configs:
-            version, tile, up_tile = CONFIGS[name]
-            spec = {"version": version, "size": size, "tile": tile, "up_tile": up_tile, "loop": args.loop,
+            version, tile, halo = CONFIGS[name]
+            spec = {"version": version, "size": size, "tile": tile, "halo": halo, "loop": args.loop,
                     "device": args.device, "repeats": args.repeats}
             cmd = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)]
             if args.threads:

@@ -1,15 +1,29 @@
-"""Kernel helpers for DAN training and validation: size alignment, kernel error, kernel pictures."""
+"""Kernel metrics and helpers: kernel L1 error and kernel PSNR (raw or shift-aligned), size alignment, pictures.
+
+Image PSNR / SSIM on the Y channel stay BasicSR's own functions (``basicsr.metrics``).
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
+import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
-__all__ = ["align_kernel", "as_kernel_map", "kernel_error", "kernel_picture", "mean_kernel"]
+__all__ = [
+    "align_kernel",
+    "as_kernel_map",
+    "centre_of_mass",
+    "kernel_error",
+    "kernel_picture",
+    "kernel_psnr",
+    "mean_kernel",
+    "shift_kernels",
+]
 
 
 def align_kernel(kernel: Tensor, size: int) -> Tensor:
@@ -60,25 +74,147 @@ def mean_kernel(kernel: Tensor) -> Tensor:
     return rearrange(kernel.mean(dim=(2, 3)), "b (kh kw) -> b kh kw", kh=size)
 
 
-def kernel_error(estimate: Tensor, reference: Tensor) -> Tensor:
-    r"""L1 distance between kernels, per sample: $\sum_{i,j} |\hat k_{ij} - k_{ij}|$.
+def _as_kernel_batch(kernel: Tensor) -> tuple[Tensor, tuple[int, int, int] | None]:
+    """(B, k, k) as is, or a map (B, k*k, h, w) as (B*h*w, k, k) plus (B, h, w) to fold it back."""
+    if kernel.dim() == 3:
+        if kernel.shape[-1] != kernel.shape[-2]:
+            raise ValueError(f"kernels must be square (B, k, k), got shape {tuple(kernel.shape)}")
+        return kernel, None
+    if kernel.dim() != 4:
+        raise ValueError(f"kernels must be (B, k, k) or (B, k*k, h, w), got shape {tuple(kernel.shape)}")
+    k = math.isqrt(kernel.shape[1])
+    if k * k != kernel.shape[1]:
+        raise ValueError(f"per-pixel kernels need k*k channels, got {kernel.shape[1]}")
+    b, _, h, w = kernel.shape
+    return rearrange(kernel, "b (kh kw) h w -> (b h w) kh kw", kh=k), (b, h, w)
+
+
+def _paired(estimate: Tensor, truth: Tensor) -> tuple[Tensor, Tensor, int, int]:
+    """Both as (N, k, k) at the estimate's size (truth aligned on its centre tap), broadcast per pixel, plus
+    (B, pixels) to average back."""
+    est, est_map = _as_kernel_batch(estimate)
+    ref, ref_map = _as_kernel_batch(truth)
+    ref = align_kernel(ref, est.shape[-1]).to(est)
+    batch = estimate.shape[0]
+    if batch != truth.shape[0]:
+        raise ValueError(f"estimate and truth hold {batch} and {truth.shape[0]} samples")
+    if est_map is None and ref_map is None:
+        return est, ref, batch, 1
+    est_map = est_map or (batch, 1, 1)
+    ref_map = ref_map or (batch, 1, 1)
+    h, w = max(est_map[1], ref_map[1]), max(est_map[2], ref_map[2])
+    k = est.shape[-1]
+
+    def spread(x: Tensor, shape: tuple[int, int, int]) -> Tensor:
+        grid = rearrange(x, "(b h w) kh kw -> b h w kh kw", b=batch, h=shape[1], w=shape[2])
+        return grid.expand(batch, h, w, k, k).reshape(batch * h * w, k, k)
+
+    return spread(est, est_map), spread(ref, ref_map), batch, h * w
+
+
+def centre_of_mass(kernels: Tensor) -> Tensor:
+    """(N, k, k) -> (N, 2): the (row, column) centre of mass in taps from the kernel's centre (0 = centred).
+
+    Negative taps are clamped to zero first (a reconstruction may dip below zero); an all-zero kernel gives 0.
+    """
+    k = kernels.shape[-1]
+    weights = kernels.double().clamp(min=0)
+    total = weights.sum(dim=(1, 2)).clamp(min=1e-30)
+    offsets = torch.arange(k, dtype=torch.float64, device=kernels.device) - (k - 1) / 2
+    rows = (weights.sum(dim=2) * offsets).sum(dim=1) / total
+    cols = (weights.sum(dim=1) * offsets).sum(dim=1) / total
+    return torch.stack((rows, cols), dim=1)
+
+
+def _keys_cubic(t: Tensor, a: float = -0.5) -> Tensor:
+    t = t.abs()
+    near = (a + 2) * t**3 - (a + 3) * t**2 + 1
+    far = a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a
+    return torch.where(t <= 1, near, torch.where(t < 2, far, torch.zeros_like(t)))
+
+
+def shift_kernels(kernels: Tensor, shift: Tensor, method: str = "fourier") -> Tensor:
+    """Shift (N, k, k) kernels by ``shift`` (N, 2) taps (row, column), sub-pixel.
+
+    Methods:
+        ``"fourier"``: the Fourier shift theorem on the kernel zero-padded to twice its size (nothing wraps
+            around); exact for band-limited kernels (sampled Gaussians of width >= 1.5 taps to ~1e-5 L1).
+        ``"cubic"``: separable Keys cubic interpolation (a = -0.5); better for narrow kernels, which are not
+            band-limited.
+    """
+    k = kernels.shape[-1]
+    shift = shift.to(torch.float64)
+    if method == "cubic":
+        taps = torch.arange(k, dtype=torch.float64, device=kernels.device)
+        offsets = taps[None, :, None] - taps[None, None, :]  # (1, k, k): output tap - input tap
+        rows = _keys_cubic(offsets - shift[:, 0, None, None])
+        cols = _keys_cubic(offsets - shift[:, 1, None, None])
+        return torch.einsum("nij,njl,nml->nim", rows, kernels.double(), cols).to(kernels.dtype)
+    if method != "fourier":
+        raise ValueError(f"shift_kernels: method must be 'fourier' or 'cubic', got {method!r}")
+    size = 2 * k
+    pad = k // 2
+    padded = F.pad(kernels.double(), (pad, size - k - pad, pad, size - k - pad))
+    freq = torch.fft.fftfreq(size, dtype=torch.float64, device=kernels.device)
+    phase = torch.exp(
+        -2j * math.pi * (shift[:, 0, None, None] * freq[None, :, None] + shift[:, 1, None, None] * freq[None, None, :])
+    )
+    moved = torch.fft.ifft2(torch.fft.fft2(padded) * phase).real
+    return moved[:, pad : pad + k, pad : pad + k].to(kernels.dtype)
+
+
+def _aligned_distance(est: Tensor, ref: Tensor, distance: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+    """``distance(est, shifted ref)`` per kernel, ``ref`` shifted so that its centre of mass lands on ``est``'s;
+    the smaller of the Fourier and the cubic shift (a search over the two interpolators)."""
+    shift = centre_of_mass(est) - centre_of_mass(ref)
+    return torch.minimum(
+        distance(est, shift_kernels(ref, shift, "fourier")), distance(est, shift_kernels(ref, shift, "cubic"))
+    )
+
+
+def _l1(a: Tensor, b: Tensor) -> Tensor:
+    return (a - b).abs().sum(dim=(1, 2))
+
+
+def _mse(a: Tensor, b: Tensor) -> Tensor:
+    return (a.double() - b.double()).pow(2).mean(dim=(1, 2))
+
+
+def kernel_error(estimate: Tensor, truth: Tensor, align: bool = False) -> Tensor:
+    r"""L1 distance between kernels per sample, $\sum_{i,j} |\hat k_{ij} - k_{ij}|$.
 
     Args:
         estimate: (B, k, k), or per pixel (B, k*k, h, w).
-        reference: ground truth (B, k', k') or per pixel (B, k'*k', h, w); aligned on the centre tap to the
-            estimate's size. When either side is per pixel the error is averaged over pixels (a global kernel
-            is compared with every pixel's).
+        truth: ground truth (B, k', k') or per pixel (B, k'*k', h, w); aligned on its centre tap to the
+            estimate's size (taps outside the smaller support count as zero). When either side is per pixel,
+            a global kernel is compared with every pixel's and the errors are averaged over pixels.
+        align: first shift the truth so that its centre of mass matches the estimate's, with sub-pixel
+            accuracy (`shift_kernels`, the better of a Fourier and a cubic shift): the error then measures the
+            shape, not the position. DIV2KRK's kernels are deliberately off-centre, while DAN's estimates are
+            centred by construction.
 
     Returns:
-        (B,) errors; 0 for equal kernels, at most 2 for non-negative kernels that sum to 1.
+        (B,) L1 sums (float32 or the inputs' dtype); 0 for equal kernels, at most 2 for non-negative kernels
+        that each sum to 1.
     """
-    if estimate.dim() == 3 and reference.dim() == 3:
-        ref = align_kernel(reference, estimate.shape[-1]).to(estimate)
-        return (estimate - ref).abs().sum(dim=(1, 2))
-    size = estimate.shape[-1] if estimate.dim() == 3 else math.isqrt(estimate.shape[1])
-    est = as_kernel_map(estimate, size)
-    ref = as_kernel_map(reference, size).to(est)
-    return (est - ref).abs().sum(dim=1).mean(dim=(1, 2))
+    est, ref, batch, pixels = _paired(estimate, truth)
+    errors = _aligned_distance(est, ref, _l1) if align else _l1(est, ref)
+    return errors.reshape(batch, pixels).mean(dim=1)
+
+
+def kernel_psnr(estimate: Tensor, truth: Tensor, align: bool = False) -> Tensor:
+    r"""Kernel PSNR as MANet defines it, $20 \log_{10}(1 / \mathrm{RMSE})$ over the taps (peak 1), per sample.
+
+    Arguments as `kernel_error`; per-pixel kernels give one PSNR per pixel, averaged over the pixels.
+    Equal kernels give ``inf``.
+
+    Returns:
+        (B,) PSNR in dB (float64).
+    """
+    est, ref, batch, pixels = _paired(estimate, truth)
+    mse = _aligned_distance(est, ref, _mse) if align else _mse(est, ref)
+    psnr = 20 * torch.log10(1.0 / mse.sqrt())
+    return psnr.reshape(batch, pixels).mean(dim=1)
 
 
 def _normalise(kernel: np.ndarray) -> np.ndarray:

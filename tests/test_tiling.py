@@ -131,8 +131,9 @@ def test_local_radius_hand_computed() -> None:
     assert local_radius(_dan("v2", "v1", 2)) is None
     # DPCB: two convs per path, each reaching k // 2: 2 for 3x3 (a precedence slip once gave 3)
     assert DPCB(8, 8, 3, 1).receptive_radius() == 2 and DPCB(8, 8, 5, 3).receptive_radius() == 4
-    # a DPCG is tiled block by block (a 2-pixel halo each, whole maps between blocks), not as a 20-pixel unit
-    assert local_radius(DPCG(8, 8, 3, 1, num_blocks=10)) is None
+    assert local_radius(DPCG(8, 8, 3, 1, num_blocks=10)) == 20
+    # released v2 restorer: head 1 + 5 groups x 20 + fusion 1 + x4 upsampler 2
+    assert local_radius(RestorerV2(nf=8, nb=10, ng=5, scale=4)) == 104
 
 
 @pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "replicate"])
@@ -215,7 +216,7 @@ def test_builtin_layers_run_on_tiles_of_the_requested_sizes() -> None:
     block, upsampler = model.restorer.body[0].body[0], model.restorer.upscale
     handles = [block.register_forward_hook(record("block")), upsampler.register_forward_hook(record("upsampler"))]
     try:
-        out = upscale(model, lr, tile, upsampler_tile=up)
+        out = upscale(model, lr, tile, upsampler_tile=up, max_halo=2)  # the restorer and its groups split
     finally:
         for handle in handles:
             handle.remove()
@@ -325,9 +326,9 @@ def test_custom_local_modules_are_tiled_exactly(restorer: str) -> None:
     assert _max_rel(out, ref) <= TOL
     assert len(est.seen) == model.loop * _n_tiles(size, tile)
     assert all(h <= tile + 2 and w <= tile + 2 for h, w in est.seen)
-    if isinstance(rest, LocalRestorer):  # an upsampling unit: tiled with upsampler_tile
-        assert len(rest.seen) == model.loop * _n_tiles(size, up)
-        assert all(h <= up + 2 and w <= up + 2 for h, w in rest.seen)
+    if isinstance(rest, LocalRestorer):  # an upsampling unit that is not a conv chain: tiled with tile_size
+        assert len(rest.seen) == model.loop * _n_tiles(size, tile)
+        assert all(h <= tile + 2 and w <= tile + 2 for h, w in rest.seen)
 
 
 def test_an_understated_radius_is_caught() -> None:
@@ -474,3 +475,27 @@ def test_bad_inputs_are_named() -> None:
             upscale(model, good, 4, fallback=fallback)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="model"):
         upscale(lambda x: x, good, 4)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("max_halo", [None, 0, 2, 200])
+def test_max_halo_picks_the_unit_size_and_stays_exact(max_halo: int | None) -> None:
+    # default (16): a v2 restorer is tiled block by block; None or a large bound: the whole restorer per tile
+    size, tile = (27, 22), 6
+    model = _dan("v2", "v2", 2, seed=21)
+    lr = _rand(2, 3, *size, seed=21)
+    ref = _reference(model, lr)
+    dan_blocks.optimize(model)
+    seen: list[tuple[int, ...]] = []
+    handle = model.restorer.register_forward_hook(lambda m, args, out: seen.append(tuple(args[0].shape[-2:])))
+    try:
+        out = upscale(model, lr, tile, max_halo=max_halo)
+    finally:
+        handle.remove()
+    assert _max_rel(out, ref) <= TOL
+    radius = model.restorer.receptive_radius()
+    whole_restorer = max_halo is None or max_halo >= radius
+    assert len(seen) == model.loop * (_n_tiles(size, tile) if whole_restorer else 1)
+    if whole_restorer:
+        assert all(h <= tile + 2 * radius and w <= tile + 2 * radius for h, w in seen)
+    else:
+        assert seen == [size] * model.loop

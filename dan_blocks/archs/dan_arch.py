@@ -133,22 +133,24 @@ class DAN(nn.Module):
         r"""$\hat x = R(y, \bar c)$."""
         return self.restorer(lr, code.detach() if self.detach else code)  # type: ignore[no-any-return]
 
-    def estimate(self, sr: Tensor, lr: Tensor) -> tuple[Tensor, Tensor | None]:
+    def estimate(self, sr: Tensor, lr: Tensor) -> tuple[Tensor, Tensor]:
         r"""(code, kernel or None) from $E(\bar{\hat x}, y)$, see `encode()`."""
         return self.encode(self.estimator(sr.detach() if self.detach else sr, lr))
 
-    def encode(self, out: Tensor) -> tuple[Tensor, Tensor | None]:
-        """(code, kernel or None) from an estimator output: a kernel estimator's output is PCA-encoded."""
+    def encode(self, out: Tensor) -> tuple[Tensor, Tensor]:
+        """(code, kernel) from an estimator output: a kernel estimator's output is PCA-encoded; a code
+        estimator's code is reconstructed into the kernel it stands for (`PCAEncoder.reconstruct`, with the
+        training distribution's mean kernel)."""
         if self.output_kind == "kernel":
             kernel = self.as_kernel(out)
             return self.pca.encode(kernel), kernel
-        return out, None
+        return out, self.pca.reconstruct(out)
 
     def alternate(
         self,
         lr: Tensor,
         restore: Callable[[Tensor, Tensor], Tensor],
-        estimate: Callable[[Tensor, Tensor], tuple[Tensor, Tensor | None]],
+        estimate: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]],
         final_estimate: bool = True,
     ) -> DANOutput:
         """The unrolled alternation, written once: ``loop`` times restore then estimate, from ``init_code``.
@@ -161,7 +163,7 @@ class DAN(nn.Module):
         code = self.init_code.expand(lr.shape[0], -1)
         srs: list[Tensor] = []
         codes: list[Tensor] = []
-        kernels: list[Tensor | None] = []
+        kernels: list[Tensor] = []
         for step in range(self.loop):
             sr = restore(lr, code)
             srs.append(sr)

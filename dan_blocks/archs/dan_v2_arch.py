@@ -132,6 +132,15 @@ class RestorerV2(nn.Module):
         self.fusion = nn.Conv2d(nf, nf, 3, 1, 1)
         self.upscale = make_upsampler(nf, out_nc, scale)
         self.as_map = Rearrange("b c -> b c 1 1")
+        #: tiling protocol: the output is ``scale`` times the LR's size
+        self.output_scale = scale
+
+    def receptive_radius(self) -> int:
+        """Tiling protocol: given its code (global, or a map on the LR grid) the restorer is spatially local:
+        ``head1`` 1, the groups, ``fusion`` 1 and the upsampler, in LR pixels (104 as released)."""
+        upscale = self.upscale
+        up = upscale.receptive_radius() if hasattr(upscale, "receptive_radius") else upscale.kernel_size[0] // 2
+        return 1 + sum(group.receptive_radius() for group in self.body) + 1 + up
 
     def forward(self, lr: Tensor, code: Tensor) -> Tensor:
         check_image("RestorerV2 lr", lr, self.in_nc)

@@ -258,7 +258,10 @@ def load_official_weights(
 
 
 def load_official_checkpoint(
-    path_or_state_dict: str | os.PathLike[str] | Mapping[str, Any], loop: int = 4, map_location: Any = "cpu"
+    path_or_state_dict: str | os.PathLike[str] | Mapping[str, Any],
+    loop: int = 4,
+    map_location: Any = "cpu",
+    setting: int | None = None,
 ) -> DAN:
     """Build the DAN a release checkpoint describes and load it strictly.
 
@@ -270,6 +273,9 @@ def load_official_checkpoint(
             and a ``module.`` prefix are accepted, and so is a dan-blocks checkpoint).
         loop: iterations (4 in every released config).
         map_location: passed to ``torch.load``; the model is moved there when it names a device.
+        setting: the training-kernel setting (1 or 2), which picks the mean kernel that DAN v1's codes are
+            reconstructed with (release PCA matrices carry no mean); default 1 for 21x21 kernels with 10-d
+            codes (the release's DANv1 x4 setting-2 file is byte-identical to its setting-1 one), else 2.
 
     Returns:
         a `DANv1` or `DANv2` in eval mode.
@@ -285,7 +291,9 @@ def load_official_checkpoint(
         )
     else:  # missing or malformed: the strict check below reports it
         pca = PCAEncoder.from_matrix(torch.zeros(size * size, length))
-    model: nn.Module = (DANv1 if version == 1 else DANv2)(pca=pca, loop=loop, **cfg)
+    if setting is None:
+        setting = 1 if (size, length) == (21, 10) else 2
+    model: nn.Module = (DANv1 if version == 1 else DANv2)(pca=pca, loop=loop, setting=setting, **cfg)
     assert isinstance(model, DAN)
     load_official_weights(model, state)
     if isinstance(map_location, (str, torch.device)):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from torch import Tensor
+
 from ..layers import PCAEncoder
 
-__all__ = ["PCA_DIR", "available_default_pcas", "default_pca"]
+__all__ = ["PCA_DIR", "available_default_pcas", "default_kernel_mean", "default_pca", "with_default_kernel_mean"]
 
 #: folder of the shipped default PCA matrices ``setting{S}_k{K}_c{C}.pt``
 PCA_DIR = Path(__file__).resolve().parent / "pca"
@@ -35,3 +37,24 @@ def default_pca(kernel_size: int = 21, code_length: int = 10, setting: int = 1) 
             f"pca=PCAEncoder/tensor/path explicitly"
         )
     return PCAEncoder.load(path)
+
+
+def default_kernel_mean(kernel_size: int, setting: int) -> Tensor | None:
+    """The mean kernel (k*k,) of a setting's training distribution, from a shipped PCA file of that setting and
+    kernel size (the mean of the 30,000 kernels drawn from the settings table that the file was fitted on);
+    None when no such file ships."""
+    for name in available_default_pcas():
+        if name.startswith(f"setting{setting}_k{kernel_size}_c"):
+            encoder = PCAEncoder.load(PCA_DIR / name)
+            if encoder.has_kernel_mean:
+                return encoder.kernel_mean
+    return None
+
+
+def with_default_kernel_mean(pca: PCAEncoder, setting: int) -> PCAEncoder:
+    """``pca`` itself, given the setting's mean kernel (`default_kernel_mean`) if it has none yet."""
+    if not pca.has_kernel_mean:
+        mean = default_kernel_mean(pca.kernel_size, setting)
+        if mean is not None:
+            pca.set_kernel_mean(mean)
+    return pca

@@ -53,11 +53,13 @@ class DANOutput(NamedTuple):
         sr: the final SR image (B, 3, s h, s w) (= ``srs[-1]``).
         srs: SR image of every iteration, oldest first.
         codes: the code estimated in every iteration, (B, C) or per pixel (B, C, h, w).
-        kernels: the kernel estimated in every iteration, (B, k, k) or per pixel (B, k*k, h, w); ``None`` for
-            every iteration when the estimator outputs codes.
+        kernels: the kernel of every iteration, (B, k, k) or per pixel (B, k*k, h, w): the estimate of a kernel
+            estimator, or for a code estimator (DAN v1) the kernel its code stands for, reconstructed with the
+            training distribution's mean kernel (`PCAEncoder.reconstruct`; a reconstruction, so its taps
+            may dip slightly below zero).
     """
 
     sr: Tensor
     srs: list[Tensor]
     codes: list[Tensor]
-    kernels: list[Tensor | None]
+    kernels: list[Tensor]

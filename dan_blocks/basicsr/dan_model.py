@@ -28,7 +28,7 @@ from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import get_dist_info, master_only
 from torch import Tensor
 
-from ..metrics import as_kernel_map, kernel_error, kernel_picture, mean_kernel
+from ..metrics import as_kernel_map, kernel_error, kernel_picture, kernel_psnr, mean_kernel
 from ..utils import atomic_save, atomic_write_text, check_keys, read_checkpoint
 from . import compat
 from .options import TRAIN_KEYS, VAL_KEYS, check_path_block
@@ -37,6 +37,31 @@ __all__ = ["DANModel"]
 
 #: smallest LR side DANModel accepts: the Y-PSNR crop of ``scale`` pixels per border must leave pixels
 MIN_LR_SIZE = 3
+
+
+#: per-iteration kernel metrics of validation / ``dan-blocks test``: L1 (``kernel_error``) and MANet's kernel PSNR,
+#: each as is (centre taps aligned) and after aligning the centres of mass (``align=True``)
+KERNEL_METRICS = (
+    "kernel_error_per_iteration",
+    "kernel_error_aligned_per_iteration",
+    "kernel_psnr_per_iteration",
+    "kernel_psnr_aligned_per_iteration",
+)
+
+
+def _kernel_metrics(kernels: list[Tensor], truth: Tensor) -> dict[str, list[float]]:
+    """`KERNEL_METRICS` of the first sample, per iteration."""
+    out: dict[str, list[float]] = {key: [] for key in KERNEL_METRICS}
+    for kernel in kernels:
+        est, ref = kernel[:1].float(), truth[:1].float()
+        for key, fn, align in (
+            ("kernel_error_per_iteration", kernel_error, False),
+            ("kernel_error_aligned_per_iteration", kernel_error, True),
+            ("kernel_psnr_per_iteration", kernel_psnr, False),
+            ("kernel_psnr_aligned_per_iteration", kernel_psnr, True),
+        ):
+            out[key].append(float(fn(est, ref, align=align)[0]))
+    return out
 
 
 class DANModel(SRModel):
@@ -175,8 +200,9 @@ class DANModel(SRModel):
     def _kernel_term(self, out: Any, index: int) -> Tensor | None:
         if self.cri_kernel is None or not hasattr(self, "gt_kernel"):
             return None
-        kernel = out.kernels[index] if out.kernels is not None else None
-        if kernel is not None:
+        net = self.get_bare_model(self.net_g)
+        if net.output_kind == "kernel":  # DAN v2-style: compare kernels; v1-style code estimators: codes
+            kernel = out.kernels[index]
             target = self.gt_kernel.to(kernel)
             if kernel.dim() == 3 and target.dim() == 3:
                 return self.cri_kernel(kernel, target)
@@ -186,7 +212,7 @@ class DANModel(SRModel):
             shape = torch.broadcast_shapes(est.shape, ref.shape)
             return self.cri_kernel(est.expand(shape), ref.expand(shape))
         code = out.codes[index]
-        pca = self.get_bare_model(self.net_g).pca
+        pca = net.pca
         target = pca.encode(self.gt_kernel.to(code.dtype))  # (B, C) or per pixel (B, C, h, w)
         if code.dim() == 2 and target.dim() == 2:
             return self.cri_kernel(code, target)
@@ -239,13 +265,8 @@ class DANModel(SRModel):
 
     @staticmethod
     def _estimated_kernels(net: Any, out: Any) -> list[Tensor]:
-        kernels = []
-        for index, code in enumerate(out.codes):
-            kernel = out.kernels[index] if out.kernels is not None else None
-            if kernel is None:
-                kernel = net.pca.decode(code)
-            kernels.append(kernel)
-        return kernels
+        """Every iteration's kernels: estimated, or reconstructed from v1's codes (see `DANOutput.kernels`)."""
+        return list(out.kernels)
 
     # -- validation ---------------------------------------------------------------------------------
     def nondist_validation(self, dataloader: Any, current_iter: Any, tb_logger: Any, save_img: bool) -> None:
@@ -260,7 +281,7 @@ class DANModel(SRModel):
             self._initialize_best_metric_results(dataset_name)
         self.metric_results = {name: 0.0 for name in metrics_opt}
         psnr_sums: list[float] = []
-        kernel_sums: list[float] = []
+        kernel_sums: dict[str, list[float]] = {key: [] for key in KERNEL_METRICS}
         kernel_count = 0
         count = 0
         per_image = []
@@ -282,10 +303,11 @@ class DANModel(SRModel):
                 record["psnr_y_per_iteration"] = psnrs
             gt_kernel = getattr(self, "gt_kernel", None)
             if gt_kernel is not None:
-                errors = [float(kernel_error(k[:1], gt_kernel[:1])[0]) for k in self.kernels]
-                kernel_sums = [a + b for a, b in zip(kernel_sums, errors, strict=True)] if kernel_sums else errors
+                for key, values in _kernel_metrics(self.kernels, gt_kernel).items():
+                    sums = kernel_sums[key]
+                    kernel_sums[key] = [a + b for a, b in zip(sums, values, strict=True)] if sums else values
+                    record[key] = values
                 kernel_count += 1
-                record["kernel_error_per_iteration"] = errors
             if save_img:
                 self._save_pictures(sr_img, img_name, dataset_name, current_iter, gt_kernel)
             per_image.append(record)
@@ -298,7 +320,7 @@ class DANModel(SRModel):
             self._update_best_metric_result(dataset_name, name, self.metric_results[name], current_iter)
         self.iteration_results = {
             "psnr_y_per_iteration": [v / count for v in psnr_sums],
-            "kernel_error_per_iteration": [v / kernel_count for v in kernel_sums] if kernel_count else [],
+            **{key: [v / kernel_count for v in sums] if kernel_count else [] for key, sums in kernel_sums.items()},
         }
         self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
         summary = {"dataset": dataset_name, "iter": current_iter, "images": count, **self.metric_results,
@@ -314,7 +336,7 @@ class DANModel(SRModel):
             super()._log_validation_metric_values(current_iter, dataset_name, tb_logger)
         results = getattr(self, "iteration_results", {})
         lines = [f"Validation {dataset_name}, per DAN iteration:"]
-        for key in ("psnr_y_per_iteration", "kernel_error_per_iteration"):
+        for key in ("psnr_y_per_iteration", *KERNEL_METRICS):
             values = results.get(key) or []
             if values:
                 lines.append(f"\t # {key}: " + ", ".join(f"{v:.4f}" for v in values))

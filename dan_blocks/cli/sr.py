@@ -80,9 +80,7 @@ def _device(choice: str) -> Any:
 
 
 def _final_kernel(model: Any, out: Any) -> Any:
-    kernel = out.kernels[-1]
-    if kernel is None:
-        kernel = model.pca.decode(out.codes[-1].float())
+    kernel = out.kernels[-1]  # estimated, or reconstructed from a v1 code
     if kernel.dim() != 3:
         raise ValueError(f"per-pixel kernels {tuple(kernel.shape)} cannot be written as one picture")
     return kernel[0]

@@ -107,7 +107,7 @@ class FastDAN(DAN):
     def _restore_memo(self, lr: Tensor, code: Tensor, memo: LRMemo | None) -> Tensor:
         return _call(self.restorer, memo, lr, code.detach() if self.detach else code)
 
-    def _estimate_memo(self, sr: Tensor, lr: Tensor, memo: LRMemo | None) -> tuple[Tensor, Tensor | None]:
+    def _estimate_memo(self, sr: Tensor, lr: Tensor, memo: LRMemo | None) -> tuple[Tensor, Tensor]:
         return self.encode(_call(self.estimator, memo, sr.detach() if self.detach else sr, lr))
 
     def _run(self, lr: Tensor, final_estimate: bool) -> tuple[DANOutput, bool]:
@@ -123,7 +123,7 @@ class FastDAN(DAN):
             return out
         srs = [sr.contiguous() for sr in out.srs]
         return DANOutput(
-            srs[-1], srs, [c.contiguous() for c in out.codes], [k if k is None else k.contiguous() for k in out.kernels]
+            srs[-1], srs, [c.contiguous() for c in out.codes], [k.contiguous() for k in out.kernels]
         )
 
     def super_resolve(self, lr: Tensor) -> Tensor:

@@ -39,7 +39,13 @@ from torch import Tensor, nn
 
 from .tiling import Tile, iter_tiles
 
-__all__ = ["TiledModule", "TilingPlan", "local_radius", "tiled"]
+__all__ = ["DEFAULT_MAX_HALO", "TiledModule", "TilingPlan", "local_radius", "tiled"]
+
+#: by default a declared unit reaching further than this is split into its children: a DAN v2 restorer (104
+#: pixels) and its DPCGs (20) run block by block (a 2-pixel halo each, whole LR feature maps between blocks:
+#: least compute); ``max_halo=None`` tiles the whole restorer per tile instead (no whole LR feature map of
+#: the trunk: least memory, but each tile recomputes the 104-pixel halo)
+DEFAULT_MAX_HALO = 16
 
 #: parameter-free modules that act on each pixel (or each pixel's channels) alone
 _POINTWISE: tuple[type[nn.Module], ...] = (
@@ -94,6 +100,14 @@ def _is_local(module: nn.Module) -> bool:
     return False
 
 
+def _is_chain(module: nn.Module) -> bool:
+    """A convolution / pixel-shuffle chain (an upsampler): runs on ``upsampler_tile`` tiles when it upsamples,
+    where a larger unit that upsamples (a whole restorer) keeps ``tile_size``."""
+    if not isinstance(module, nn.Sequential):
+        return type(module) is nn.Conv2d or isinstance(module, nn.PixelShuffle) or _is_pointwise(module)
+    return all(_is_chain(child) for child in module)
+
+
 def _chain_reach(modules: list[nn.Module], factor: int) -> _Reach | None:
     """Reach of local modules applied in order to a map at ``factor`` x the grid (None: cannot tile it)."""
     radius = 0.0
@@ -140,15 +154,23 @@ class TilingPlan:
         tile_size: interior tile side (LR pixels) for units with LR-resolution outputs.
         upsampler_tile: interior tile side for units whose output is larger than the LR (upsamplers).
         output_device: where outputs larger than the LR are stored (None: the compute device).
+        max_halo: a declared unit whose radius exceeds this is not tiled as one unit but split into its
+            children (None: every declared unit is one unit).
     """
 
     def __init__(
-        self, grid: tuple[int, int], tile_size: int, upsampler_tile: int, output_device: torch.device | None
+        self,
+        grid: tuple[int, int],
+        tile_size: int,
+        upsampler_tile: int,
+        output_device: torch.device | None,
+        max_halo: int | None = None,
     ) -> None:
         self.grid = grid
         self.tile_size = tile_size
         self.upsampler_tile = upsampler_tile
         self.output_device = output_device
+        self.max_halo = max_halo
         self.untiled: list[str] = []
 
     def factor(self, x: Tensor) -> int | None:
@@ -187,6 +209,16 @@ class TiledModule(nn.Module):
         except AttributeError:
             return getattr(self._modules["inner"], name)
 
+    # a forward that indexes its container child (``self.body1[0]``) reaches the module itself (run whole)
+    def __getitem__(self, index: Any) -> Any:
+        return self._modules["inner"][index]  # type: ignore[index]
+
+    def __len__(self) -> int:
+        return len(self._modules["inner"])  # type: ignore[arg-type]
+
+    def __iter__(self) -> Any:
+        return iter(self._modules["inner"])  # type: ignore[call-overload]
+
     def _device(self, fallback: torch.device) -> torch.device:
         first = next(self.inner.parameters(), None)
         return fallback if first is None else first.device
@@ -202,7 +234,7 @@ class TiledModule(nn.Module):
         if reach is None:  # nothing on the grid, or sizes the module cannot be tiled at: run it whole (exact)
             return self.inner(*args, **kwargs)
         upsamples = reach.factor > base
-        size = plan.upsampler_tile if upsamples else plan.tile_size
+        size = plan.upsampler_tile if upsamples and _is_chain(self.inner) else plan.tile_size
         m = self.multiple
         tile_size = -(-size // m) * m
         halo = -(-int(-(-reach.radius // 1)) // m) * m
@@ -261,9 +293,16 @@ def _leaf_runs_whole(module: nn.Module) -> bool:
 
 def _tiling_copy(module: nn.Module, plan: TilingPlan, name: str) -> nn.Module:
     """``module`` itself, a `TiledModule` around it, or a shallow copy whose children are tiled."""
-    if _is_local(module) and not _is_pointwise(module) and not isinstance(module, nn.PixelShuffle):
-        return TiledModule(module, plan, name)
     children = list(module.named_children())
+    too_wide = bool(  # split a wide declared unit into its parts (never a conv chain such as an upsampler)
+        plan.max_halo is not None
+        and _declares(module)
+        and children
+        and not _is_chain(module)
+        and module.receptive_radius() > plan.max_halo
+    )
+    if _is_local(module) and not _is_pointwise(module) and not isinstance(module, nn.PixelShuffle) and not too_wide:
+        return TiledModule(module, plan, name)
     if not children:
         if not _leaf_runs_whole(module):
             plan.untiled.append(f"{name} ({type(module).__name__})")
@@ -284,6 +323,7 @@ def tiled(
     *,
     upsampler_tile: int | None = None,
     output_device: torch.device | str | None = None,
+    max_halo: int | None = DEFAULT_MAX_HALO,
     warn_untiled: bool = True,
 ) -> Any:
     """``model(lr)`` computed with every local sub-module run tile by tile (see the module docstring).
@@ -294,6 +334,8 @@ def tiled(
         tile_size: interior tile side in LR pixels.
         upsampler_tile: interior tile side for upsamplers (default ``min(tile_size, 128)``).
         output_device: where outputs larger than the LR (SR images) are stored.
+        max_halo: declared units with a larger radius are split into their children (see `DEFAULT_MAX_HALO`);
+            None tiles every declared unit whole.
         warn_untiled: warn, naming them, about leaves with parameters that run untiled.
 
     Returns:
@@ -305,6 +347,7 @@ def tiled(
         tile_size,
         upsampler_tile or min(tile_size, 128),
         None if output_device is None else torch.device(output_device),
+        max_halo,
     )
     proxy = _tiling_copy(model, plan, type(model).__name__)
     if plan.untiled and warn_untiled:

@@ -9,16 +9,18 @@ import torch
 from torch import Tensor, nn
 
 from ..fast import optimize as optimize_model
-from .tiled import TilingPlan, _tiling_copy, tiled
+from .tiled import DEFAULT_MAX_HALO, TilingPlan, _tiling_copy, tiled
 
 __all__ = ["supports_tiling", "upscale"]
 
 
-def _check_size(name: str, value: Any, allow_none: bool) -> None:
+def _check_size(name: str, value: Any, allow_none: bool, minimum: int = 1) -> None:
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise TypeError(f"upscale: {name} must be an integer >= 1{' or None' if allow_none else ''}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise TypeError(
+            f"upscale: {name} must be an integer >= {minimum}{' or None' if allow_none else ''}, got {value!r}"
+        )
 
 
 def supports_tiling(model: nn.Module) -> str | None:
@@ -59,6 +61,7 @@ def upscale(
     output_device: torch.device | str | None = None,
     fallback: str = "warn",
     optimize: bool = True,
+    max_halo: int | None = DEFAULT_MAX_HALO,
 ) -> Any:
     """Super-resolve ``lr`` with a DAN (or any model built from dan-blocks' modules); equals ``model(lr)``.
 
@@ -85,6 +88,7 @@ def upscale(
     _check_lr(model, lr)
     _check_size("tile_size", tile_size, allow_none=True)
     _check_size("upsampler_tile", upsampler_tile, allow_none=True)
+    _check_size("max_halo", max_halo, allow_none=True, minimum=0)
     if fallback not in ("warn", "error"):
         raise ValueError(f"upscale: fallback must be 'warn' or 'error', got {fallback!r}")
     if output_device is not None:
@@ -103,5 +107,6 @@ def upscale(
         if reason is not None:
             warnings.warn(f"upscale: running parts untiled (exact, without the memory saving): {reason}", stacklevel=2)
         return tiled(
-            model, lr, tile_size, upsampler_tile=upsampler_tile, output_device=output_device, warn_untiled=False
+            model, lr, tile_size, upsampler_tile=upsampler_tile, output_device=output_device, max_halo=max_halo,
+            warn_untiled=False,
         )

@@ -127,6 +127,10 @@ class DPCG(nn.Module):
             DPCB(nf, cond_nf, ksize, cond_ksize, negative_slope) for _ in range(num_blocks)
         )
 
+    def receptive_radius(self) -> int:
+        """Tiling protocol: spatially local, within the sum of its blocks' radii."""
+        return sum(block.receptive_radius() for block in self.body)
+
     def forward(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
         f, c = feat, cond
         for block in self.body:

@@ -66,7 +66,12 @@ class PCAEncoder(nn.Module):
     """
 
     def __init__(
-        self, matrix: Tensor, mean: Tensor | None = None, center: bool = False, metadata: dict[str, Any] | None = None
+        self,
+        matrix: Tensor,
+        mean: Tensor | None = None,
+        center: bool = False,
+        metadata: dict[str, Any] | None = None,
+        kernel_mean: Tensor | None = None,
     ) -> None:
         super().__init__()
         if matrix.dim() == 3 and matrix.shape[0] == 1:  # the release's `encoder` buffer (1, k*k, C)
@@ -78,6 +83,10 @@ class PCAEncoder(nn.Module):
             raise ValueError(f"PCA matrix rows must be k*k for an odd k, got {matrix.shape[0]} rows")
         if mean is not None and mean.shape != (matrix.shape[0],):
             raise ValueError(f"PCA mean must be ({matrix.shape[0]},), got {tuple(mean.shape)}")
+        if kernel_mean is None and mean is not None and center:
+            kernel_mean = mean
+        if kernel_mean is not None and kernel_mean.reshape(-1).shape != (matrix.shape[0],):
+            raise ValueError(f"PCA kernel_mean must hold {matrix.shape[0]} taps, got {tuple(kernel_mean.shape)}")
         if mean is None or not center:
             # the buffer holds what encode subtracts: zero for the release encoding, so that a model's state
             # dict tells a centred encoder (non-zero mean) from a release one (zeros)
@@ -88,6 +97,13 @@ class PCAEncoder(nn.Module):
         self.metadata = dict(metadata or {})
         self.register_buffer("matrix", matrix.detach().clone().float())
         self.register_buffer("mean", mean.detach().clone().float())
+        # the training distribution's mean kernel, for `reconstruct` (not in state dicts: release checkpoints do
+        # not carry it; it comes from the PCA file or the settings table)
+        self.has_kernel_mean = kernel_mean is not None
+        zeros = torch.zeros(matrix.shape[0])
+        self.register_buffer(
+            "kernel_mean", zeros if kernel_mean is None else kernel_mean.detach().reshape(-1).float(), persistent=False
+        )
         # einops layers (not functions) so that the module stays TorchScript-compatible
         self.flatten = Rearrange("b kh kw -> b (kh kw)")
         self.unflatten = Rearrange("b (kh kw) -> b kh kw", kh=size)
@@ -103,7 +119,7 @@ class PCAEncoder(nn.Module):
         matrix, mean = fit_pca_matrix(kernels, code_length)
         meta = {"method": "svd of mean-centred kernels (DAN release)", "samples": int(kernels.shape[0])}
         meta.update(metadata or {})
-        return cls(matrix, mean, center=center, metadata=meta)
+        return cls(matrix, mean, center=center, metadata=meta, kernel_mean=mean)
 
     @classmethod
     def from_matrix(cls, matrix: Tensor, metadata: dict[str, Any] | None = None) -> PCAEncoder:
@@ -118,7 +134,10 @@ class PCAEncoder(nn.Module):
             return cls.from_matrix(obj, metadata={"source": os.fspath(path)})
         if not isinstance(obj, dict) or obj.get("format") != _FORMAT:
             raise ValueError(f"{os.fspath(path)} is neither a PCA tensor (k*k, C) nor a {_FORMAT} file")
-        return cls(obj["matrix"], obj["mean"], center=obj["center"], metadata=obj.get("metadata"))
+        return cls(
+            obj["matrix"], obj["mean"], center=obj["center"], metadata=obj.get("metadata"),
+            kernel_mean=obj.get("kernel_mean"),
+        )
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write matrix, mean, convention and metadata atomically (temp file + rename)."""
@@ -131,6 +150,8 @@ class PCAEncoder(nn.Module):
             "code_length": self.code_length,
             "metadata": self.metadata,
         }
+        if self.has_kernel_mean:
+            payload["kernel_mean"] = self.kernel_mean.cpu()
         atomic_save(payload, path)
 
     # -- checks -------------------------------------------------------------------------------------
@@ -189,6 +210,34 @@ class PCAEncoder(nn.Module):
         if self.center:
             flat = flat + mean
         return self.pixels_first(flat)
+
+    def set_kernel_mean(self, kernel_mean: Tensor) -> None:
+        """Set the training distribution's mean kernel (k, k) or (k*k,) that `reconstruct` adds back."""
+        flat = kernel_mean.detach().reshape(-1)
+        if flat.numel() != self.kernel_size**2:
+            raise ValueError(f"PCA kernel_mean must hold {self.kernel_size**2} taps, got {tuple(kernel_mean.shape)}")
+        self.kernel_mean.copy_(flat.to(self.kernel_mean))
+        self.has_kernel_mean = True
+
+    def reconstruct(self, code: Tensor) -> Tensor:
+        r"""The kernel a code stands for: $\mathrm{vec}(\hat k) = m + (c - m P)\,P^\top$ with $m$ the training
+        distribution's mean kernel (``kernel_mean``), for the release encoding; `decode` for a centred one.
+
+        With the release encoding $c = \mathrm{vec}(k) P$ the plain decode $c P^\top$ drops the part of the mean
+        outside the span of $P$, so decoded kernels sum to about 0; adding it back reconstructs kernels of the
+        training distribution (setting 1: to ~1e-4 L1). Without a known mean (``has_kernel_mean`` False) this is
+        `decode`.
+
+        Shape: (B, C) -> (B, k, k); per pixel (B, C, h, w) -> (B, k*k, h, w).
+        """
+        decoded = self.decode(code)
+        if self.center or not self.has_kernel_mean:
+            return decoded
+        mean = self.kernel_mean.to(code.dtype)
+        rest = mean - (mean @ self.matrix.to(code.dtype)) @ self.matrix.to(code.dtype).T  # (I - P P^T) m
+        if code.dim() == 2:
+            return decoded + self.unflatten(rest[None])
+        return decoded + rest[None, :, None, None]
 
     def dirac(self, dtype: torch.dtype | None = None) -> Tensor:
         """The (1, k, k) delta kernel DAN starts from."""
