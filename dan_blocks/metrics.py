@@ -164,12 +164,14 @@ def shift_kernels(kernels: Tensor, shift: Tensor, method: str = "fourier") -> Te
 
 
 def _aligned_distance(est: Tensor, ref: Tensor, distance: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
-    """``distance(est, shifted ref)`` per kernel, ``ref`` shifted so that its centre of mass lands on ``est``'s;
-    the smaller of the Fourier and the cubic shift (a search over the two interpolators)."""
+    """``distance(est, shifted ref)`` per kernel, ``ref`` shifted so that its centre of mass lands on ``est``'s:
+    the smallest over the Fourier shift, the cubic shift and no shift (a search over these three candidates, so
+    aligning never scores worse than the centre-tap comparison)."""
     shift = centre_of_mass(est) - centre_of_mass(ref)
-    return torch.minimum(
+    best = torch.minimum(
         distance(est, shift_kernels(ref, shift, "fourier")), distance(est, shift_kernels(ref, shift, "cubic"))
     )
+    return torch.minimum(best, distance(est, ref))
 
 
 def _l1(a: Tensor, b: Tensor) -> Tensor:
@@ -189,8 +191,8 @@ def kernel_error(estimate: Tensor, truth: Tensor, align: bool = False) -> Tensor
             estimate's size (taps outside the smaller support count as zero). When either side is per pixel,
             a global kernel is compared with every pixel's and the errors are averaged over pixels.
         align: first shift the truth so that its centre of mass matches the estimate's, with sub-pixel
-            accuracy (`shift_kernels`, the better of a Fourier and a cubic shift): the error then measures the
-            shape, not the position. DIV2KRK's kernels are deliberately off-centre, while DAN's estimates are
+            accuracy (`shift_kernels`; the best of a Fourier shift, a cubic shift and no shift): the error then
+            measures the shape, not the position. DIV2KRK's kernels are deliberately off-centre, while DAN's estimates are
             centred by construction.
 
     Returns:

@@ -51,8 +51,12 @@ def test_shapes_every_scale_and_loop(version: int, scale: int, loop: int) -> Non
     assert out.sr.shape == (2, 3, 6 * scale, 5 * scale)
     assert len(out.srs) == len(out.codes) == len(out.kernels) == loop
     assert all(c.shape == (2, 4) for c in out.codes)
-    if version == 1:
-        assert out.kernels == [None] * loop
+    if version == 1:  # codes reconstructed into kernels: m + (c - m P) P^T (m = the fitted PCA's training mean)
+        matrix, mean = model.pca.matrix, model.pca.kernel_mean
+        assert model.pca.has_kernel_mean
+        for code, kernel in zip(out.codes, out.kernels, strict=True):
+            expected = (mean + (code - mean @ matrix) @ matrix.T).reshape(2, 5, 5)
+            torch.testing.assert_close(kernel, expected)
     else:
         assert all(k is not None and k.shape == (2, 5, 5) for k in out.kernels)
         torch.testing.assert_close(out.kernels[-1].sum(dim=(1, 2)), torch.ones(2))

@@ -118,10 +118,12 @@ def test_basicsr_checkpoint_option_file_and_untiled_agree(setup: dict, tmp_path:
         assert _run(*args, image, "-o", tmp_path / name) == 0, name
         got = cv2.imread(str(tmp_path / name / "rgb_x2.png"))[:, :, ::-1].astype(np.float64)
         assert np.abs(got - expected).max() <= 1, name
-        # v1 estimates codes: the kernel is their PCA decoding (the centred PCA adds its mean)
-        decoded = ref.codes[-1][0].numpy() @ setup["v1"].pca.matrix.numpy().T
-        if setup["v1"].pca.center:
-            decoded = decoded + setup["v1"].pca.mean.numpy()
+        # v1 estimates codes: the kernel is their reconstruction m + (c - m P) P^T with m the setting-1 training
+        # mean (every route builds a setting-1 DANv1, whose shipped PCA file carries it)
+        matrix = setup["v1"].pca.matrix.double().numpy()
+        mean = dan_blocks.default_pca(21, 10, 1).kernel_mean.double().numpy()
+        code = ref.codes[-1][0].double().numpy()
+        decoded = mean + (code - mean @ matrix) @ matrix.T
         kernel = np.load(tmp_path / name / "rgb_x2_kernel.npy")
         assert np.allclose(kernel.reshape(-1), decoded, atol=1e-5), name
 

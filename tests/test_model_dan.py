@@ -179,8 +179,14 @@ def test_validation_reports_psnr_per_iteration_kernel_error_and_pictures(tmp_pat
     assert res["psnr_y_per_iteration"][-1] == pytest.approx(psnr, abs=1e-6)
     assert model.metric_results["psnr"] == pytest.approx(psnr, abs=1e-6)
     for i, kernel in enumerate(out.kernels):
-        expected = np.abs(kernel[0].numpy() - true_kernel[0].numpy()).sum()
-        assert res["kernel_error_per_iteration"][i] == pytest.approx(expected, rel=1e-5)
+        diff = kernel[0].double().numpy() - true_kernel[0].double().numpy()
+        assert res["kernel_error_per_iteration"][i] == pytest.approx(np.abs(diff).sum(), rel=1e-5)
+        # MANet's kernel PSNR: 20 log10(1 / RMSE) over the taps
+        assert res["kernel_psnr_per_iteration"][i] == pytest.approx(20 * np.log10(1 / np.sqrt((diff**2).mean())),
+                                                                    rel=1e-5)
+        # aligned: never worse than tap by tap (no shift is one of the candidates), reported for every iteration
+        assert res["kernel_error_aligned_per_iteration"][i] <= res["kernel_error_per_iteration"][i] + 1e-6
+    assert len(res["kernel_psnr_aligned_per_iteration"]) == 3
     summary = json.loads((tmp_path / "metrics_tiny_7.json").read_text())
     assert summary["psnr"] == pytest.approx(psnr, abs=1e-6) and summary["images"] == 1
     assert cv2.imread(str(tmp_path / "img_a" / "img_a_7.png")).shape == (24, 24, 3)

@@ -9,6 +9,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from .builders import PCALike, build_module, resolve_pca
+from .pca_files import with_default_kernel_mean
 from .protocols import OUTPUT_KINDS, DANOutput
 from .registry import register_arch
 
@@ -42,6 +43,9 @@ class DAN(nn.Module):
         pca: see `resolve_pca()`.
         loop: number of iterations (4 in every released config).
         detach: detach the code fed to the restorer and the SR fed to the estimator (release behaviour).
+        setting: the papers' training setting (1 or 2) whose mean kernel reconstructs a code estimator's codes
+            into ``DANOutput.kernels`` when the PCA carries none (release matrices); default from the PCA's
+            size (`infer_setting`).
 
     `dan_blocks.optimize()` turns a DAN into `dan_blocks.fast.FastDAN` (same numbers): LR-only work
     computed once per call, channels_last, and no estimator pass after the last restorer in
@@ -58,13 +62,14 @@ class DAN(nn.Module):
         pca: PCALike,
         loop: int = 4,
         detach: bool = True,
+        setting: int | None = None,
     ) -> None:
         super().__init__()
         if loop < 1:
             raise ValueError(f"DAN loop must be >= 1, got {loop}")
         self.restorer = build_module(restorer, "restorer")
         self.estimator = build_module(estimator, "estimator")
-        self.pca = resolve_pca(pca)
+        self.pca = with_default_kernel_mean(resolve_pca(pca), setting)
         self.loop = int(loop)
         self.detach = bool(detach)
         kind = getattr(self.estimator, "output_kind", None)

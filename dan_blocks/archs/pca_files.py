@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from torch import Tensor
 
 from ..layers import PCAEncoder
 
-__all__ = ["PCA_DIR", "available_default_pcas", "default_kernel_mean", "default_pca", "with_default_kernel_mean"]
+__all__ = [
+    "PCA_DIR",
+    "available_default_pcas",
+    "default_kernel_mean",
+    "default_pca",
+    "infer_setting",
+    "with_default_kernel_mean",
+]
 
 #: folder of the shipped default PCA matrices ``setting{S}_k{K}_c{C}.pt``
 PCA_DIR = Path(__file__).resolve().parent / "pca"
@@ -39,10 +47,11 @@ def default_pca(kernel_size: int = 21, code_length: int = 10, setting: int = 1) 
     return PCAEncoder.load(path)
 
 
+@functools.cache
 def default_kernel_mean(kernel_size: int, setting: int) -> Tensor | None:
     """The mean kernel (k*k,) of a setting's training distribution, from a shipped PCA file of that setting and
     kernel size (the mean of the 30,000 kernels drawn from the settings table that the file was fitted on);
-    None when no such file ships."""
+    None when no such file ships. Cached: treat the result as read-only."""
     for name in available_default_pcas():
         if name.startswith(f"setting{setting}_k{kernel_size}_c"):
             encoder = PCAEncoder.load(PCA_DIR / name)
@@ -51,8 +60,17 @@ def default_kernel_mean(kernel_size: int, setting: int) -> Tensor | None:
     return None
 
 
-def with_default_kernel_mean(pca: PCAEncoder, setting: int) -> PCAEncoder:
-    """``pca`` itself, given the setting's mean kernel (`default_kernel_mean`) if it has none yet."""
+def infer_setting(kernel_size: int, code_length: int) -> int:
+    """The papers' setting a PCA size belongs to when nothing says: 1 for 21x21 kernels with 10-d codes (the
+    release's DANv1 x4 setting-2 file is byte-identical to its setting-1 one), else 2."""
+    return 1 if (kernel_size, code_length) == (21, 10) else 2
+
+
+def with_default_kernel_mean(pca: PCAEncoder, setting: int | None = None) -> PCAEncoder:
+    """``pca`` itself, given the setting's mean kernel (`default_kernel_mean`) if it has none yet (``setting``
+    None: `infer_setting`)."""
+    if setting is None:
+        setting = infer_setting(pca.kernel_size, pca.code_length)
     if not pca.has_kernel_mean:
         mean = default_kernel_mean(pca.kernel_size, setting)
         if mean is not None:

@@ -7,7 +7,7 @@ from typing import Any
 from .dan_arch import DAN, PCALike
 from .dan_v1_arch import EstimatorV1, RestorerV1
 from .dan_v2_arch import EstimatorV2, RestorerV2
-from .pca_files import PCA_DIR, available_default_pcas, default_pca, with_default_kernel_mean
+from .pca_files import PCA_DIR, available_default_pcas, default_pca
 from .registry import register_arch
 
 __all__ = ["PCA_DIR", "DANv1", "DANv2", "available_default_pcas", "dan_v1", "dan_v2", "default_pca"]
@@ -53,9 +53,9 @@ class DANv1(DAN):
             _pca(pca, kernel_size, code_length, setting),
             loop=loop,
             detach=detach,
+            setting=setting,
         )
         self.setting = setting
-        with_default_kernel_mean(self.pca, setting)  # what v1's codes are reconstructed with
 
 
 @register_arch
@@ -98,9 +98,9 @@ class DANv2(DAN):
             _pca(pca, kernel_size, code_length, setting),
             loop=loop,
             detach=detach,
+            setting=setting,
         )
         self.setting = setting
-        with_default_kernel_mean(self.pca, setting)  # what v1's codes are reconstructed with
         self.residual = residual
 
 

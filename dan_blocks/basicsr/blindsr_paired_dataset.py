@@ -9,8 +9,9 @@ import torch
 from torch.utils.data import Dataset
 
 from ..data.builtin import is_builtin
-from ..data.div2krk import list_pairs, read_kernel
+from ..data.div2krk import RELEASE_KERNEL_SIZE, list_pairs, read_kernel
 from ..data.image_io import read_image, to_tensor
+from ..degradations.kernels import isotropic_gaussian_kernel
 
 __all__ = ["BlindSRPairedDataset"]
 
@@ -42,7 +43,9 @@ class BlindSRPairedDataset(Dataset):
     """Paired blind-SR data for validation/testing.
 
     Options: ``dataroot`` (or ``dataroot_gt``): a ``dan-blocks make-testset`` output folder (read through its
-    manifest.json), a DIV2KRK-layout folder (gt/, lr_x<s>/, gt_k_x<s>/ with .mat kernels), or
+    manifest.json), a folder made by the DAN release's Gaussian8 script (``HR/x<s>/`` and ``LRblur/x<s>/``,
+    ``sig<σ>_<name>.png``: the kernel is the isotropic Gaussian of that σ, k = 21), a DIV2KRK-layout folder
+    (gt/, lr_x<s>/, gt_k_x<s>/ with .mat kernels), or
     ``builtin:skimage-test`` (the set is made in memory with ``protocol`` ``gaussian8``/``aniso``, ``seed``,
     optional ``kernel_size``, ``sigma``, ``random_disturb``, ``max_size``); ``scale``.
 
@@ -115,6 +118,10 @@ class BlindSRPairedDataset(Dataset):
             lq_path, gt_path = pair["lr"], pair["gt"]
             lq, gt = read_image(lq_path), read_image(gt_path)
             kernel = read_kernel(pair["kernel"]) if pair.get("kernel") else None
+            if kernel is None and pair.get("sigma") is not None:  # the release's Gaussian8 layout
+                kernel = isotropic_gaussian_kernel(
+                    torch.tensor([pair["sigma"]], dtype=torch.float64), RELEASE_KERNEL_SIZE
+                )[0].float().numpy()
         gt = self._check(lq, gt, lq_path, gt_path)
         item: dict[str, Any] = {
             "lq": to_tensor(lq),

@@ -1,4 +1,9 @@
-"""Readers of paired blind-SR test folders: make-testset output (manifest.json), KernelGAN's DIV2KRK layout.
+"""Readers of paired blind-SR test folders: make-testset output (manifest.json), KernelGAN's DIV2KRK layout, and
+the Gaussian8 folders the DAN release's generator writes.
+
+The DAN release writes ``HR/x<s>/sig<σ>_<name>.png`` and ``LRblur/x<s>/sig<σ>_<name>.png`` (also ``LR/x<s>/``
+and ``Bic/x<s>/``), σ being the raw float (``sig2.4000000000000004_img.png``): pairs are matched by file name,
+the LR is ``LRblur``, and the ground-truth kernel is the isotropic Gaussian of that σ (k = 21).
 
 DIV2KRK as distributed: ``gt/img_<n>_gt.png``, ``lr_x2/im_<n>.png``, ``lr_x4/im_<n>.png``,
 ``gt_k_x2/kernel_<n>.mat``, ``gt_k_x4/kernel_<n>.mat`` (MATLAB files holding one 2-D array, key ``Kernel``).
@@ -16,9 +21,12 @@ import numpy as np
 
 from .image_io import list_images
 
-__all__ = ["list_pairs", "read_kernel"]
+__all__ = ["RELEASE_KERNEL_SIZE", "list_pairs", "read_kernel", "release_sigma"]
 
 _NUMBER = re.compile(r"(\d+)")
+_RELEASE_NAME = re.compile(r"^sig(?P<sigma>[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)_(?P<name>.+)$")
+#: kernel size of the release's Gaussian8 ground truth
+RELEASE_KERNEL_SIZE = 21
 
 
 def read_kernel(path: str | os.PathLike[str]) -> np.ndarray:
@@ -83,9 +91,46 @@ def _div2krk_pairs(root: str, scale: int) -> list[dict[str, Any]]:
     return pairs
 
 
+def release_sigma(path: str) -> float:
+    """σ from a release Gaussian8 file name ``sig<σ>_<name>.<ext>``.
+
+    Raises:
+        ValueError: the name does not follow that pattern (names the file).
+    """
+    stem = os.path.splitext(os.path.basename(path))[0]
+    match = _RELEASE_NAME.match(stem)
+    if match is None:
+        raise ValueError(
+            f"release Gaussian8 layout: cannot read sigma from {path!r}; expected a name like "
+            "'sig2.4000000000000004_baby.png' (sig<sigma>_<name>)"
+        )
+    sigma = float(match.group("sigma"))
+    if not sigma > 0:
+        raise ValueError(f"release Gaussian8 layout: sigma must be > 0 in {path!r}, got {sigma}")
+    return sigma
+
+
+def _release_pairs(root: str, scale: int) -> list[dict[str, Any]]:
+    hr_dir, lr_dir = os.path.join(root, "HR", f"x{scale}"), os.path.join(root, "LRblur", f"x{scale}")
+    if not os.path.isdir(lr_dir):
+        raise FileNotFoundError(f"release Gaussian8 layout {root!r}: no LRblur/x{scale}/ folder next to HR/x{scale}/")
+    gts = {os.path.basename(p): p for p in list_images(hr_dir)}
+    pairs = []
+    for lr in list_images(lr_dir):
+        name = os.path.basename(lr)
+        if name not in gts:
+            raise FileNotFoundError(f"release Gaussian8 layout: LR {lr!r} has no HR image {name!r} in {hr_dir!r}")
+        pairs.append({"lr": lr, "gt": gts[name], "kernel": None, "sigma": release_sigma(lr)})
+    return pairs
+
+
 def list_pairs(root: str | os.PathLike[str], scale: int) -> list[dict[str, Any]]:
-    """``[{"lr": path, "gt": path, "kernel": path | None, ...params}]`` of a folder (manifest or DIV2KRK)."""
+    """``[{"lr": path, "gt": path, "kernel": path | None, ...params}]`` of a folder: a manifest, the DAN
+    release's Gaussian8 layout (items carry ``sigma``: the kernel is the isotropic Gaussian of that σ) or
+    DIV2KRK."""
     root = os.fspath(root)
+    if os.path.isdir(os.path.join(root, "HR", f"x{scale}")):
+        return _release_pairs(root, scale)
     manifest = os.path.join(root, "manifest.json")
     if os.path.isfile(manifest):
         with open(manifest, encoding="utf-8") as f:
