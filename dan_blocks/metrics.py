@@ -192,8 +192,8 @@ def kernel_error(estimate: Tensor, truth: Tensor, align: bool = False) -> Tensor
             a global kernel is compared with every pixel's and the errors are averaged over pixels.
         align: first shift the truth so that its centre of mass matches the estimate's, with sub-pixel
             accuracy (`shift_kernels`; the best of a Fourier shift, a cubic shift and no shift): the error then
-            measures the shape, not the position. DIV2KRK's kernels are deliberately off-centre, while DAN's estimates are
-            centred by construction.
+            measures the shape, not the position. DIV2KRK's kernels are deliberately off-centre, while DAN's
+            estimates are centred by construction.
 
     Returns:
         (B,) L1 sums (float32 or the inputs' dtype); 0 for equal kernels, at most 2 for non-negative kernels
