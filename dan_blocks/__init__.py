@@ -7,6 +7,7 @@ dan_blocks.timm``.
 """
 
 from . import degradations, settings
+from ._version import __version__
 from .archs import (
     DAN,
     DANOutput,
@@ -22,9 +23,10 @@ from .archs import (
     default_pca,
     load_official_checkpoint,
     load_official_weights,
+    save_model,
 )
 from .fast import optimize
-from .inference import upscale
+from .inference import load_model, upscale
 from .layers import (
     CRB,
     DPCB,
@@ -35,8 +37,6 @@ from .layers import (
     MAConvBlock,
     PCAEncoder,
 )
-
-__version__ = "0.1.0.dev0"
 
 __all__ = [
     "CRB",
@@ -61,9 +61,11 @@ __all__ = [
     "dan_v2",
     "default_pca",
     "degradations",
+    "load_model",
     "load_official_checkpoint",
     "load_official_weights",
     "optimize",
+    "save_model",
     "settings",
     "upscale",
 ]

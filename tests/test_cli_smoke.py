@@ -45,7 +45,8 @@ def test_convert_then_basicsr_loads_strictly(
     assert options["path"]["pretrain_network_g"] == str(dst)
     assert options["network_g"]["type"] == f"DANv{version}" and options["network_g"]["scale"] == scale
     saved = torch.load(dst, weights_only=True)
-    assert list(saved) == ["params"]
+    assert list(saved) == ["params", "dan_blocks"]  # the weights, and the options that rebuild the network
+    assert saved["dan_blocks"]["network_g"] == options["network_g"]
     net = build_network(options["network_g"])
     loader = object.__new__(BaseModel)  # BasicSR's own load_network, as `path.pretrain_network_g` runs it
     BaseModel.load_network(loader, net, str(dst), strict=True, param_key="params")

@@ -38,7 +38,8 @@ def test_train_then_test_through_basicsr_pipelines(tmp_path, monkeypatch, testse
         "net_g_2.pth", "net_g_4.pth", "net_g_latest.pth"]  # --force_yml cut the run to 4 iterations
     assert sorted(p.name for p in (exp / "training_states").iterdir()) == ["2.state", "4.state"]
     weights = torch.load(exp / "models" / "net_g_4.pth", weights_only=True)
-    assert set(weights) == {"params", "params_ema"}
+    assert set(weights) == {"params", "params_ema", "dan_blocks"}
+    assert weights["dan_blocks"]["network_g"]["type"] == "DANv2"  # self-describing: the options rebuild it
     summary = json.loads((exp / "metrics_tinyval_4.json").read_text())
     assert summary["images"] == 8 and len(summary["psnr_y_per_iteration"]) == 2
     assert len(summary["kernel_error_per_iteration"]) == 2

@@ -19,6 +19,7 @@ PACKAGE = ROOT / "dan_blocks"
 FLOORS: dict[str, float] = {
     "utils": 0,
     "settings": 0,
+    "_version": 0,
     "layers": 1,
     "archs": 2,
     "fast": 3,

@@ -246,7 +246,8 @@ def test_checkpoints_are_written_atomically(tmp_path, monkeypatch) -> None:
     model.save(0, 4)
     weights = torch.load(tmp_path / "net_g_4.pth", weights_only=True)
     state = torch.load(tmp_path / "4.state", weights_only=True)
-    assert set(weights) == {"params"} and state["iter"] == 4 and "epoch_batches" in state["dan_blocks"]
+    assert set(weights) == {"params", "dan_blocks"} and state["iter"] == 4 and "epoch_batches" in state["dan_blocks"]
+    assert weights["dan_blocks"]["network_g"] == dict(model.opt["network_g"])
     for key, value in model.net_g.state_dict().items():
         assert torch.equal(weights["params"][key], value)
     before = (tmp_path / "net_g_4.pth").read_bytes()

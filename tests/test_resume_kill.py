@@ -62,7 +62,7 @@ def test_sigkill_then_auto_resume_matches_an_uninterrupted_run(tmp_path) -> None
     a = torch.load(run / "models" / "net_g_latest.pth", weights_only=True)
     b = torch.load(tmp_path / "experiments" / "straight" / "models" / "net_g_latest.pth", weights_only=True)
     start = torch.load(run / "models" / f"net_g_{last}.pth", weights_only=True)
-    assert set(a) == set(b) == {"params", "params_ema"}
+    assert set(a) == set(b) == {"params", "params_ema", "dan_blocks"}
     for key in ("params", "params_ema"):
         assert a[key].keys() == b[key].keys()
         for name in a[key]:

@@ -9,6 +9,7 @@ from .dan_arch import DAN, SROnly
 from .dan_v1_arch import EstimatorV1, RestorerV1
 from .dan_v2_arch import EstimatorV2, RestorerV2
 from .manet_arch import MANetEstimator
+from .model_files import model_metadata, save_model
 from .official import (
     CheckpointMismatchError,
     from_release_state_dict,
@@ -21,7 +22,7 @@ from .official import (
 from .pca_files import available_default_pcas, default_pca
 from .presets import DANv1, DANv2, dan_v1, dan_v2
 from .protocols import DANOutput, EstimatorProtocol, RestorerProtocol
-from .registry import ARCH_REGISTRY, register_arch
+from .registry import ARCH_REGISTRY, arch_options, register_arch
 from .upsample import Upsampler, make_upsampler
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "RestorerV2",
     "SROnly",
     "Upsampler",
+    "arch_options",
     "available_default_pcas",
     "build_module",
     "dan_v1",
@@ -52,8 +54,10 @@ __all__ = [
     "load_official_weights",
     "lookup_arch",
     "make_upsampler",
+    "model_metadata",
     "read_state_dict",
     "register_arch",
     "resolve_pca",
+    "save_model",
     "to_release_state_dict",
 ]

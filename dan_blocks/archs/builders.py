@@ -73,9 +73,10 @@ def resolve_pca(pca: PCALike) -> PCAEncoder:
             return resolve_pca(pca["path"])
         if "kernel_size" in pca and "code_length" in pca:
             size, length = int(pca["kernel_size"]), int(pca["code_length"])
-            if pca.get("placeholder", False):
-                return PCAEncoder.from_matrix(
-                    torch.zeros(size * size, length), metadata={"placeholder": True}
+            if pca.get("placeholder", False):  # the matrix (and mean) come from a checkpoint
+                return PCAEncoder(
+                    torch.zeros(size * size, length), torch.zeros(size * size), center=bool(pca.get("center", False)),
+                    metadata={"placeholder": True},
                 )
             return default_pca(size, length, int(pca.get("setting", 1)))
         raise KeyError(

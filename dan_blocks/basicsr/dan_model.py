@@ -28,6 +28,7 @@ from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import get_dist_info, master_only
 from torch import Tensor
 
+from ..archs.model_files import META_KEY, model_metadata
 from ..metrics import as_kernel_map, kernel_error, kernel_picture, kernel_psnr, mean_kernel
 from ..utils import atomic_save, atomic_write_text, check_keys, read_checkpoint
 from . import compat
@@ -364,17 +365,21 @@ class DANModel(SRModel):
     # -- checkpoints (atomic) -----------------------------------------------------------------------
     @master_only
     def save_network(self, net: Any, net_label: str, current_iter: int, param_key: Any = "params") -> None:
-        """BasicSR's save_network written atomically (temp file + ``os.replace``)."""
+        """BasicSR's save_network written atomically, with the network's options and the dan-blocks version
+        (``"dan_blocks"`` entry, see `dan_blocks.archs.save_model`)."""
         label = "latest" if current_iter == -1 else current_iter
         path = os.path.join(self.opt["path"]["models"], f"{net_label}_{label}.pth")
         nets = net if isinstance(net, list) else [net]
         keys = param_key if isinstance(param_key, list) else [param_key]
         if len(nets) != len(keys):
             raise ValueError("save_network: as many param keys as networks are needed")
-        payload = {}
+        payload: dict[str, Any] = {}
         for net_, key in zip(nets, keys, strict=True):
             state = self.get_bare_model(net_).state_dict()
             payload[key] = {k.removeprefix("module."): v.detach().cpu() for k, v in state.items()}
+        # self-describing: the options that rebuild the network (dan_blocks.load_model reads them; BasicSR
+        # itself reads only the params)
+        payload[META_KEY] = model_metadata(self.opt["network_g"], self.get_bare_model(nets[0]))
         atomic_save(payload, path)
 
     @master_only

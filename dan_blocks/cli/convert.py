@@ -74,13 +74,22 @@ def _yaml(opts: dict[str, Any], output: str) -> str:
     return "\n".join(lines)
 
 
-def write_checkpoint(state: dict[str, Any], output: str) -> None:
-    """``torch.save({"params": state}, output)`` atomically (see `atomic_save()`)."""
+def write_checkpoint(
+    state: dict[str, Any], output: str, network_g: dict[str, Any] | None = None, model: Any = None
+) -> None:
+    """``{"params": state}`` plus, with ``network_g``, the options that rebuild the network (a self-describing
+    file, see `dan_blocks.archs.save_model`), written atomically; an existing folder as ``output`` is an error."""
+    from dan_blocks.archs.model_files import META_KEY, model_metadata
     from dan_blocks.utils import atomic_save
 
+    if os.path.isdir(output):
+        raise IsADirectoryError(f"output {output!r} is a folder; give the .pth file to write, e.g. {output}/model.pth")
     parent = os.path.dirname(os.path.abspath(output))
     os.makedirs(parent, exist_ok=True)
-    atomic_save({"params": state}, output)
+    payload: dict[str, Any] = {"params": state}
+    if network_g is not None:
+        payload[META_KEY] = model_metadata(network_g, model)
+    atomic_save(payload, output)
 
 
 def main(argv: list[str]) -> int:
@@ -93,7 +102,7 @@ def _run(argv: list[str]) -> int:
 
     model = load_official_checkpoint(args.official, loop=args.loop)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    write_checkpoint(state, args.output)
+    write_checkpoint(state, args.output, network_options(model), model)
     params = sum(p.numel() for p in model.parameters())
     print(
         f"converted {args.official} -> {args.output}: {type(model).__name__} x{model.scale}, "

@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (PNG, JPEG, TIFF)")
     parser.add_argument(
         "-m", "--model", required=True,
-        help="released checkpoint (danv2_x4_setting1.pth), BasicSR checkpoint or BasicSR option file (.yml)",
+        help="model file: a release checkpoint (danv2_x4_setting1.pth), a dan-blocks / BasicSR checkpoint "
+        "(net_g_latest.pth records its options) or a BasicSR option file (.yml)",
     )
     parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output folder")
     parser.add_argument("--opt", default=None, help="option file whose network_g describes the checkpoint")
@@ -36,7 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scale", type=int, default=None, help="expected scale: a check")
     parser.add_argument(
         "--residual", choices=("add", "double"), default=None,
-        help="DAN v2 group residual of a checkpoint without option file (default: double, as released)",
+        help="DAN v2 group residual, needed only for an old dan-blocks checkpoint that records no options "
+        "(release files: double)",
+    )
+    parser.add_argument(
+        "--est-input-norm", type=lambda v: {"true": True, "false": False}[v.lower()], default=None,
+        metavar="true|false", help="DAN v2 estimator input normalisation, likewise only for such a checkpoint",
     )
     parser.add_argument("--tile", type=int, default=None, metavar="N", help="LR tile side (exact tiling)")
     parser.add_argument(
@@ -128,7 +134,10 @@ def _run(argv: list[str]) -> int:
     from dan_blocks.inference.loading import load_model
 
     device = _device(args.device)
-    model = optimize(load_model(args.model, args.opt, args.arch, args.scale, args.residual).to(device).eval())
+    given = (("residual", args.residual), ("est_input_norm", args.est_input_norm))
+    overrides = {key: value for key, value in given if value is not None}
+    model = load_model(args.model, opt=args.opt, arch=args.arch, scale=args.scale, **overrides)
+    model = optimize(model.to(device).eval())
     os.makedirs(args.output, exist_ok=True)
     paths, problems = collect_inputs(args.inputs)
     for problem in problems:

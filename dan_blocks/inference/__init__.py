@@ -3,8 +3,18 @@ protocol (`dan_blocks.inference.tiled`). Image files for ``dan-blocks sr``: `dan
 
 from __future__ import annotations
 
+from .loading import load_model
 from .tiled import TiledModule, local_radius, tiled
 from .tiling import Tile, iter_tiles
 from .upscale import supports_tiling, upscale
 
-__all__ = ["Tile", "TiledModule", "iter_tiles", "local_radius", "supports_tiling", "tiled", "upscale"]
+__all__ = [
+    "Tile",
+    "TiledModule",
+    "iter_tiles",
+    "load_model",
+    "local_radius",
+    "supports_tiling",
+    "tiled",
+    "upscale",
+]

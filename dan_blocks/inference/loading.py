@@ -1,13 +1,28 @@
-"""Build a DAN for inference from a released checkpoint, a BasicSR checkpoint or a BasicSR option file."""
+"""``load_model``: one loader for every model file dan-blocks knows, rebuilding exactly what was saved.
+
+It recognises, in this order:
+
+1. a BasicSR option file (``.yml``): ``network_g`` is built and ``path.pretrain_network_g`` loaded into it;
+2. a self-describing model file (`dan_blocks.archs.save_model`, BasicSR's ``net_g_*.pth`` written by
+   ``DANModel``, ``dan-blocks convert``): the recorded ``network_g`` is built and its weights loaded strictly;
+3. a DAN release file (``danv?_x?_setting?.pth``): sizes inferred from the tensors, as
+   `dan_blocks.load_official_checkpoint`;
+4. a dan-blocks / BasicSR checkpoint without options (written before model files described themselves): the
+   sizes are inferred from the tensors, but two DAN v2 settings cannot be read off them (the group residual and
+   the estimator's input normalisation), so it refuses to guess: pass ``residual=`` and ``est_input_norm=``
+   (``dan-blocks sr --residual ... --est-input-norm ...``); it then says what it assumed.
+
+Everything loads with ``weights_only=True`` and strictly (a readable diff of keys and shapes).
+"""
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import torch
-import yaml
 from torch import Tensor, nn
 
 from ..archs import (
@@ -16,20 +31,26 @@ from ..archs import (
     DANv2,
     from_release_state_dict,
     infer_release_config,
+    load_official_checkpoint,
     load_official_weights,
     lookup_arch,
     to_release_state_dict,
 )
+from ..archs.model_files import META_KEY
 from ..layers import PCAEncoder
-from ..utils import read_checkpoint
+from ..utils import load_file, read_checkpoint
 
 __all__ = ["OPTION_EXTENSIONS", "dan_state_dict", "load_model", "load_network_options", "load_weights"]
 
 OPTION_EXTENSIONS = (".yml", ".yaml")
+#: the DAN v2 options a checkpoint's tensors cannot tell
+_UNREADABLE_V2 = ("residual", "est_input_norm")
 
 
 def load_network_options(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read a BasicSR option file -> (``network_g``, ``path``) dicts (errors name the file and the key)."""
+    import yaml
+
     if not os.path.isfile(path):
         raise FileNotFoundError(f"option file not found: {path}")
     with open(path, encoding="utf-8") as handle:
@@ -49,44 +70,68 @@ def load_network_options(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
 def _build(network: Mapping[str, Any]) -> nn.Module:
     options = dict(network)
     name = options.pop("type")
-    return lookup_arch(name, "network_g")(**options)
+    return lookup_arch(name, "network_g")(**options)  # type: ignore[no-any-return]
 
 
-def dan_state_dict(path: str, param_key: str | None = "params") -> dict[str, Tensor]:
-    """The tensors of a checkpoint (`read_checkpoint()`) in the dan-blocks layout (a
+def dan_state_dict(source: str | Mapping[str, Any], param_key: str | None = "params") -> dict[str, Tensor]:
+    """The tensors of a checkpoint (`dan_blocks.utils.read_checkpoint`) in the dan-blocks layout (a
     release-layout file is converted)."""
-    state = read_checkpoint(path, param_key)
+    if isinstance(source, Mapping) and META_KEY in source:
+        source = {k: v for k, v in source.items() if k != META_KEY}
+    state = read_checkpoint(source, param_key)
     if any(k.startswith(("Restorer.", "Estimator.")) for k in state):
         state = from_release_state_dict(state)
     return state
 
 
-def load_weights(model: nn.Module, path: str, param_key: str | None = "params", strict: bool = True) -> nn.Module:
-    """Load a BasicSR checkpoint (see `read_checkpoint()`) into ``model``."""
-    result = model.load_state_dict(dan_state_dict(path, param_key), strict=False)
-    if strict and (result.missing_keys or result.unexpected_keys):
+def _load_strict(model: nn.Module, state: Mapping[str, Tensor], where: str) -> None:
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
         raise ValueError(
-            f"{path} does not match {type(model).__name__}: missing keys {result.missing_keys[:8]}"
+            f"{where} does not match {type(model).__name__}: missing keys {result.missing_keys[:8]}"
             f"{' ...' if len(result.missing_keys) > 8 else ''}, unexpected keys {result.unexpected_keys[:8]}"
             f"{' ...' if len(result.unexpected_keys) > 8 else ''}"
         )
+
+
+def load_weights(model: nn.Module, path: str, param_key: str | None = "params", strict: bool = True) -> nn.Module:
+    """Load a checkpoint (see `dan_state_dict`) into ``model``; strict by default."""
+    state = dan_state_dict(path, param_key)
+    if strict:
+        _load_strict(model, state, path)
+    else:
+        model.load_state_dict(state, strict=False)
     return model
 
 
-def _from_checkpoint(path: str, arch: str | None, residual: str | None) -> DAN:
-    """DANv1/DANv2 sized from the tensors; PCA matrix and mean from the checkpoint (release encoding)."""
-    state = dan_state_dict(path)
+def _from_legacy(state: dict[str, Tensor], where: str, overrides: Mapping[str, Any]) -> DAN:
+    """DANv1/DANv2 sized from the tensors of a checkpoint that records no options (see the module docstring)."""
     release = to_release_state_dict({k: v for k, v in state.items() if k != "pca.mean"})
     cfg = infer_release_config(release)
     version = cfg.pop("version")
-    if arch is not None and arch not in (f"DANv{version}", f"dan_v{version}"):
-        raise ValueError(f"{path} holds DAN v{version} weights, not {arch}")
     size, length = cfg["kernel_size"], cfg["code_length"]
-    pca = PCAEncoder.from_matrix(torch.zeros(size * size, length))
+    center = "pca.mean" in state and bool(state["pca.mean"].abs().sum() > 0)
+    pca = PCAEncoder(torch.zeros(size * size, length), torch.zeros(size * size), center=center)
     if version == 1:
-        model: DAN = DANv1(pca=pca, **cfg)
+        model: DAN = DANv1(pca=pca, **cfg, **{k: v for k, v in overrides.items() if k in ("loop", "setting")})
     else:
-        model = DANv2(pca=pca, residual=residual or "double", **cfg)
+        missing = [key for key in _UNREADABLE_V2 if key not in overrides]
+        if missing:
+            raise ValueError(
+                f"{where} is a DAN v2 checkpoint without its options (saved before model files described "
+                f"themselves), and its tensors cannot tell {' and '.join(missing)}: dan-blocks does not guess. "
+                "Load it with its option file (dan-blocks sr --opt FILE / load_model(path, opt=FILE)), or say them: "
+                "load_model(path, residual='double' or 'add', est_input_norm=False or True) / dan-blocks sr "
+                "--residual ... --est-input-norm ... (the release's own files: double, false)"
+            )
+        extra = {k: overrides[k] for k in ("loop", "setting") if k in overrides}
+        model = DANv2(pca=pca, residual=overrides["residual"], est_input_norm=bool(overrides["est_input_norm"]),
+                      **cfg, **extra)
+        warnings.warn(
+            f"{where}: a checkpoint without options, loaded as DANv2 with residual={overrides['residual']!r}, "
+            f"est_input_norm={bool(overrides['est_input_norm'])} as given",
+            stacklevel=3,
+        )
     load_official_weights(model, release)  # strict, with readable size diffs
     if "pca.mean" in state:
         model.pca.mean.copy_(state["pca.mean"])
@@ -94,40 +139,71 @@ def _from_checkpoint(path: str, arch: str | None, residual: str | None) -> DAN:
 
 
 def load_model(
-    model_path: str,
+    source: str | os.PathLike[str] | Mapping[str, Any],
+    *,
     opt: str | None = None,
     arch: str | None = None,
     scale: int | None = None,
-    residual: str | None = None,
-) -> DAN:
-    """A DAN in eval mode, on the CPU, from any of:
+    param_key: str | None = None,
+    **overrides: Any,
+) -> nn.Module:
+    """The network a file describes, rebuilt exactly, in eval mode on the CPU (see the module docstring).
 
-    - a BasicSR option file (``.yml``): ``network_g`` is built through ARCH_REGISTRY and
-      ``path.pretrain_network_g`` (``param_key_g``, ``strict_load_g``) loaded into it;
-    - a checkpoint with ``opt``: the option file's ``network_g`` plus this checkpoint's weights;
-    - a checkpoint alone (released ``danv?_x?_setting?.pth`` or a BasicSR ``{"params": ...}`` of DANv1 /
-      DANv2): every size is inferred from the tensors (as `load_official_checkpoint()`;
-      the PCA is used with the release's encoding, no mean subtraction, as every shipped option file does);
-      ``arch`` ("DANv1"/"DANv2") and ``scale`` are then checks, and ``residual`` ("add"/"double", v2) picks
-      the group residual, which the tensors cannot tell (default "double", as released).
+    Args:
+        source: a model file or option file path, or an already loaded checkpoint dict.
+        opt: an option file whose ``network_g`` describes ``source`` (its weights are loaded into it).
+        arch, scale: checks ("DANv1" / "DANv2" / a class name; the SR factor).
+        param_key: which weights to load (default: ``params``, else ``params_ema``).
+        overrides: constructor options that replace recorded ones (e.g. ``loop=2``), or that a checkpoint
+            without options needs (``residual``, ``est_input_norm``).
+
+    Raises:
+        FileNotFoundError, dan_blocks.utils.CheckpointReadError: the file is missing or not a checkpoint.
+        ValueError: the weights do not fit, a check fails, or options a legacy checkpoint needs are missing.
     """
-    if model_path.lower().endswith(OPTION_EXTENSIONS):
-        network, paths = load_network_options(model_path)
+    where = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "the given checkpoint"
+    if isinstance(source, (str, os.PathLike)) and where.lower().endswith(OPTION_EXTENSIONS):
+        network, paths = load_network_options(where)
         weights = paths.get("pretrain_network_g")
         if not weights:
-            raise KeyError(f"{model_path}: path.pretrain_network_g is not set: no weights to load")
-        model = _build(network)
-        load_weights(model, str(weights), paths.get("param_key_g", "params"), bool(paths.get("strict_load_g", True)))
+            raise KeyError(f"{where}: path.pretrain_network_g is not set: no weights to load")
+        model = _build({**network, **overrides})
+        load_weights(model, str(weights), param_key or paths.get("param_key_g", "params"),
+                     bool(paths.get("strict_load_g", True)))
     elif opt is not None:
         network, paths = load_network_options(opt)
-        model = _build(network)
-        load_weights(model, model_path, paths.get("param_key_g", "params"), True)
+        model = _build({**network, **overrides})
+        load_weights(model, where if isinstance(source, (str, os.PathLike)) else source,  # type: ignore[arg-type]
+                     param_key or paths.get("param_key_g", "params"), True)
     else:
-        model = _from_checkpoint(model_path, arch, residual)
-    if not isinstance(model, DAN):
-        raise TypeError(f"{model_path}: expected a DAN network, got {type(model).__name__}")
-    if scale is not None and model.scale != scale:
-        raise ValueError(f"{model_path}: the model is x{model.scale}, not x{scale} as --scale says")
-    if not isinstance(model, (DANv1, DANv2)) and arch is not None and type(model).__name__ != arch:
-        raise ValueError(f"{model_path}: the model is {type(model).__name__}, not {arch}")
+        obj = load_file(where) if isinstance(source, (str, os.PathLike)) else source
+        model = _from_object(obj, where, param_key, overrides)
+    _check(model, where, arch, scale)
     return model.eval()
+
+
+def _from_object(obj: Any, where: str, param_key: str | None, overrides: Mapping[str, Any]) -> nn.Module:
+    meta = obj.get(META_KEY) if isinstance(obj, Mapping) else None
+    if isinstance(meta, Mapping) and isinstance(meta.get("network_g"), Mapping):
+        model = _build({**meta["network_g"], **overrides})
+        _load_strict(model, dan_state_dict(obj, param_key or "params"), where)
+        mean = meta.get("pca_kernel_mean")
+        pca = getattr(model, "pca", None)
+        if isinstance(mean, Tensor) and isinstance(pca, PCAEncoder):
+            pca.set_kernel_mean(mean)
+        return model
+    state = read_checkpoint(obj, param_key or "params")
+    if any(k.startswith(("Restorer.", "Estimator.")) for k in state):  # the DAN release's own layout
+        allowed = {k: overrides[k] for k in ("loop", "setting") if k in overrides}
+        return load_official_checkpoint(state, **allowed)
+    return _from_legacy(state, where, overrides)
+
+
+def _check(model: nn.Module, where: str, arch: str | None, scale: int | None) -> None:
+    if scale is not None and getattr(model, "scale", None) != scale:
+        raise ValueError(f"{where}: the model is x{getattr(model, 'scale', '?')}, not x{scale} as asked")
+    if arch is not None:
+        names = {cls.__name__ for cls in type(model).__mro__}
+        if arch not in names and arch.replace("dan_v", "DANv") not in names:
+            version = next((f" (DAN v{n[-1]} weights)" for n in ("DANv1", "DANv2") if n in names), "")
+            raise ValueError(f"{where} holds a {type(model).__name__}{version}, not {arch}")
