@@ -50,6 +50,50 @@ def read_option_file(argv: list[str]) -> dict[str, Any] | None:
     return opt
 
 
+def apply_force_yml(opt: dict[str, Any], argv: list[str]) -> dict[str, Any]:
+    """A copy of ``opt`` with ``--force_yml KEY:SUBKEY=VALUE ...`` applied as BasicSR applies them (a misspelled
+    key there adds a key, which the check then names)."""
+    import copy
+
+    import yaml
+
+    out = copy.deepcopy(opt)
+    entries: list[str] = []
+    taking = False
+    for arg in argv:
+        if arg == "--force_yml":
+            taking = True
+        elif arg.startswith("-"):
+            taking = False
+        elif taking:
+            entries.append(arg)
+    for entry in entries:
+        if "=" not in entry:
+            raise UsageError(f"--force_yml {entry!r}: expected KEY:SUBKEY=VALUE")
+        keys, value = (part.strip() for part in entry.split("=", 1))
+        node = out
+        *parents, last = keys.split(":")
+        for key in parents:
+            child = node.get(key) if isinstance(node, dict) else None
+            if not isinstance(child, dict):
+                child = {}
+                node[key] = child
+            node = child
+        node[last] = yaml.safe_load(value) if value else value
+    return out
+
+
+def _refuse_torchrun_without_launcher(argv: list[str]) -> None:
+    world = os.environ.get("WORLD_SIZE")
+    launcher = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--launcher"), None)
+    launcher = next((a.split("=", 1)[1] for a in argv if a.startswith("--launcher=")), launcher)
+    if world is not None and world.strip() not in ("", "1") and launcher in (None, "none"):
+        raise UsageError(
+            f"started by torchrun (WORLD_SIZE={world}) without --launcher pytorch: every process would run the "
+            "same training into one folder. Add --launcher pytorch"
+        )
+
+
 def option_num_gpu(argv: list[str]) -> Any:
     """``num_gpu`` of the option file named by ``-opt`` (after ``--force_yml num_gpu=...``), or None."""
     opt = read_option_file(argv)
@@ -108,14 +152,15 @@ def run_basicsr_pipeline(kind: str, argv: list[str], root: str | None = None) ->
 def _run_pipeline(kind: str, argv: list[str], root: str | None) -> int:
     argv, user_modules = pop_imports(argv)
     from dan_blocks.basicsr import compat
-    from dan_blocks.basicsr.options import check_path_block
+    from dan_blocks.basicsr.options import check_option_file
 
     compat.patch_basicsr_pipelines()
     _import_user_modules(user_modules)
 
+    _refuse_torchrun_without_launcher(argv)
     opt = read_option_file(argv)
-    if opt is not None:
-        check_path_block(opt)  # before BasicSR makes a directory of every unknown path key
+    if opt is not None:  # every block, before BasicSR makes a directory of every unknown path key
+        check_option_file(apply_force_yml(opt, argv), train=kind == "train")
     if str(option_num_gpu(argv)) == "0":
         os.environ[compat.DEVICE_ENV] = "cpu"
     if kind == "train":

@@ -75,6 +75,14 @@ def output_names(paths: list[str], scale: int) -> list[str]:
     return result
 
 
+def _is_own_output(path: str, output: str, scale: int) -> bool:
+    """A file this command writes (``<name>_x<s>.<ext>``, ``<name>_x<s>_kernel.png``) in its output folder."""
+    if os.path.abspath(os.path.dirname(path)) != os.path.abspath(output):
+        return False
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return stem.endswith((f"_x{scale}", f"_x{scale}_kernel"))
+
+
 def _device(choice: str) -> Any:
     import torch
 
@@ -140,6 +148,8 @@ def _run(argv: list[str]) -> int:
     model = optimize(model.to(device).eval())
     os.makedirs(args.output, exist_ok=True)
     paths, problems = collect_inputs(args.inputs)
+    ours = [p for p in paths if _is_own_output(p, args.output, model.scale)]
+    paths = [p for p in paths if p not in ours]  # an output folder that is also an input folder: not our outputs
     for problem in problems:
         print(f"dan-blocks {COMMAND}: skipped {problem}", file=sys.stderr)
     stems = output_names(paths, model.scale)

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ..utils import atomic_path
 
-__all__ = ["IMAGE_EXTENSIONS", "list_images", "read_image", "to_tensor", "to_uint8", "write_image"]
+__all__ = ["IMAGE_EXTENSIONS", "check_complete", "list_images", "read_image", "to_tensor", "to_uint8", "write_image"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 
@@ -24,10 +24,37 @@ def list_images(folder: str | os.PathLike[str]) -> list[str]:
     return sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
 
 
+def check_complete(path: str | os.PathLike[str]) -> None:
+    """Raise ``OSError`` naming the file when a JPEG or PNG ends before its end marker (a cut-off download or
+    copy): OpenCV decodes such files with the missing part grey, silently.
+
+    JPEG: the end-of-image marker ``FF D9`` must be among the last 1 KiB (entropy-coded data escapes ``FF``, so
+    the marker cannot occur there); PNG: the ``IEND`` chunk must end the file.
+    """
+    path = os.fspath(path)
+    lower = path.lower()
+    if not lower.endswith((".jpg", ".jpeg", ".png")):
+        return
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        handle.seek(max(0, size - 1024))
+        tail = handle.read()
+    if lower.endswith(".png"):
+        complete = b"IEND" in tail[-16:]
+        what = "its IEND chunk"
+    else:
+        complete = b"\xff\xd9" in tail
+        what = "its end-of-image marker"
+    if not complete:
+        raise OSError(f"{path}: the file is truncated (it ends before {what}); not processing a partial image")
+
+
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an image file as uint8 (H, W, 3) RGB (grey replicated, alpha dropped, 16-bit scaled)."""
     path = os.fspath(path)
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img is not None:
+        check_complete(path)
     if img is None:
         raise OSError(f"cannot read image file {path!r} (missing, unreadable or not an image)")
     if img.dtype == np.uint16:

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ..degradations.imresize import imresize
 from ..utils import atomic_path
+from .image_io import check_complete
 
 __all__ = [
     "SR_EXTENSIONS",
@@ -56,6 +57,8 @@ def collect_inputs(paths: list[str]) -> tuple[list[str], list[str]]:
     for path in paths:
         if os.path.isdir(path):
             names = sorted(n for n in os.listdir(path) if n.lower().endswith(SR_EXTENSIONS))
+            problems += [f"{os.path.join(path, n)}: hidden file, skipped" for n in names if n.startswith(".")]
+            names = [n for n in names if not n.startswith(".")]
             if not names:
                 problems.append(f"{path}: folder holds no PNG, JPEG or TIFF file")
             found += [os.path.join(path, n) for n in names]
@@ -77,6 +80,7 @@ def read_input(path: str) -> InputImage:
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise OSError(f"{path}: cannot decode the image (corrupt, empty or not an image)")
+    check_complete(path)
     if img.dtype == np.uint8:
         max_value = 255
     elif img.dtype == np.uint16:
