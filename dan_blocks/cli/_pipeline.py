@@ -17,9 +17,11 @@ _USAGE = """usage: dan-blocks {kind} -opt OPTIONS.yml [--launcher none|pytorch|s
 architectures, estimators or datasets it registers can be named in the option file.
 
 Runs BasicSR's own {function}(root) with dan_blocks' classes registered, so the option file follows
-BasicSR's schema (see basicsr_options/ and docs/training.md). root is the current directory: outputs go to
-./{folder}/<name>. Multi-process: torchrun --nproc_per_node N -m dan_blocks {kind} -opt X --launcher pytorch
-(gloo on CPU, nccl on GPUs). Set {env}=1 for full tracebacks."""
+BasicSR's schema (docs/training.md). The shipped option files are inside the installed package:
+`dan-blocks options` lists them, `dan-blocks options NAME -o my.yml` writes one out. root is the current
+directory: outputs go to ./{folder}/<name>.
+Multi-process: torchrun --nproc_per_node N -m dan_blocks {kind} -opt X --launcher pytorch (gloo on CPU, nccl on
+GPUs). Set {env}=1 for full tracebacks."""
 
 
 def _option_path(argv: list[str]) -> str | None:

@@ -51,5 +51,9 @@ def run_command(command: str, body: Callable[[], int | None]) -> int:
     except KeyboardInterrupt:
         print(f"dan-blocks {command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader of our output went away (`dan-blocks options | head`): not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except Exception as err:
         return report_error(command, err)

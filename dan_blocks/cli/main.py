@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "dan_blocks.cli.test",
     "dan_blocks.cli.quickstart",
     "dan_blocks.cli.sr",
+    "dan_blocks.cli.options",
 )
 
 
