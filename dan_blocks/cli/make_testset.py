@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..settings import SETTING2
 from .errors import run_command
 
 __all__ = ["COMMAND", "HELP", "build_parser", "main"]
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         nargs=2,
         metavar=("LOW", "HIGH"),
-        default=(0.6, 5.0),
+        default=SETTING2.sigma,
         help="aniso sigma range (default 0.6 5.0)",
     )
     parser.add_argument("--no-disturb", action="store_true", help="aniso: no multiplicative kernel noise")

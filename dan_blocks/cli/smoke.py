@@ -7,6 +7,7 @@ import os
 import time
 from typing import Any
 
+from ..settings import SETTING1
 from .errors import run_command
 
 __all__ = ["COMMAND", "HELP", "build_parser", "main", "run_smoke"]
@@ -107,7 +108,7 @@ def _fallback_pca() -> Any:
     from dan_blocks.layers import PCAEncoder
 
     axis = torch.arange(21, dtype=torch.float64) - 10
-    sigma = torch.linspace(0.2, 4.0, 200, dtype=torch.float64)[:, None, None]
+    sigma = torch.linspace(*SETTING1.sigma, 200, dtype=torch.float64)[:, None, None]
     kernels = torch.exp(-(axis[None, :, None] ** 2 + axis[None, None, :] ** 2) / (2 * sigma**2))
     return PCAEncoder.fit((kernels / kernels.sum(dim=(1, 2), keepdim=True)).float(), 10)
 

@@ -115,7 +115,8 @@ def iter_testset(
         sigmas = gaussian8_sigmas(scale)
         table = isotropic_gaussian_kernel(sigmas, k)
     else:
-        sampler = AnisotropicGaussianKernel(k, sigma, (-math.pi, math.pi), random_disturb=random_disturb)
+        theta = SETTING2.theta or (-math.pi, math.pi)
+        sampler = AnisotropicGaussianKernel(k, sigma, theta, random_disturb=random_disturb)
     generator = torch.Generator().manual_seed(int(seed))
     for name, src in sources:
         img = modcrop(center_crop(src if isinstance(src, np.ndarray) else read_image(src), max_size), scale)

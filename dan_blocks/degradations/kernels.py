@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from ..settings import GAUSSIAN8_SIGMA_RANGES, SETTING1_SIGMA_RANGES
+from ..settings import GAUSSIAN8_SIGMA_RANGES, SETTING1, SETTING1_SIGMA_RANGES, SETTING2
 
 __all__ = [
     "GAUSSIAN8_SIGMA_RANGES",
@@ -199,7 +199,7 @@ class IsotropicGaussianKernel(KernelSampler):
     ``{"sigma": (B,)}``.
     """
 
-    def __init__(self, kernel_size: int = 21, sigma: float | Sequence[float] = (0.2, 4.0)) -> None:
+    def __init__(self, kernel_size: int = 21, sigma: float | Sequence[float] = SETTING1.sigma) -> None:
         self.kernel_size = check_kernel_size(kernel_size)
         self.sigma = _as_range(sigma, "sigma")
         if self.sigma[0] <= 0:
@@ -229,8 +229,8 @@ class AnisotropicGaussianKernel(KernelSampler):
     def __init__(
         self,
         kernel_size: int = 21,
-        sigma: float | Sequence[float] = (0.6, 5.0),
-        theta: float | Sequence[float] = (-math.pi, math.pi),
+        sigma: float | Sequence[float] = SETTING2.sigma,
+        theta: float | Sequence[float] = SETTING2.theta or (-math.pi, math.pi),
         random_disturb: bool = True,
         disturb_high: float = 0.25,
     ) -> None:
