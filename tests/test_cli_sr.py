@@ -167,18 +167,24 @@ def test_model_errors_are_one_line(setup: dict, tmp_path: pathlib.Path, capsys) 
     assert not (tmp_path / "o").exists()
 
 
-def test_v2_add_residual_needs_the_flag(setup: dict, tmp_path: pathlib.Path) -> None:
+def test_v2_add_residual_needs_the_flag(setup: dict, tmp_path: pathlib.Path, capsys) -> None:
     torch.manual_seed(2)
     model = dan_blocks.dan_v2(SCALE, nf=16, nb=1, ng=2, est_nf=16, est_nb=1, est_tail_nf=16, residual="add").eval()
     torch.save({"params": model.state_dict()}, tmp_path / "add.pth")
     expected = np.clip(np.round(_sr(model, setup["rgb"])[0] * 255), 0, 255)
     image = setup["in"] / "rgb.png"
-    args = ("--residual", "add", "--tile", 8, "--upsampler-tile", 4)
+    args = ("--residual", "add", "--est-input-norm", "false", "--tile", 8, "--upsampler-tile", 4)
     assert _run("-m", tmp_path / "add.pth", *args, image, "-o", tmp_path / "a") == 0
     got = cv2.imread(str(tmp_path / "a" / "rgb_x2.png"))[:, :, ::-1].astype(np.float64)
     assert np.abs(got - expected).max() <= 1
-    assert _run("-m", tmp_path / "add.pth", image, "-o", tmp_path / "d") == 0  # read as the release's "double"
-    wrong = cv2.imread(str(tmp_path / "d" / "rgb_x2.png"))[:, :, ::-1].astype(np.float64)
+    # without the flags: an error naming what the tensors cannot tell, not the release's "double" silently
+    assert _run("-m", tmp_path / "add.pth", image, "-o", tmp_path / "d") == 1
+    assert "cannot tell residual and est_input_norm" in capsys.readouterr().err
+    assert not (tmp_path / "d" / "rgb_x2.png").exists()
+    # a wrong explicit choice is the user's: it loads, and the image differs
+    assert _run("-m", tmp_path / "add.pth", "--residual", "double", "--est-input-norm", "false", image, "-o",
+                tmp_path / "w") == 0
+    wrong = cv2.imread(str(tmp_path / "w" / "rgb_x2.png"))[:, :, ::-1].astype(np.float64)
     assert np.abs(wrong - expected).max() > 1
 
 

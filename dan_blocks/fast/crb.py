@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -18,6 +20,23 @@ def _valid_taps(positions: Tensor, size: int, ksize: int, pad: int) -> Tensor:
     inside [0, size) (else it reads the zero padding)."""
     src = positions[:, None] + torch.arange(ksize, device=positions.device)[None, :] - pad
     return ((src >= 0) & (src < size)).to(torch.float32)
+
+
+@functools.lru_cache(maxsize=64)
+def _band_masks(
+    height: int, width: int, ksize: int, pad: int, device: torch.device, dtype: torch.dtype
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(ry (2p, k), rx_all (W, k), rx_band (2p, k)): the valid-tap masks of the border bands, per map size
+    (cached: the same for every CRB of a model; read-only)."""
+    rows = torch.arange(height, device=device)
+    cols = torch.arange(width, device=device)
+    band_rows = torch.cat((rows[:pad], rows[height - pad :]))
+    band_cols = torch.cat((cols[:pad], cols[width - pad :]))
+    return (
+        _valid_taps(band_rows, height, ksize, pad).to(dtype),
+        _valid_taps(cols, width, ksize, pad).to(dtype),
+        _valid_taps(band_cols, width, ksize, pad).to(dtype),
+    )
 
 
 def conv_with_constant_channels(feat: Tensor, conv: nn.Conv2d, const: Tensor) -> Tensor:
@@ -76,19 +95,15 @@ def conv_with_constant_channels(feat: Tensor, conv: nn.Conv2d, const: Tensor) ->
         out = F.conv2d(feat, w_feat, bias, 1, pad) + interior[:, :, None, None]
     if pad == 0:
         return out
-    rows = torch.arange(height, device=feat.device)
-    cols = torch.arange(width, device=feat.device)
     if height <= 2 * pad or width <= 2 * pad:  # tiny map: every pixel is a border pixel
+        rows = torch.arange(height, device=feat.device)
+        cols = torch.arange(width, device=feat.device)
         exact = torch.einsum(
             "bouv,yu,xv->boyx", taps, _valid_taps(rows, height, ksize, pad).to(taps),
             _valid_taps(cols, width, ksize, pad).to(taps),
         )
         return out - interior[:, :, None, None] + exact
-    band_rows = torch.cat((rows[:pad], rows[height - pad:]))
-    band_cols = torch.cat((cols[:pad], cols[width - pad:]))
-    ry = _valid_taps(band_rows, height, ksize, pad).to(taps)  # (2p, k)
-    rx_all = _valid_taps(cols, width, ksize, pad).to(taps)  # (W, k)
-    rx_band = _valid_taps(band_cols, width, ksize, pad).to(taps)  # (2p, k)
+    ry, rx_all, rx_band = _band_masks(height, width, ksize, pad, feat.device, taps.dtype)
     # top and bottom bands, full width: (B, O, 2p, W)
     missing_rows = interior[:, :, None, None] - torch.einsum("bouv,yu,xv->boyx", taps, ry, rx_all)
     # left and right bands between them (every row tap valid there): (B, O, 2p)
@@ -123,4 +138,15 @@ class FastCRB(CRB):
     def forward(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
         self.check_inputs(feat, cond)
         res = self.residual(feat, cond)
-        return torch.addcmul(feat, res, self.body[3].attention(res)), cond
+        return torch.addcmul(feat, res, _attention(self.body[3], res)), cond
+
+
+def _attention(ca: nn.Module, x: Tensor) -> Tensor:
+    """`ChannelAttention.attention` with its 1x1 convs on the pooled (B, C, 1, 1) map as matrix products (no
+    im2col for one pixel); the plain call under graph capture. Shape: (B, C, H, W) -> (B, C, 1, 1)."""
+    first, act, last = ca.body[0], ca.body[1], ca.body[2]
+    if is_capturing() or not isinstance(first, nn.Conv2d) or not isinstance(act, nn.LeakyReLU):
+        return ca.attention(x)  # type: ignore[no-any-return]
+    pooled = x.mean(dim=(2, 3))
+    hidden = F.leaky_relu(F.linear(pooled, first.weight.flatten(1), first.bias), act.negative_slope)
+    return torch.sigmoid(F.linear(hidden, last.weight.flatten(1), last.bias))[:, :, None, None]
