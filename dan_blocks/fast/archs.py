@@ -5,12 +5,12 @@ from __future__ import annotations
 from functools import partial
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..archs import DAN, DANOutput, DANv1, DANv2, EstimatorV2, RestorerV1, RestorerV2
 from ..archs.checks import check_code, check_estimator_inputs, check_image
 from .capture import is_capturing
-from .dpcb import FastDPCG
+from .dpcb import FastDPCG, linear_1x1
 from .lr_memo import LRMemo, reuse
 
 __all__ = ["FastDAN", "FastDANv1", "FastDANv2", "FastEstimatorV2", "FastRestorerV1", "FastRestorerV2"]
@@ -40,7 +40,10 @@ class FastRestorerV2(RestorerV2):
         check_image("RestorerV2 lr", lr, self.in_nc)
         check_code("RestorerV2", code, lr, self.code_length)
         feat, first = reuse(memo, self, lr, lambda: self._lr_work(lr))
-        cond = self.head2(self.as_map(code) if code.dim() == 2 else code)
+        if code.dim() == 2 and not is_capturing():  # a 1x1 conv on a 1x1 map: a matrix product
+            cond = linear_1x1(self.as_map(code), self.head2)
+        else:
+            cond = self.head2(self.as_map(code) if code.dim() == 2 else code)
         for index, group in enumerate(self.body):
             feat, cond = group(feat, cond, first) if index == 0 and first is not None else group(feat, cond)
         return self.upscale(self.fusion(feat))
@@ -63,7 +66,10 @@ class FastEstimatorV2(EstimatorV2):
         mean, feat, first = reuse(memo, self, lr, lambda: self._lr_work(lr))
         cond = self.head_HR(sr if mean is None else sr - mean)
         feat, _ = self.body(feat, cond, first) if first is not None else self.body(feat, cond)
-        return self.flatten(self.tail(feat))
+        conv, pool, head, softmax = self.tail
+        if is_capturing() or not isinstance(head, nn.Conv2d):
+            return self.flatten(self.tail(feat))
+        return self.flatten(softmax(linear_1x1(pool(conv(feat)), head)))  # the 1x1 head on the pooled map
 
     def _lr_work(self, lr: Tensor) -> tuple[Tensor | None, Tensor, Tensor | None]:
         """(LR mean or None, head_LR features, B1 of the first block or None): what depends on lr only."""

@@ -9,10 +9,10 @@ from torch import Tensor, nn
 from ..layers import DPCB, DPCG
 from .fused import fused_conv_leaky_relu
 
-__all__ = ["FastDPCB", "FastDPCG"]
+__all__ = ["FastDPCB", "FastDPCG", "linear_1x1"]
 
 
-def _linear_1x1(x: Tensor, conv: nn.Conv2d) -> Tensor:
+def linear_1x1(x: Tensor, conv: nn.Conv2d) -> Tensor:
     """A 1x1 conv on a (B, C, 1, 1) map as a matrix product (B, C) @ W^T: no im2col for a single pixel."""
     weight = conv.weight.reshape(conv.weight.shape[0], conv.weight.shape[1])
     return F.linear(x.flatten(1), weight, conv.bias)[:, :, None, None]
@@ -31,7 +31,7 @@ class FastDPCB(DPCB):
         """$B_2(c)$, the gate shared by both paths; shape as ``cond``."""
         first, last = self.body2[0], self.body2[2]
         if cond.shape[-1] == 1 and cond.shape[-2] == 1 and first.kernel_size == (1, 1) and last.kernel_size == (1, 1):
-            return _linear_1x1(F.leaky_relu(_linear_1x1(cond, first), self.negative_slope), last)
+            return linear_1x1(F.leaky_relu(linear_1x1(cond, first), self.negative_slope), last)
         return last(fused_conv_leaky_relu(cond, first, self.negative_slope))
 
     def basic(self, feat: Tensor) -> Tensor:
