@@ -194,3 +194,13 @@ def test_paired_dataset_builtin_is_made_in_memory() -> None:
                 "protcol": "aniso",
             }
         )
+
+
+def test_a_misspelled_dataset_key_is_named_with_a_close_match() -> None:
+    from dan_blocks.basicsr import BlindSRHRDataset, BlindSRPairedDataset
+    from dan_blocks.utils import OptionKeyError
+
+    with pytest.raises(OptionKeyError, match=r"'gt_szie' \(did you mean 'gt_size'\?\).*accepted keys:"):
+        BlindSRHRDataset({"dataroot_gt": "builtin:skimage-train", "gt_szie": 32, "scale": 2})
+    with pytest.raises(OptionKeyError, match=r"'protocl' \(did you mean 'protocol'\?\)"):
+        BlindSRPairedDataset({"dataroot": "builtin:skimage-test", "protocl": "gaussian8", "scale": 2})

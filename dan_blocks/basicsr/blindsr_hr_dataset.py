@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 from ..data.builtin import is_builtin, load_builtin
 from ..data.image_io import list_images, read_image, to_tensor
+from ..utils import check_keys
 
 __all__ = ["BlindSRHRDataset"]
 
@@ -62,9 +63,7 @@ class BlindSRHRDataset(Dataset):
 
     def __init__(self, opt: dict[str, Any]) -> None:
         super().__init__()
-        unknown = [k for k in opt if k not in _KEYS]
-        if unknown:
-            raise KeyError(f"BlindSRHRDataset: unknown option(s) {unknown}; accepted: {sorted(_KEYS)}")
+        check_keys(opt, _KEYS, "BlindSRHRDataset options")
         if "dataroot_gt" not in opt:
             raise KeyError(
                 "BlindSRHRDataset: missing option 'dataroot_gt' (folder, lmdb or builtin:skimage-train)"

@@ -12,6 +12,7 @@ from ..data.builtin import is_builtin
 from ..data.div2krk import RELEASE_KERNEL_SIZE, list_pairs, read_kernel
 from ..data.image_io import read_image, to_tensor
 from ..degradations.kernels import isotropic_gaussian_kernel
+from ..utils import check_keys
 
 __all__ = ["BlindSRPairedDataset"]
 
@@ -55,9 +56,7 @@ class BlindSRPairedDataset(Dataset):
 
     def __init__(self, opt: dict[str, Any]) -> None:
         super().__init__()
-        unknown = [k for k in opt if k not in _KEYS]
-        if unknown:
-            raise KeyError(f"BlindSRPairedDataset: unknown option(s) {unknown}; accepted: {sorted(_KEYS)}")
+        check_keys(opt, _KEYS, "BlindSRPairedDataset options")
         root = opt.get("dataroot", opt.get("dataroot_gt"))
         if root is None:
             raise KeyError(
