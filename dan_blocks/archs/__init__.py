@@ -1,14 +1,17 @@
-"""DAN v1/v2 architectures, the generic alternation, presets and the release's checkpoints.
+"""DAN v1/v2 architectures, MANet (estimator, RRDB-SFT restorer, stage 3), the generic alternation, presets
+and the releases' checkpoints.
 
 Every class here is registered in dan-blocks' `ARCH_REGISTRY`; ``import dan_blocks.basicsr`` mirrors
 them into BasicSR's, ``import dan_blocks.timm`` registers ``dan_v1_x2`` ... ``dan_v2_x4`` in timm.
 """
 
 from .builders import PCALike, build_module, lookup_arch, resolve_pca
-from .dan_arch import DAN, SROnly
+from .dan_arch import DAN, STARTS, SROnly
 from .dan_v1_arch import EstimatorV1, RestorerV1
 from .dan_v2_arch import EstimatorV2, RestorerV2
 from .manet_arch import MANetEstimator
+from .manet_files import from_manet_state_dict, load_manet_checkpoint, to_manet_state_dict
+from .manet_rrdb_arch import MANetRRDB
 from .model_files import model_metadata, save_model
 from .official import (
     CheckpointMismatchError,
@@ -23,11 +26,13 @@ from .pca_files import available_default_pcas, default_pca
 from .presets import DANv1, DANv2, dan_v1, dan_v2
 from .protocols import DANOutput, EstimatorProtocol, RestorerProtocol
 from .registry import ARCH_REGISTRY, arch_options, register_arch
+from .rrdb_sft_arch import RRDBSFTRestorer
 from .upsample import Upsampler, make_upsampler
 
 __all__ = [
     "ARCH_REGISTRY",
     "DAN",
+    "STARTS",
     "CheckpointMismatchError",
     "DANOutput",
     "DANv1",
@@ -36,7 +41,9 @@ __all__ = [
     "EstimatorV1",
     "EstimatorV2",
     "MANetEstimator",
+    "MANetRRDB",
     "PCALike",
+    "RRDBSFTRestorer",
     "RestorerProtocol",
     "RestorerV1",
     "RestorerV2",
@@ -48,8 +55,10 @@ __all__ = [
     "dan_v1",
     "dan_v2",
     "default_pca",
+    "from_manet_state_dict",
     "from_release_state_dict",
     "infer_release_config",
+    "load_manet_checkpoint",
     "load_official_checkpoint",
     "load_official_weights",
     "lookup_arch",
@@ -59,5 +68,6 @@ __all__ = [
     "register_arch",
     "resolve_pca",
     "save_model",
+    "to_manet_state_dict",
     "to_release_state_dict",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from einops import rearrange
 from torch import Tensor, nn
@@ -13,7 +13,10 @@ from .pca_files import with_default_kernel_mean
 from .protocols import OUTPUT_KINDS, DANOutput
 from .registry import register_arch
 
-__all__ = ["DAN", "SROnly"]
+__all__ = ["DAN", "STARTS", "SROnly"]
+
+#: what ``DAN(start=...)`` accepts: from the Dirac prior (restore first) or from an estimate of the LR alone
+STARTS = ("prior", "estimate")
 
 
 @register_arch
@@ -27,10 +30,24 @@ class DAN(nn.Module):
     E(\bar{\hat x}_i, y) & \text{code estimator}\end{cases}
     $$
 
-    for $i = 1..\mathrm{loop}$, where the bar is ``detach()`` when ``detach=True`` (as released) and
+    for $i = 1..\mathrm{loop}$ (``start="prior"``, DAN), where the bar is ``detach()`` when ``detach=True`` (as
+    released) and
     $P$ is the PCA matrix (encoding through `PCAEncoder.encode()`, so a centred encoder subtracts
     its mean). $c_0$ is stored in the ``init_code`` buffer (the release's ``init_ker_map``) and loaded
     from checkpoints as is.
+
+    ``start="estimate"`` begins from an estimate made from the LR image alone and restores with it, so each step
+    is estimate -> restore:
+
+    $$
+    c_1 = \mathrm{enc}\big(E_0(\varnothing, y)\big), \qquad \hat x_i = R(y, \bar c_i), \qquad
+    c_{i+1} = \mathrm{enc}\big(E(\bar{\hat x}_i, y)\big)
+    $$
+
+    with $E_0$ = ``initial_estimator`` (default: the estimator itself, called as ``estimator(None, lr)``, its
+    LR-only mode). MANet's stage 3 is ``loop=1`` with an LR-only `MANetEstimator` (`MANetRRDB`); IKC's
+    predictor -> restorer -> corrector loop is ``initial_estimator=predictor``, ``estimator=corrector``.
+    Then ``codes[i]`` / ``kernels[i]`` are the estimates that conditioned ``srs[i]``.
 
     Per-pixel estimates are part of the contract: a kernel estimator may return (B, k*k, h, w) (channel =
     row-major tap), encoded per pixel to a code map (B, C, h, w); a code estimator may return (B, C, h, w).
@@ -46,6 +63,11 @@ class DAN(nn.Module):
         setting: the papers' training setting (1 or 2) whose mean kernel reconstructs a code estimator's codes
             into ``DANOutput.kernels`` when the PCA carries none (release matrices); default from the PCA's
             size (`infer_setting`).
+        start: ``"prior"`` (restore from the Dirac kernel's code first, DAN) or ``"estimate"`` (estimate from the
+            LR alone first, MANet / IKC), see above.
+        initial_estimator: with ``start="estimate"``, the module that makes the first estimate from the LR
+            alone (IKC's predictor); None: the estimator itself with ``sr=None``. Same forms as ``estimator``
+            and the same ``output_kind``.
 
     `dan_blocks.optimize()` turns a DAN into `dan_blocks.fast.FastDAN` (same numbers): LR-only work
     computed once per call, channels_last, and no estimator pass after the last restorer in
@@ -63,12 +85,22 @@ class DAN(nn.Module):
         loop: int = 4,
         detach: bool = True,
         setting: int | None = None,
+        start: Literal["prior", "estimate"] = "prior",
+        initial_estimator: nn.Module | Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if loop < 1:
-            raise ValueError(f"DAN loop must be >= 1, got {loop}")
+        if isinstance(loop, bool) or not isinstance(loop, int) or loop < 1:
+            raise ValueError(f"DAN loop must be an integer >= 1, got {loop!r}")
+        if start not in STARTS:
+            raise ValueError(f"DAN start must be one of {STARTS}, got {start!r}")
+        if initial_estimator is not None and start != "estimate":
+            raise ValueError("DAN initial_estimator is only used with start='estimate' (it makes the first estimate)")
+        self.start: str = start
         self.restorer = build_module(restorer, "restorer")
         self.estimator = build_module(estimator, "estimator")
+        self.initial_estimator = (
+            None if initial_estimator is None else build_module(initial_estimator, "initial_estimator")
+        )
         self.pca = with_default_kernel_mean(resolve_pca(pca), setting)
         self.loop = int(loop)
         self.detach = bool(detach)
@@ -79,6 +111,12 @@ class DAN(nn.Module):
                 f"got {kind!r}"
             )
         self.output_kind: str = kind
+        initial_kind = getattr(self.initial_estimator, "output_kind", kind)
+        if initial_kind != kind:
+            raise ValueError(
+                f"DAN initial_estimator {type(self.initial_estimator).__name__} gives {initial_kind!r} estimates "
+                f"but the estimator gives {kind!r}: both must give the same kind"
+            )
         self.scale = int(getattr(self.restorer, "scale", 0))
         if self.scale < 1:
             raise ValueError(
@@ -138,9 +176,19 @@ class DAN(nn.Module):
         r"""$\hat x = R(y, \bar c)$."""
         return self.restorer(lr, code.detach() if self.detach else code)  # type: ignore[no-any-return]
 
-    def estimate(self, sr: Tensor, lr: Tensor) -> tuple[Tensor, Tensor]:
-        r"""(code, kernel or None) from $E(\bar{\hat x}, y)$, see `encode()`."""
-        return self.encode(self.estimator(sr.detach() if self.detach else sr, lr))
+    def estimator_for(self, sr: Tensor | None) -> nn.Module:
+        """The module that estimates from ``sr``: ``initial_estimator`` for the first, LR-only estimate
+        (``sr=None``) when there is one, else the estimator."""
+        if sr is None and self.initial_estimator is not None:
+            return self.initial_estimator
+        return self.estimator
+
+    def estimate(self, sr: Tensor | None, lr: Tensor) -> tuple[Tensor, Tensor]:
+        r"""(code, kernel) from $E(\bar{\hat x}, y)$, see `encode()`; ``sr=None``: the LR-only first estimate of
+        ``start="estimate"``."""
+        if sr is not None and self.detach:
+            sr = sr.detach()
+        return self.encode(self.estimator_for(sr)(sr, lr))
 
     def encode(self, out: Tensor) -> tuple[Tensor, Tensor]:
         """(code, kernel) from an estimator output: a kernel estimator's output is PCA-encoded; a code
@@ -155,20 +203,30 @@ class DAN(nn.Module):
         self,
         lr: Tensor,
         restore: Callable[[Tensor, Tensor], Tensor],
-        estimate: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]],
+        estimate: Callable[[Tensor | None, Tensor], tuple[Tensor, Tensor]],
         final_estimate: bool = True,
     ) -> DANOutput:
-        """The unrolled alternation, written once: ``loop`` times restore then estimate, from ``init_code``.
+        """The unrolled alternation, written once: ``loop`` times restore then estimate, from ``init_code``
+        (``start="prior"``), or ``loop`` times estimate then restore, from the LR alone (``start="estimate"``).
 
-        ``restore(lr, code)`` and ``estimate(sr, lr) -> (code, kernel)`` are `restore()` and
+        ``restore(lr, code)`` and ``estimate(sr or None, lr) -> (code, kernel)`` are `restore()` and
         `estimate()` here; `dan_blocks.fast.FastDAN` passes its own versions.
-        ``final_estimate=False`` skips the estimate after the last restore (then ``codes`` and ``kernels`` hold
-        ``loop - 1`` entries).
+        ``final_estimate=False`` skips the estimate after the last restore of ``start="prior"`` (then ``codes``
+        and ``kernels`` hold ``loop - 1`` entries); ``start="estimate"`` makes no estimate after its last restore.
         """
-        code = self.init_code.expand(lr.shape[0], -1)
         srs: list[Tensor] = []
         codes: list[Tensor] = []
         kernels: list[Tensor] = []
+        if self.start == "estimate":
+            previous: Tensor | None = None
+            for _ in range(self.loop):
+                code, kernel = estimate(previous, lr)
+                codes.append(code)
+                kernels.append(kernel)
+                previous = restore(lr, code)
+                srs.append(previous)
+            return DANOutput(srs[-1], srs, codes, kernels)
+        code = self.init_code.expand(lr.shape[0], -1)
         for step in range(self.loop):
             sr = restore(lr, code)
             srs.append(sr)
@@ -189,7 +247,7 @@ class DAN(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"scale={self.scale}, loop={self.loop}, detach={self.detach}, kernel_size={self.kernel_size}, "
-            f"code_length={self.code_length}, output_kind={self.output_kind!r}"
+            f"code_length={self.code_length}, output_kind={self.output_kind!r}, start={self.start!r}"
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch.nn.functional as F
@@ -32,8 +33,12 @@ class MANetEstimator(nn.Module):
     $H$ = conv of size ``4s+1``, stride ``s``, padding ``2s`` (like DAN v2's ``head_HR``) maps the SR
     image to LR size; its features are added to the LR head's. ``use_sr=False`` is MANet as published: the SR
     argument is ignored and the estimate depends on the LR image only (then it does not improve across DAN's
-    iterations). Odd LR sizes are replicate-padded to even (on the right/bottom; the SR image by ``s`` times
-    that) and the output is cropped back.
+    iterations).
+
+    Padding: the LR image is replicate-padded on the right and bottom to a multiple of ``pad_multiple`` (the SR
+    image by ``s`` times that) and the output cropped back. MANet's release pads to a multiple of 8, and its
+    weights need that (kernels within ~16 px of the bottom and right borders depend on it): `load_model` builds
+    MANet's files with ``pad_multiple=8``; the default 2 is the least the U-Net's halving needs.
 
     Output layout: (B, k*k, h, w), channel ``t = r * k + c`` is kernel tap (row r, column c) of the kernel at LR
     pixel (i, j): the per-pixel layout `encode()` and
@@ -47,6 +52,7 @@ class MANetEstimator(nn.Module):
         scale: SR factor ``s`` of the SR branch.
         use_sr: add the SR branch (True) or be LR-only as MANet (False).
         split, reduction, scale_activation: of every `MAConv` (2, 2, ``"sigmoid"``).
+        pad_multiple: replicate-pad the LR image to a multiple of this (2; MANet's release: 8); even.
 
     Shape:
         sr: (B, in_nc, s h, s w) (ignored, may be None, when ``use_sr=False``); lr: (B, in_nc, h, w)
@@ -54,8 +60,11 @@ class MANetEstimator(nn.Module):
     """
 
     output_kind: Literal["kernel", "code"] = "kernel"
-    #: tiling protocol: the U-Net halves the resolution once, so tiles start on even pixels
-    tile_multiple: int = 2
+    #: tiling protocol: tiles start on multiples of the padding multiple (the U-Net halves the resolution once,
+    #: and the replicate padding of a border tile then reaches as far as on the whole image)
+    tile_multiple = 2
+    #: tiling protocol: the forward pads the LR image, so the U-Net's parts cannot be tiled one by one
+    tile_as_unit = True
 
     def __init__(
         self,
@@ -68,8 +77,13 @@ class MANetEstimator(nn.Module):
         split: int = 2,
         reduction: int = 2,
         scale_activation: str = "sigmoid",
+        pad_multiple: int = 2,
     ) -> None:
         super().__init__()
+        if isinstance(pad_multiple, bool) or not isinstance(pad_multiple, int) or pad_multiple < 2 or pad_multiple % 2:
+            raise ValueError(f"MANetEstimator pad_multiple must be an even integer >= 2, got {pad_multiple!r}")
+        self.pad_multiple = pad_multiple
+        self.tile_multiple = math.lcm(2, pad_multiple)
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"MANetEstimator kernel_size must be a positive odd integer, got {kernel_size}")
         if scale < 1:
@@ -103,7 +117,8 @@ class MANetEstimator(nn.Module):
     def forward(self, sr: Tensor | None, lr: Tensor) -> Tensor:
         check_image("MANetEstimator lr", lr, self.in_nc)
         h, w = lr.shape[-2:]
-        pad_h, pad_w = h % 2, w % 2
+        m = self.pad_multiple
+        pad_h, pad_w = -h % m, -w % m
         feat = self.head(F.pad(lr, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else lr)
         if self.head_HR is not None:
             if sr is None:
@@ -118,4 +133,7 @@ class MANetEstimator(nn.Module):
         return out[..., :h, :w].softmax(dim=1)
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, use_sr={self.use_sr}, scale={self.sr_scale}"
+        return (
+            f"kernel_size={self.kernel_size}, use_sr={self.use_sr}, scale={self.sr_scale}, "
+            f"pad_multiple={self.pad_multiple}"
+        )

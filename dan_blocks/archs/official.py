@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..layers import PCAEncoder
-from ..utils import read_checkpoint
+from ..utils import CheckpointMismatchError, read_checkpoint
 from .dan_arch import DAN
 from .dan_v1_arch import RestorerV1
 from .dan_v2_arch import RestorerV2
@@ -38,10 +38,6 @@ __all__ = [
 
 _PREFIXES = (("restorer.", "Restorer."), ("estimator.", "Estimator."))
 _BUFFERS = {"pca.matrix": "encoder", "init_kernel": "init_kernel", "init_code": "init_ker_map"}
-
-
-class CheckpointMismatchError(ValueError):
-    """A checkpoint does not fit the model; the message lists missing/unexpected keys and shape diffs."""
 
 
 # -- reading ----------------------------------------------------------------------------------------

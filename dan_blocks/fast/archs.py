@@ -78,7 +78,7 @@ class FastEstimatorV2(EstimatorV2):
         return mean, feat, self.body.first_basic(feat) if isinstance(self.body, FastDPCG) else None
 
 
-def _call(module: torch.nn.Module, memo: LRMemo | None, *args: Tensor) -> Tensor:
+def _call(module: torch.nn.Module, memo: LRMemo | None, *args: Tensor | None) -> Tensor:
     if memo is not None and getattr(module, "accepts_lr_memo", False):
         return module(*args, memo=memo)  # type: ignore[no-any-return]
     return module(*args)  # type: ignore[no-any-return]
@@ -113,8 +113,10 @@ class FastDAN(DAN):
     def _restore_memo(self, lr: Tensor, code: Tensor, memo: LRMemo | None) -> Tensor:
         return _call(self.restorer, memo, lr, code.detach() if self.detach else code)
 
-    def _estimate_memo(self, sr: Tensor, lr: Tensor, memo: LRMemo | None) -> tuple[Tensor, Tensor]:
-        return self.encode(_call(self.estimator, memo, sr.detach() if self.detach else sr, lr))
+    def _estimate_memo(self, sr: Tensor | None, lr: Tensor, memo: LRMemo | None) -> tuple[Tensor, Tensor]:
+        if sr is not None and self.detach:
+            sr = sr.detach()
+        return self.encode(_call(self.estimator_for(sr), memo, sr, lr))
 
     def _run(self, lr: Tensor, final_estimate: bool) -> tuple[DANOutput, bool]:
         lr, to_nchw, memo = self._prepare(lr)

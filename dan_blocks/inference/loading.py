@@ -7,7 +7,9 @@ It recognises, in this order:
    ``DANModel``, ``dan-blocks convert``): the recorded ``network_g`` is built and its weights loaded strictly;
 3. a DAN release file (``danv?_x?_setting?.pth``): sizes inferred from the tensors, as
    `dan_blocks.load_official_checkpoint`;
-4. a dan-blocks / BasicSR checkpoint without options (written before model files described themselves): the
+4. MANet's released files (``stage1_MANet_x4.pth`` -> an LR-only `MANetEstimator`, ``stage3_MANet+RRDB_x4.pth``
+   -> `MANetRRDB`), sizes read off the tensors, with MANet's padding (`dan_blocks.archs.load_manet_checkpoint`);
+5. a dan-blocks / BasicSR checkpoint without options (written before model files described themselves): the
    sizes are inferred from the tensors, but two DAN v2 settings cannot be read off them (the group residual and
    the estimator's input normalisation), so it refuses to guess: pass ``residual=`` and ``est_input_norm=``
    (``dan-blocks sr --residual ... --est-input-norm ...``); it then says what it assumed.
@@ -31,14 +33,16 @@ from ..archs import (
     DANv2,
     from_release_state_dict,
     infer_release_config,
+    load_manet_checkpoint,
     load_official_checkpoint,
     load_official_weights,
     lookup_arch,
     to_release_state_dict,
 )
+from ..archs.manet_files import manet_release_kind
 from ..archs.model_files import META_KEY
 from ..layers import PCAEncoder
-from ..utils import load_file, read_checkpoint
+from ..utils import load_file, load_state_strict, read_checkpoint
 
 __all__ = ["OPTION_EXTENSIONS", "dan_state_dict", "load_model", "load_network_options", "load_weights"]
 
@@ -84,21 +88,11 @@ def dan_state_dict(source: str | Mapping[str, Any], param_key: str | None = "par
     return state
 
 
-def _load_strict(model: nn.Module, state: Mapping[str, Tensor], where: str) -> None:
-    result = model.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise ValueError(
-            f"{where} does not match {type(model).__name__}: missing keys {result.missing_keys[:8]}"
-            f"{' ...' if len(result.missing_keys) > 8 else ''}, unexpected keys {result.unexpected_keys[:8]}"
-            f"{' ...' if len(result.unexpected_keys) > 8 else ''}"
-        )
-
-
 def load_weights(model: nn.Module, path: str, param_key: str | None = "params", strict: bool = True) -> nn.Module:
     """Load a checkpoint (see `dan_state_dict`) into ``model``; strict by default."""
     state = dan_state_dict(path, param_key)
     if strict:
-        _load_strict(model, state, path)
+        load_state_strict(model, state, path)
     else:
         model.load_state_dict(state, strict=False)
     return model
@@ -186,7 +180,7 @@ def _from_object(obj: Any, where: str, param_key: str | None, overrides: Mapping
     meta = obj.get(META_KEY) if isinstance(obj, Mapping) else None
     if isinstance(meta, Mapping) and isinstance(meta.get("network_g"), Mapping):
         model = _build({**meta["network_g"], **overrides})
-        _load_strict(model, dan_state_dict(obj, param_key or "params"), where)
+        load_state_strict(model, dan_state_dict(obj, param_key or "params"), where)
         mean = meta.get("pca_kernel_mean")
         pca = getattr(model, "pca", None)
         if isinstance(mean, Tensor) and isinstance(pca, PCAEncoder):
@@ -196,6 +190,8 @@ def _from_object(obj: Any, where: str, param_key: str | None, overrides: Mapping
     if any(k.startswith(("Restorer.", "Estimator.")) for k in state):  # the DAN release's own layout
         allowed = {k: overrides[k] for k in ("loop", "setting") if k in overrides}
         return load_official_checkpoint(state, **allowed)
+    if manet_release_kind(state) is not None:
+        return load_manet_checkpoint(state, **overrides)
     return _from_legacy(state, where, overrides)
 
 

@@ -14,6 +14,9 @@ The protocol (what a module implements to be tiled as one unit):
   multiple of the LR size (an upsampler).
 - ``tile_multiple: int`` (optional, default 1): tile corners must lie on multiples of this (a module that
   downsamples by 2 inside, like MANet's U-Net, needs 2).
+- ``tile_as_unit: bool`` (optional, default False): never split the module into its children, however wide
+  (``max_halo``): its forward pads or reshapes its input, so its children do not see maps on the LR grid
+  (MANet's U-Net pads to a multiple of 8).
 
 A module without ``receptive_radius`` is taken to be *non-local* (that is where global poolings live, e.g.
 channel attention, an estimator's pooled tail, DAN's PCA encoding): its forward runs on whole maps, and its
@@ -299,6 +302,7 @@ def _tiling_copy(module: nn.Module, plan: TilingPlan, name: str) -> nn.Module:
         and _declares(module)
         and children
         and not _is_chain(module)
+        and not getattr(module, "tile_as_unit", False)
         and module.receptive_radius() > plan.max_halo
     )
     if _is_local(module) and not _is_pointwise(module) and not isinstance(module, nn.PixelShuffle) and not too_wide:

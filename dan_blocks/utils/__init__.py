@@ -1,12 +1,20 @@
 """Infrastructure shared by every floor, one helper per job: registries, atomic writes, option-key checking,
 checkpoint reading. Needs only the standard library and torch."""
 
-from .checkpoints import CheckpointReadError, load_file, read_checkpoint
+from .checkpoints import (
+    CheckpointMismatchError,
+    CheckpointReadError,
+    load_file,
+    load_state_strict,
+    read_checkpoint,
+    state_dict_diff,
+)
 from .files import atomic_path, atomic_save, atomic_write_text
 from .options import OptionKeyError, check_keys
 from .registry import Registry
 
 __all__ = [
+    "CheckpointMismatchError",
     "CheckpointReadError",
     "OptionKeyError",
     "Registry",
@@ -15,5 +23,7 @@ __all__ = [
     "atomic_write_text",
     "check_keys",
     "load_file",
+    "load_state_strict",
     "read_checkpoint",
+    "state_dict_diff",
 ]

@@ -9,7 +9,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["WRAPPER_KEYS", "CheckpointReadError", "load_file", "read_checkpoint"]
+__all__ = [
+    "WRAPPER_KEYS",
+    "CheckpointMismatchError",
+    "CheckpointReadError",
+    "load_file",
+    "load_state_strict",
+    "read_checkpoint",
+    "state_dict_diff",
+]
 
 #: keys under which checkpoints nest their tensors (BasicSR: params / params_ema; others: state_dict, model)
 WRAPPER_KEYS = ("params", "params_ema", "state_dict", "model")
@@ -80,3 +88,49 @@ def read_checkpoint(
     if not state:
         raise CheckpointReadError(f"checkpoint {name} holds no tensors")
     return state
+
+
+def _shape(shape: Any) -> str:
+    return "(" + ", ".join(str(int(s)) for s in shape) + ")"
+
+
+def state_dict_diff(expected: Mapping[str, Any], state: Mapping[str, Tensor], limit: int = 12) -> list[str]:
+    """Readable lines of what differs between a module's ``state_dict()`` (or any name -> tensor / shape map)
+    and the tensors ``state``: shape differences, missing keys, unexpected keys (empty: they match)."""
+
+    def shape_of(value: Any) -> tuple[int, ...]:
+        return tuple(value.shape) if isinstance(value, Tensor) else tuple(value)
+
+    def listing(keys: list[str]) -> str:
+        return ", ".join(keys[:limit]) + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [k for k in expected if k in state and shape_of(expected[k]) != tuple(state[k].shape)]
+    lines: list[str] = []
+    if mismatched:
+        lines.append(f"shape differences ({len(mismatched)}):")
+        lines += [
+            f"  {k}: checkpoint {_shape(state[k].shape)}, model {_shape(shape_of(expected[k]))}"
+            for k in mismatched[:limit]
+        ]
+    if missing:
+        lines.append(f"missing keys ({len(missing)}): {listing(missing)}")
+    if unexpected:
+        lines.append(f"unexpected keys ({len(unexpected)}): {listing(unexpected)}")
+    return lines
+
+
+def load_state_strict(module: torch.nn.Module, state: Mapping[str, Tensor], where: str) -> None:
+    """``module.load_state_dict(state, strict=True)``, but a mismatch raises `CheckpointMismatchError` naming
+    ``where`` and listing the differing keys and shapes (`state_dict_diff`)."""
+    lines = state_dict_diff(module.state_dict(), state)
+    if lines:
+        raise CheckpointMismatchError(
+            f"{where} does not match {type(module).__name__} (strict loading):\n  " + "\n  ".join(lines)
+        )
+    module.load_state_dict(state, strict=True)
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not fit the model; the message lists missing/unexpected keys and shape diffs."""
