@@ -29,6 +29,7 @@ FLOORS: dict[str, float] = {
     "inference": 4.2,
     "basicsr": 5,
     "timm": 5,
+    "spandrel": 5,
     "cli": 6,
     "__main__": 7,
 }

@@ -219,7 +219,7 @@ def test_layout_round_trip_and_strict_errors(tmp_path) -> None:
     broken = {k: v for k, v in sd.items() if k != "RRDB_trunk.0.RDB2.conv3.weight"}
     with pytest.raises(CheckpointMismatchError, match=r"RRDB_trunk\.0\.RDB2\.conv3|trunk\.0\.rdb2\.conv3"):
         load_manet_checkpoint(broken)
-    with pytest.raises(ValueError, match="cannot override.*nf"):
+    with pytest.raises(ValueError, match=r"cannot override.*nf"):
         load_model(sd, nf=16)
     reshaped = dict(sd, **{"trunk_conv.weight": torch.zeros(8, 8, 1, 1)})
     with pytest.raises(CheckpointMismatchError, match=r"shape differences.*\n.*trunk_conv\.weight"):

@@ -137,6 +137,6 @@ def test_trained_checkpoint_without_opt_writes_the_same_image_as_with_opt(tmp_pa
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     # and the options really matter: the same weights built with the release's defaults differ
     state = torch.load(weights, weights_only=True)
-    legacy = copy.deepcopy({"params": state["params"]})
+    legacy = {"params": dict(copy.deepcopy(state["params"]))}  # a plain dict: no options anywhere (older files)
     torch.save(legacy, tmp_path / "legacy.pth")
     assert main(["sr", "-m", str(tmp_path / "legacy.pth"), str(photo), "-o", str(tmp_path / "c")]) == 1

@@ -339,3 +339,18 @@ def test_loaded_model_finetunes_strictly() -> None:
     assert model.restorer.head1.weight.grad is not None
     assert isinstance(model, DAN)
     assert dan_v1  # the v1 preset is importable from the top level
+
+
+def test_v1_channel_attention_reduction_is_read_off_the_tensors() -> None:
+    """Bug: a v1 release-layout file with a non-default channel-attention reduction failed to load (the
+    reduction was not inferred and the default 16 was used)."""
+    from dan_blocks.archs import DANv1, infer_release_config, load_official_checkpoint, to_release_state_dict
+
+    model = DANv1(scale=2, kernel_size=7, code_length=4, pca=torch.eye(49)[:, :4], nf=16, nb=1, est_nf=16,
+                  est_nb=1, reduction=4)
+    release = to_release_state_dict(model.state_dict())
+    assert infer_release_config(release)["reduction"] == 4  # 16 channels squeezed to 16 // 4
+    loaded = load_official_checkpoint(release)
+    lr = torch.rand(1, 3, 6, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(lr).sr, model.eval()(lr).sr)

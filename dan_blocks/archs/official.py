@@ -157,6 +157,9 @@ def infer_release_config(state: Mapping[str, Tensor]) -> dict[str, Any]:
         cfg["code_length"] = int(encoder.shape[-1]) if encoder is not None else int(first.shape[1]) - nf
         cfg["est_nf"] = int(_need(state, "Estimator.head_LR.weight", "estimator width").shape[0])
         cfg["est_nb"] = _count(state, "Estimator.body.")
+        attention = state.get("Restorer.body.0.body.3.body.0.weight")  # channel attention squeeze nf -> nf // r
+        if attention is not None and attention.dim() == 4 and attention.shape[0] > 0:
+            cfg["reduction"] = nf // int(attention.shape[0])
         if encoder is not None:
             cfg["kernel_size"] = math.isqrt(encoder.shape[-2])
         elif "init_kernel" in state:

@@ -28,7 +28,7 @@ from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import get_dist_info, master_only
 from torch import Tensor
 
-from ..archs.model_files import META_KEY, model_metadata
+from ..archs.model_files import model_file_payload
 from ..metrics import as_kernel_map, kernel_error, kernel_picture, kernel_psnr, mean_kernel
 from ..utils import atomic_save, atomic_write_text, check_keys, read_checkpoint
 from . import compat
@@ -373,14 +373,10 @@ class DANModel(SRModel):
         keys = param_key if isinstance(param_key, list) else [param_key]
         if len(nets) != len(keys):
             raise ValueError("save_network: as many param keys as networks are needed")
-        payload: dict[str, Any] = {}
-        for net_, key in zip(nets, keys, strict=True):
-            state = self.get_bare_model(net_).state_dict()
-            payload[key] = {k.removeprefix("module."): v.detach().cpu() for k, v in state.items()}
+        states = {key: self.get_bare_model(net_).state_dict() for net_, key in zip(nets, keys, strict=True)}
         # self-describing: the options that rebuild the network (dan_blocks.load_model reads them; BasicSR
         # itself reads only the params)
-        payload[META_KEY] = model_metadata(self.opt["network_g"], self.get_bare_model(nets[0]))
-        atomic_save(payload, path)
+        atomic_save(model_file_payload(states, self.opt["network_g"], self.get_bare_model(nets[0])), path)
 
     @master_only
     def save_training_state(self, epoch: int, current_iter: int) -> None:

@@ -79,16 +79,16 @@ def write_checkpoint(
 ) -> None:
     """``{"params": state}`` plus, with ``network_g``, the options that rebuild the network (a self-describing
     file, see `dan_blocks.archs.save_model`), written atomically; an existing folder as ``output`` is an error."""
-    from dan_blocks.archs.model_files import META_KEY, model_metadata
+    from dan_blocks.archs.model_files import model_file_payload
     from dan_blocks.utils import atomic_save
 
     if os.path.isdir(output):
         raise IsADirectoryError(f"output {output!r} is a folder; give the .pth file to write, e.g. {output}/model.pth")
     parent = os.path.dirname(os.path.abspath(output))
     os.makedirs(parent, exist_ok=True)
-    payload: dict[str, Any] = {"params": state}
-    if network_g is not None:
-        payload[META_KEY] = model_metadata(network_g, model)
+    payload: dict[str, Any] = (
+        {"params": state} if network_g is None else model_file_payload({"params": state}, network_g, model)
+    )
     atomic_save(payload, output)
 
 

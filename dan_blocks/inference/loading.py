@@ -40,7 +40,7 @@ from ..archs import (
     to_release_state_dict,
 )
 from ..archs.manet_files import manet_release_kind
-from ..archs.model_files import META_KEY
+from ..archs.model_files import META_KEY, file_metadata
 from ..layers import PCAEncoder
 from ..utils import load_file, load_state_strict, read_checkpoint
 
@@ -177,7 +177,7 @@ def load_model(
 
 
 def _from_object(obj: Any, where: str, param_key: str | None, overrides: Mapping[str, Any]) -> nn.Module:
-    meta = obj.get(META_KEY) if isinstance(obj, Mapping) else None
+    meta = file_metadata(obj)
     if isinstance(meta, Mapping) and isinstance(meta.get("network_g"), Mapping):
         model = _build({**meta["network_g"], **overrides})
         load_state_strict(model, dan_state_dict(obj, param_key or "params"), where)
