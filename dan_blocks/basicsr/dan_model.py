@@ -29,8 +29,9 @@ from basicsr.utils.dist_util import get_dist_info, master_only
 from torch import Tensor
 
 from ..archs.model_files import model_file_payload
+from ..inference.loading import dan_state_dict, estimator_state_dict
 from ..metrics import as_kernel_map, kernel_error, kernel_picture, kernel_psnr, mean_kernel
-from ..utils import atomic_save, atomic_write_text, check_keys, read_checkpoint
+from ..utils import atomic_save, atomic_write_text, check_keys, load_state_strict
 from . import compat
 from .options import TRAIN_KEYS, VAL_KEYS, check_path_block
 
@@ -93,6 +94,7 @@ class DANModel(SRModel):
         self.scale = int(getattr(net, "scale", opt.get("scale", 1)))
         if self.degradation is not None:
             self._check_degradation(net)
+        self._load_pretrained_estimator(net)
 
     # -- set-up -------------------------------------------------------------------------------------
     def _check_degradation(self, net: Any) -> None:
@@ -104,6 +106,30 @@ class DANModel(SRModel):
             raise ValueError(
                 f"degradation kernel size {deg_k} differs from the network's kernel_size {net_k}: "
                 "the kernel loss compares them tap by tap (set network_g.kernel_size or degradation.kernel_size)"
+            )
+
+    def _load_pretrained_estimator(self, net: Any) -> None:
+        """``path.pretrain_network_estimator``: start the estimator from a file (MANet's stage-1 or stage-3 file, a
+        DAN checkpoint, an estimator's own file), ``strict_load_estimator`` (default true), ``param_key_estimator``
+        (default ``params``). Skipped when resuming (the resumed ``net_g`` holds the trained estimator)."""
+        paths = self.opt.get("path") or {}
+        source = paths.get("pretrain_network_estimator")
+        if not source or paths.get("resume_state"):
+            return
+        estimator = getattr(net, "estimator", None)
+        if not isinstance(estimator, torch.nn.Module):
+            raise ValueError(
+                f"path.pretrain_network_estimator is set but network_g ({type(net).__name__}) has no estimator"
+            )
+        state = estimator_state_dict(str(source), paths.get("param_key_estimator", "params"))
+        strict = bool(paths.get("strict_load_estimator", True))
+        get_root_logger().info(f"Loading the estimator {type(estimator).__name__} from {source} (strict={strict}).")
+        if strict:
+            load_state_strict(estimator, state, f"path.pretrain_network_estimator {source}")
+        else:
+            result = estimator.load_state_dict(state, strict=False)
+            get_root_logger().warning(
+                f"estimator from {source}: missing {result.missing_keys}, unexpected {result.unexpected_keys}"
             )
 
     def init_training_settings(self) -> None:
@@ -393,10 +419,11 @@ class DANModel(SRModel):
         atomic_save(state, os.path.join(self.opt["path"]["training_states"], f"{current_iter}.state"))
 
     def load_network(self, net: Any, load_path: str, strict: bool = True, param_key: str | None = "params") -> None:
-        """BasicSR's load_network through `read_checkpoint()` (``weights_only=True``, errors
-        naming the file)."""
+        """BasicSR's load_network through `dan_blocks.inference.loading.dan_state_dict` (``weights_only=True``,
+        errors naming the file; the DAN and MANet releases' own files are converted to dan-blocks' layout, so
+        they can be given as ``pretrain_network_g`` directly)."""
         net = self.get_bare_model(net)
-        loaded = read_checkpoint(load_path, param_key)
+        loaded = dan_state_dict(load_path, param_key)
         get_root_logger().info(f"Loading {net.__class__.__name__} model from {load_path} [{param_key}].")
         self._print_different_keys_loading(net, loaded, strict)
         net.load_state_dict(loaded, strict=strict)

@@ -42,6 +42,10 @@ PATH_KEYS: tuple[str, ...] = (
     "pretrain_network_g",
     "strict_load_g",
     "param_key_g",
+    # DANModel: start the estimator alone from a file (e.g. MANet's released estimator)
+    "pretrain_network_estimator",
+    "strict_load_estimator",
+    "param_key_estimator",
     "resume_state",
     "ignore_resume_networks",
     # set by BasicSR's parse_options itself

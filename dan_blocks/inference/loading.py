@@ -31,6 +31,7 @@ from ..archs import (
     DAN,
     DANv1,
     DANv2,
+    from_manet_state_dict,
     from_release_state_dict,
     infer_release_config,
     load_manet_checkpoint,
@@ -44,7 +45,14 @@ from ..archs.model_files import META_KEY, file_metadata
 from ..layers import PCAEncoder
 from ..utils import load_file, load_state_strict, read_checkpoint
 
-__all__ = ["OPTION_EXTENSIONS", "dan_state_dict", "load_model", "load_network_options", "load_weights"]
+__all__ = [
+    "OPTION_EXTENSIONS",
+    "dan_state_dict",
+    "estimator_state_dict",
+    "load_model",
+    "load_network_options",
+    "load_weights",
+]
 
 OPTION_EXTENSIONS = (".yml", ".yaml")
 #: the DAN v2 options a checkpoint's tensors cannot tell
@@ -78,13 +86,25 @@ def _build(network: Mapping[str, Any]) -> nn.Module:
 
 
 def dan_state_dict(source: str | Mapping[str, Any], param_key: str | None = "params") -> dict[str, Tensor]:
-    """The tensors of a checkpoint (`dan_blocks.utils.read_checkpoint`) in the dan-blocks layout (a
-    release-layout file is converted)."""
+    """The tensors of a checkpoint (`dan_blocks.utils.read_checkpoint`) in the dan-blocks layout (a DAN or
+    MANet release-layout file is converted)."""
     if isinstance(source, Mapping) and META_KEY in source:
         source = {k: v for k, v in source.items() if k != META_KEY}
     state = read_checkpoint(source, param_key)
     if any(k.startswith(("Restorer.", "Estimator.")) for k in state):
         state = from_release_state_dict(state)
+    elif manet_release_kind(state) is not None:
+        state = from_manet_state_dict(state)
+    return state
+
+
+def estimator_state_dict(source: str | Mapping[str, Any], param_key: str | None = "params") -> dict[str, Tensor]:
+    """The estimator's tensors in a checkpoint (`dan_state_dict`): the ``estimator.*`` entries of a whole model
+    (DAN, MANet stage 3, BasicSR's ``net_g``), prefix removed, or all of an estimator-only file (MANet's
+    stage 1, `save_model` of an estimator)."""
+    state = dan_state_dict(source, param_key)
+    if any(k.startswith("estimator.") for k in state):
+        return {k.removeprefix("estimator."): v for k, v in state.items() if k.startswith("estimator.")}
     return state
 
 
