@@ -23,7 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"dan-blocks {COMMAND}",
         description=HELP + ". Writes <name>_x<s>.<ext>, <name>_x<s>_kernel.png (the final estimated kernel, "
-        "normalised to its maximum and enlarged) and <name>_x<s>_kernel.npy (the kernel itself) per image.",
+        "normalised to its maximum and enlarged) and <name>_x<s>_kernel.npy (the kernel itself) per image; for "
+        "spatially variant estimators (MANet) the picture shows the image-average kernel and the .npy holds the "
+        "per-pixel kernels (k*k, h, w).",
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (PNG, JPEG, TIFF)")
     parser.add_argument(
@@ -93,11 +95,13 @@ def _device(choice: str) -> Any:
     return torch.device(choice)
 
 
-def _final_kernel(model: Any, out: Any) -> Any:
+def _final_kernel(out: Any) -> tuple[Any, Any]:
+    """(kernel for the picture (k, k), array for the .npy): the final kernel; for per-pixel kernels (MANet) the
+    image-average kernel and the whole map (k*k, h, w)."""
+    from dan_blocks.metrics import mean_kernel
+
     kernel = out.kernels[-1]  # estimated, or reconstructed from a v1 code
-    if kernel.dim() != 3:
-        raise ValueError(f"per-pixel kernels {tuple(kernel.shape)} cannot be written as one picture")
-    return kernel[0]
+    return mean_kernel(kernel[:1])[0], kernel[0]
 
 
 def _process(model: Any, path: str, stem: str, args: argparse.Namespace, device: Any) -> None:
@@ -123,8 +127,8 @@ def _process(model: Any, path: str, stem: str, args: argparse.Namespace, device:
             model, image.rgb.to(device), args.tile, upsampler_tile=args.upsampler_tile, output_device=output_device
         )
     write_array(targets[0], sr_to_array(out.sr, image, model.scale, targets[0]))
-    kernel = _final_kernel(model, out)
-    write_array(targets[1], kernel_picture(kernel))
+    picture, kernel = _final_kernel(out)
+    write_array(targets[1], kernel_picture(picture))
     save_npy(targets[2], kernel.detach().float().cpu().numpy())
 
 
@@ -145,6 +149,11 @@ def _run(argv: list[str]) -> int:
     given = (("residual", args.residual), ("est_input_norm", args.est_input_norm))
     overrides = {key: value for key, value in given if value is not None}
     model = load_model(args.model, opt=args.opt, arch=args.arch, scale=args.scale, **overrides)
+    if not callable(getattr(model, "super_resolve", None)):
+        raise UsageError(
+            f"{args.model} holds a {type(model).__name__}, not a super-resolution model (MANet's stage-1 file is its "
+            "kernel estimator alone: use stage3_MANet+RRDB_x4.pth, or load it in Python with dan_blocks.load_model)"
+        )
     model = optimize(model.to(device).eval())
     os.makedirs(args.output, exist_ok=True)
     paths, problems = collect_inputs(args.inputs)
