@@ -294,3 +294,24 @@ def test_cli_sr_with_manets_files(tmp_path, capsys) -> None:
     capsys.readouterr()
     assert main(["sr", "-m", str(stage1), str(tmp_path / "in.png"), "-o", str(tmp_path / "o1")]) == 2
     assert "holds a MANetEstimator, not a super-resolution model" in capsys.readouterr().err
+
+
+def test_stage3_exports_to_onnx_with_dynamic_sizes(tmp_path) -> None:
+    import warnings
+
+    ort = pytest.importorskip("onnxruntime")
+    from dan_blocks.archs import SROnly
+
+    sd = manet_stage3_layout(8, 1, 4, 8, 1, 5, 3, 2, seed=11)
+    model = load_model(sd)
+    path = tmp_path / "manet.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(SROnly(model), (torch.rand(1, 3, 13, 10),), str(path), input_names=["lr"],
+                          output_names=["sr"], dynamic_axes={"lr": {2: "h", 3: "w"}}, dynamo=False)
+    session = ort.InferenceSession(str(path))
+    for h, w in ((13, 10), (16, 9)):  # the padding to 8 follows the input's size
+        lr = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(h))
+        got = torch.from_numpy(session.run(None, {"lr": lr.numpy()})[0])
+        ref, _ = ref_stage3(sd, lr, 1, 1, 2)
+        assert _rel(got, ref) <= 1e-5
