@@ -221,6 +221,10 @@ def test_layout_round_trip_and_strict_errors(tmp_path) -> None:
         load_manet_checkpoint(broken)
     with pytest.raises(ValueError, match=r"cannot override.*nf"):
         load_model(sd, nf=16)
+    for key, bad in ((E + "m_tail.weight", torch.zeros(25)), ("pca_matrix", torch.zeros(25, 3)),
+                     (E + "m_head.weight", torch.zeros(0, 3, 3, 3))):
+        with pytest.raises(CheckpointMismatchError, match=f"tensor '{key}' has shape"):  # the malformed one
+            load_model(dict(sd, **{key: bad}))
     reshaped = dict(sd, **{"trunk_conv.weight": torch.zeros(8, 8, 1, 1)})
     with pytest.raises(CheckpointMismatchError, match=r"shape differences.*\n.*trunk_conv\.weight"):
         load_model(reshaped)

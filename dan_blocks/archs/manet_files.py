@@ -105,7 +105,8 @@ def from_manet_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
         if key.startswith(_EST):
             out[prefix + _estimator_from_manet(key)] = value
         elif kind == "stage3" and key == "pca_matrix":
-            matrix = value.reshape(value.shape[1], value.shape[2]) if value.dim() == 5 else value
+            matrix = value.reshape(value.shape[-4], value.shape[-3]) if value.dim() == 5 else value.reshape(
+                value.shape[-2], value.shape[-1])
             out["pca.matrix"] = matrix
             out["pca.mean"] = torch.zeros(matrix.shape[0], dtype=matrix.dtype)
             size = math.isqrt(matrix.shape[0])
@@ -141,10 +142,18 @@ def to_manet_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 # -- config -----------------------------------------------------------------------------------------
-def _need(state: Mapping[str, Tensor], key: str) -> Tensor:
+def _need(state: Mapping[str, Tensor], key: str, dims: tuple[int, ...] = (4,)) -> Tensor:
+    """``state[key]``, which the config is read from: present and with ``dims`` dimensions (else an error naming
+    this tensor)."""
     if key not in state:
         raise CheckpointMismatchError(f"MANet model file: missing tensor {key!r} (a damaged or partial file?)")
-    return state[key]
+    value = state[key]
+    if value.dim() not in dims or min(value.shape, default=0) < 1:
+        raise CheckpointMismatchError(
+            f"MANet model file: tensor {key!r} has shape {tuple(value.shape)}, expected a non-empty "
+            f"{' or '.join(f'{d}-d' for d in dims)} tensor (a damaged file, or not MANet's?)"
+        )
+    return value
 
 
 def infer_manet_config(state: Mapping[str, Tensor]) -> dict[str, Any]:
@@ -174,7 +183,7 @@ def infer_manet_config(state: Mapping[str, Tensor]) -> dict[str, Any]:
                 "pad_multiple": MANET_PAD_MULTIPLE}
     first = _need(state, "conv_first.weight")
     rest_nf = int(first.shape[0])
-    matrix = _need(state, "pca_matrix")
+    matrix = _need(state, "pca_matrix", (5, 3))
     up = int(_need(state, "upsampler.0.weight").shape[0])
     scale = math.isqrt(up // in_nc)
     if scale * scale * in_nc != up:
@@ -224,7 +233,7 @@ def load_manet_checkpoint(
     if kind == "stage1":
         model = MANetEstimator(**cfg)
     else:
-        matrix = _need(state, "pca_matrix")
+        matrix = _need(state, "pca_matrix", (5, 3))
         pca = PCAEncoder.from_matrix(matrix.reshape(matrix.shape[1], matrix.shape[2]).detach().float().cpu(),
                                      metadata={"source": "MANet release"})
         model = MANetRRDB(**cfg, pca=pca)
