@@ -6,7 +6,7 @@ import argparse
 import os
 from typing import Any
 
-from .errors import run_command
+from .errors import output_path, run_command
 
 __all__ = ["COMMAND", "HELP", "build_parser", "main", "network_options", "write_checkpoint"]
 
@@ -17,7 +17,11 @@ HELP = "convert a released DAN checkpoint to a BasicSR checkpoint and print the 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"dan-blocks {COMMAND}", description=HELP)
     parser.add_argument("official", help="release checkpoint, e.g. danv2_x4_setting1.pth")
-    parser.add_argument("output", help="output .pth holding {'params': state_dict}")
+    parser.add_argument(
+        "output",
+        help="output .pth holding {'params': state_dict}; a folder (existing, or a path ending in /) gets "
+        "<release name>_basicsr.pth in it",
+    )
     parser.add_argument("--loop", type=int, default=4, help="iterations to record in the options (default 4)")
     return parser
 
@@ -98,16 +102,18 @@ def main(argv: list[str]) -> int:
 
 def _run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    stem = os.path.splitext(os.path.basename(os.path.normpath(args.official)))[0]
+    output = output_path(args.output, "OUTPUT", default_name=f"{stem}_basicsr.pth")
     from dan_blocks.archs import load_official_checkpoint
 
     model = load_official_checkpoint(args.official, loop=args.loop)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    write_checkpoint(state, args.output, network_options(model), model)
+    write_checkpoint(state, output, network_options(model), model)
     params = sum(p.numel() for p in model.parameters())
     print(
-        f"converted {args.official} -> {args.output}: {type(model).__name__} x{model.scale}, "
+        f"converted {args.official} -> {output}: {type(model).__name__} x{model.scale}, "
         f"{model.kernel_size}x{model.kernel_size} kernels, {model.code_length}-d codes, {params:,} parameters"
     )
     print("BasicSR options:\n")
-    print(_yaml(network_options(model), args.output))
+    print(_yaml(network_options(model), output))
     return 0

@@ -12,8 +12,8 @@ import sys
 import traceback
 from collections.abc import Callable
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "TRACEBACK_ENV", "UsageError", "report_error",
-           "run_command"]
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "TRACEBACK_ENV", "UsageError", "output_path",
+           "report_error", "run_command"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -25,6 +25,45 @@ TRACEBACK_ENV = "DAN_BLOCKS_TRACEBACK"
 
 class UsageError(ValueError):
     """A mistake on the command line (exit code 2)."""
+
+
+def _file_in_the_way(path: str) -> str | None:
+    """The nearest existing folder above ``path`` when it is not a folder (a file), else None."""
+    parent = os.path.dirname(path)
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    return parent if parent and not os.path.isdir(parent) else None
+
+
+def output_path(path: str, what: str, *, default_name: str | None = None, folder: bool = False) -> str:
+    """Check where a command will write, before any work; returns the path to write (nothing is created).
+
+    ``what`` names the argument in errors (``-o/--output``). ``folder=True``: ``path`` is an output folder; it
+    must not be an existing file. Otherwise ``path`` is a file: an existing folder, or a path ending in ``/``,
+    means ``<path>/<default_name>`` (a `UsageError` without a ``default_name``). Either way a file standing
+    where a folder of the path should be (``-o photo.png/out.pth``) is a `UsageError` naming it.
+
+    Raises:
+        UsageError: the path cannot be written as asked (exit code 2).
+    """
+    if not path:
+        raise UsageError(f"{what}: the path is empty")
+    as_folder = path.endswith(("/", os.sep))
+    target = os.path.normpath(path)
+    blocker = _file_in_the_way(target)
+    if blocker is not None:
+        raise UsageError(f"{what} {path}: {blocker} is a file, not a folder; choose another output path")
+    if folder:
+        if os.path.exists(target) and not os.path.isdir(target):
+            raise UsageError(f"{what} {path}: it is a file, expected a folder (existing or to be created)")
+        return target
+    if as_folder or os.path.isdir(target):
+        if default_name is None:
+            raise UsageError(f"{what} {path}: it is a folder; give the name of the file to write in it")
+        target = os.path.join(target, default_name)
+        if os.path.isdir(target):
+            raise UsageError(f"{what} {path}: {target} is a folder; give the name of the file to write")
+    return target
 
 
 def report_error(command: str, err: BaseException) -> int:

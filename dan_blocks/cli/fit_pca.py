@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .errors import UsageError, run_command
+from .errors import UsageError, output_path, run_command
 
 __all__ = ["COMMAND", "HELP", "build_parser", "main"]
 
@@ -36,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="override the setting's sigma range",
     )
-    parser.add_argument("-o", "--output", required=True, help="output .pt file")
+    parser.add_argument(
+        "-o", "--output", required=True,
+        help="output .pt file; a folder (existing, or a path ending in /) gets setting<S>_k<k>_c<C>.pt in it",
+    )
     return parser
 
 
@@ -46,17 +49,19 @@ def main(argv: list[str]) -> int:
 
 def _run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    output = output_path(
+        args.output, "-o/--output", default_name=f"setting{args.setting}_k{args.kernel_size}_c{args.code_length}.pt"
+    )
     from dan_blocks.degradations.pca_fit import fit_default_pca
 
     try:
         encoder = fit_default_pca(args.kernel_size, args.code_length, args.setting, args.samples, args.seed, args.sigma)
     except ValueError as err:  # every input is a command-line argument here
         raise UsageError(str(err)) from None
-    parent = os.path.dirname(os.path.abspath(args.output))
-    os.makedirs(parent, exist_ok=True)
-    encoder.save(args.output)
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    encoder.save(output)
     print(
         f"saved PCA {args.kernel_size * args.kernel_size}x{args.code_length} (setting {args.setting}, "
-        f"{args.samples} samples, seed {args.seed}) to {args.output}"
+        f"{args.samples} samples, seed {args.seed}) to {output}"
     )
     return 0

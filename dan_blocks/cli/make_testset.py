@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..settings import SETTING2
-from .errors import run_command
+from .errors import output_path, run_command
 
 __all__ = ["COMMAND", "HELP", "build_parser", "main"]
 
@@ -51,6 +51,7 @@ def main(argv: list[str]) -> int:
 
 def _run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    output_path(args.out_dir, "OUT_DIR", folder=True)
     from dan_blocks.data.testsets import make_testset
 
     manifest = make_testset(

@@ -9,7 +9,7 @@ import sys
 from collections import Counter
 from typing import Any
 
-from .errors import UsageError, run_command
+from .errors import UsageError, output_path, run_command
 
 __all__ = ["COMMAND", "HELP", "build_parser", "main", "output_names"]
 
@@ -25,7 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
         description=HELP + ". Writes <name>_x<s>.<ext>, <name>_x<s>_kernel.png (the final estimated kernel, "
         "normalised to its maximum and enlarged) and <name>_x<s>_kernel.npy (the kernel itself) per image; for "
         "spatially variant estimators (MANet) the picture shows the image-average kernel and the .npy holds the "
-        "per-pixel kernels (k*k, h, w).",
+        "per-pixel kernels (k*k, h, w). Resumable: an image whose three outputs all exist is skipped (the image "
+        "is written last, so its presence means a complete result; a run stopped midway is simply run again); "
+        "--overwrite recomputes them. An existing output image without its kernel files is not replaced without "
+        "--overwrite.",
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (PNG, JPEG, TIFF)")
     parser.add_argument(
@@ -53,7 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto")
     parser.add_argument("--precision", choices=tuple(_PRECISIONS), default="fp32", help="default: fp32")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="recompute and replace existing outputs (default: images whose outputs all exist are skipped)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -91,7 +97,7 @@ def _device(choice: str) -> Any:
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if choice == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda: no CUDA device is available")
+        raise UsageError("--device cuda: no CUDA device is available (use --device cpu or auto)")
     return torch.device(choice)
 
 
@@ -104,17 +110,36 @@ def _final_kernel(out: Any) -> tuple[Any, Any]:
     return mean_kernel(kernel[:1])[0], kernel[0]
 
 
-def _process(model: Any, path: str, stem: str, args: argparse.Namespace, device: Any) -> None:
+def _targets(path: str, stem: str, output: str) -> list[str]:
+    """The output image, the kernel picture and the kernel .npy of one input."""
+    ext = os.path.splitext(path)[1].lower()
+    return [os.path.join(output, name) for name in (f"{stem}{ext}", f"{stem}_kernel.png", f"{stem}_kernel.npy")]
+
+
+def _already_done(targets: list[str], overwrite: bool) -> bool:
+    """True when every output exists (a complete earlier result: skipped unless ``overwrite``).
+
+    The image is written last, so a run stopped midway leaves at most the kernel files, which a rerun replaces.
+    An existing image without its kernel files is not this command's partial output: it is kept.
+
+    Raises:
+        FileExistsError: the output image exists but not the kernel files, and not ``overwrite``.
+    """
+    if overwrite:
+        return False
+    if all(os.path.isfile(t) for t in targets):
+        return True
+    if os.path.exists(targets[0]):
+        raise FileExistsError(f"{targets[0]} exists without its kernel files (use --overwrite to replace it)")
+    return False
+
+
+def _process(model: Any, path: str, targets: list[str], args: argparse.Namespace, device: Any) -> None:
     import torch
 
     from dan_blocks.data.sr_io import kernel_picture, read_input, save_npy, sr_to_array, write_array
     from dan_blocks.inference import upscale
 
-    ext = os.path.splitext(path)[1].lower()
-    targets = [os.path.join(args.output, name) for name in (f"{stem}{ext}", f"{stem}_kernel.png", f"{stem}_kernel.npy")]
-    existing = [t for t in targets if os.path.exists(t)]
-    if existing and not args.overwrite:
-        raise FileExistsError(f"{existing[0]} exists (use --overwrite to replace it)")
     image = read_input(path)
     dtype = getattr(torch, _PRECISIONS[args.precision])
     autocast = (
@@ -126,10 +151,11 @@ def _process(model: Any, path: str, stem: str, args: argparse.Namespace, device:
         out = upscale(
             model, image.rgb.to(device), args.tile, upsampler_tile=args.upsampler_tile, output_device=output_device
         )
-    write_array(targets[0], sr_to_array(out.sr, image, model.scale, targets[0]))
+    result = sr_to_array(out.sr, image, model.scale, targets[0])
     picture, kernel = _final_kernel(out)
-    write_array(targets[1], kernel_picture(picture))
     save_npy(targets[2], kernel.detach().float().cpu().numpy())
+    write_array(targets[1], kernel_picture(picture))
+    write_array(targets[0], result)  # last: its presence marks a complete result (see _already_done)
 
 
 def main(argv: list[str]) -> int:
@@ -141,6 +167,7 @@ def _run(argv: list[str]) -> int:
     for flag, value in (("--tile", args.tile), ("--upsampler-tile", args.upsampler_tile)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be >= 1, got {value}")
+    output = output_path(args.output, "-o/--output", folder=True)
     from dan_blocks import optimize
     from dan_blocks.data.sr_io import collect_inputs
     from dan_blocks.inference.loading import load_model
@@ -155,24 +182,32 @@ def _run(argv: list[str]) -> int:
             "kernel estimator alone: use stage3_MANet+RRDB_x4.pth, or load it in Python with dan_blocks.load_model)"
         )
     model = optimize(model.to(device).eval())
-    os.makedirs(args.output, exist_ok=True)
+    os.makedirs(output, exist_ok=True)
     paths, problems = collect_inputs(args.inputs)
-    ours = [p for p in paths if _is_own_output(p, args.output, model.scale)]
+    ours = [p for p in paths if _is_own_output(p, output, model.scale)]
     paths = [p for p in paths if p not in ours]  # an output folder that is also an input folder: not our outputs
     for problem in problems:
         print(f"dan-blocks {COMMAND}: skipped {problem}", file=sys.stderr)
     stems = output_names(paths, model.scale)
     failed = len(problems)
+    done = present = 0
     from tqdm import tqdm
 
     bar = tqdm(list(zip(paths, stems, strict=True)), desc="sr", unit="image", disable=args.no_progress)
     for path, stem in bar:
         bar.set_postfix_str(os.path.basename(path))
+        targets = _targets(path, stem, output)
         try:
-            _process(model, path, stem, args, device)
+            if _already_done(targets, args.overwrite):
+                present += 1
+                tqdm.write(f"dan-blocks {COMMAND}: {path}: outputs exist, skipped (--overwrite recomputes them)",
+                           file=sys.stderr)
+                continue
+            _process(model, path, targets, args, device)
+            done += 1
         except Exception as err:
             failed += 1
             tqdm.write(f"dan-blocks {COMMAND}: skipped {path}: {type(err).__name__}: {err}", file=sys.stderr)
-    done = len(paths) - (failed - len(problems))
-    print(f"dan-blocks {COMMAND}: {done} image(s) written to {args.output}, {failed} failed", file=sys.stderr)
+    kept = f", {present} already done" if present else ""
+    print(f"dan-blocks {COMMAND}: {done} image(s) written to {output}{kept}, {failed} failed", file=sys.stderr)
     return 1 if failed else 0

@@ -1,14 +1,17 @@
-"""Image and kernel files for ``dan-blocks sr``: grey / RGB / RGBA in 8 or 16 bit, atomic writes.
+"""Image and kernel files for ``dan-blocks sr``: grey / grey+alpha / RGB / RGBA in 8 or 16 bit, atomic writes.
 
 An `InputImage` holds the RGB planes the network sees (grey replicated to 3 channels) and what is
-needed to write the result back in the input's mode: grey results become grey again (BT.601 luma,
-``0.299 R + 0.587 G + 0.114 B``), an alpha plane is upscaled separately with MATLAB bicubic
-(`imresize()`).
+needed to write the result back in the input's mode and bit depth: grey results become grey again (BT.601
+luma, ``0.299 R + 0.587 G + 0.114 B``), an alpha plane is upscaled separately with MATLAB bicubic
+(`imresize()`). A grey+alpha PNG (which OpenCV decodes as 4 channels) is written back as grey+alpha; a
+grey+alpha TIFF is refused (OpenCV drops its alpha plane when reading it).
 """
 
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -46,7 +49,7 @@ class InputImage:
     path: str
     rgb: Tensor
     alpha: Tensor | None
-    mode: Literal["grey", "rgb", "rgba"]
+    mode: Literal["grey", "grey_alpha", "rgb", "rgba"]
     max_value: int
 
 
@@ -69,11 +72,44 @@ def collect_inputs(paths: list[str]) -> tuple[list[str], list[str]]:
     return found, problems
 
 
+def _png_colour_type(path: str) -> int | None:
+    """The colour type of a PNG's IHDR chunk (0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA), None if unreadable."""
+    with open(path, "rb") as handle:
+        head = handle.read(26)
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return head[25]
+
+
+def _tiff_samples(path: str) -> int | None:
+    """SamplesPerPixel (tag 277) of a classic TIFF's first image, None if not found."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8 or head[:2] not in (b"II", b"MM"):
+            return None
+        order = "<" if head[:2] == b"II" else ">"
+        if struct.unpack(order + "H", head[2:4])[0] != 42:  # BigTIFF (43) and others: not inspected
+            return None
+        handle.seek(struct.unpack(order + "I", head[4:8])[0])
+        count_bytes = handle.read(2)
+        if len(count_bytes) < 2:
+            return None
+        count = struct.unpack(order + "H", count_bytes)[0]
+        entries = handle.read(12 * count)
+    for index in range(len(entries) // 12):
+        tag, kind = struct.unpack(order + "HH", entries[12 * index : 12 * index + 4])
+        if tag == 277:
+            value = entries[12 * index + 8 : 12 * index + 12]
+            return struct.unpack(order + ("H" if kind == 3 else "I"), value[:2] if kind == 3 else value)[0]
+    return None
+
+
 def read_input(path: str) -> InputImage:
-    """Read a PNG / JPEG / TIFF (grey, grey+alpha, RGB, RGBA; 8 or 16 bit).
+    """Read a PNG / JPEG / TIFF (grey, RGB, RGBA; grey+alpha PNG; 8 or 16 bit).
 
     Raises:
-        OSError: naming the file, when it cannot be decoded or has an unsupported layout.
+        OSError: naming the file, when it cannot be decoded or has an unsupported layout (a grey+alpha TIFF,
+            whose alpha OpenCV drops: save it as PNG).
     """
     if not path.lower().endswith(SR_EXTENSIONS):
         raise OSError(f"{path}: unsupported file type (expected {', '.join(SR_EXTENSIONS)})")
@@ -81,6 +117,11 @@ def read_input(path: str) -> InputImage:
     if img is None:
         raise OSError(f"{path}: cannot decode the image (corrupt, empty or not an image)")
     check_complete(path)
+    if path.lower().endswith((".tif", ".tiff")) and img.ndim == 2 and _tiff_samples(path) == 2:
+        raise OSError(
+            f"{path}: grey+alpha TIFF is not supported (OpenCV drops its alpha plane when reading it); save it as "
+            "PNG (grey+alpha PNGs are read and written back as grey+alpha) or as RGBA TIFF"
+        )
     if img.dtype == np.uint8:
         max_value = 255
     elif img.dtype == np.uint16:
@@ -94,7 +135,8 @@ def read_input(path: str) -> InputImage:
     elif img.ndim == 3 and img.shape[2] == 3:
         planes, alpha, mode = img[:, :, ::-1], None, "rgb"
     elif img.ndim == 3 and img.shape[2] == 4:
-        planes, alpha, mode = img[:, :, 2::-1], img[:, :, 3], "rgba"
+        grey_alpha = path.lower().endswith(".png") and _png_colour_type(path) == 4  # OpenCV: B = G = R = grey
+        planes, alpha, mode = img[:, :, 2::-1], img[:, :, 3], "grey_alpha" if grey_alpha else "rgba"
     else:
         raise OSError(f"{path}: unsupported channel layout {img.shape} (expected grey, RGB or RGBA)")
     scale = 1.0 / max_value
@@ -109,16 +151,19 @@ def _quantise(x: Tensor, max_value: int) -> np.ndarray:
 
 
 def sr_to_array(sr: Tensor, image: InputImage, scale: int, path: str) -> np.ndarray:
-    """SR (1, 3, sH, sW) -> an array for ``cv2.imwrite`` in the input's mode (BGR[A] order, input bit depth);
-    JPEG output drops nothing since JPEG inputs have no alpha."""
+    """SR (1, 3, sH, sW) -> an array for `write_array()` in the input's mode (grey (sH, sW), grey+alpha
+    (sH, sW, 2), BGR[A] order) and bit depth; JPEG output drops nothing since JPEG inputs have no alpha."""
     rgb = sr[0].detach().float().cpu()
-    if image.mode == "grey":
-        luma = sum(w * rgb[i] for i, w in enumerate(_LUMA))
-        return _quantise(luma, image.max_value)
-    planes = [_quantise(rgb[i], image.max_value) for i in (2, 1, 0)]
-    if image.alpha is not None and not path.lower().endswith((".jpg", ".jpeg")):
-        alpha = imresize(image.alpha.float(), scale)[0, 0]
+    keep_alpha = image.alpha is not None and not path.lower().endswith((".jpg", ".jpeg"))
+    if image.mode in ("grey", "grey_alpha"):
+        planes = [_quantise(sum(w * rgb[i] for i, w in enumerate(_LUMA)), image.max_value)]
+    else:
+        planes = [_quantise(rgb[i], image.max_value) for i in (2, 1, 0)]
+    if keep_alpha:
+        alpha = imresize(image.alpha.float(), scale)[0, 0]  # type: ignore[union-attr]
         planes.append(_quantise(alpha, image.max_value))
+    if len(planes) == 1:
+        return planes[0]
     return np.ascontiguousarray(np.stack(planes, axis=2))
 
 
@@ -135,8 +180,33 @@ def kernel_picture(kernel: Tensor, min_side: int = 256) -> np.ndarray:
     return torch.round(big * 255).to(torch.uint8).numpy()
 
 
+def _png_grey_alpha(array: np.ndarray) -> bytes:
+    """A grey+alpha PNG (colour type 4, 8 or 16 bit) of an (H, W, 2) array (OpenCV writes 1, 3 or 4 channels)."""
+    height, width, _ = array.shape
+    depth = 16 if array.dtype == np.uint16 else 8
+    samples = np.ascontiguousarray(array.astype(">u2" if depth == 16 else np.uint8)).view(np.uint8)
+    rows = np.concatenate([np.zeros((height, 1), np.uint8), samples.reshape(height, -1)], axis=1)  # filter 0
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, depth, 4, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
+            + chunk(b"IEND", b""))
+
+
 def write_array(path: str, array: np.ndarray) -> None:
-    """``cv2.imwrite`` atomically (see `atomic_path()`)."""
+    """``cv2.imwrite`` atomically (see `atomic_path()`); an (H, W, 2) grey+alpha array is written as a grey+alpha
+    PNG (8 or 16 bit)."""
+    if array.ndim == 3 and array.shape[2] == 2:
+        if not path.lower().endswith(".png"):
+            raise OSError(f"{path}: grey+alpha images are written as PNG only")
+        if array.dtype not in (np.uint8, np.uint16):
+            raise OSError(f"{path}: cannot write {array.dtype} samples (expected uint8 or uint16)")
+        data = _png_grey_alpha(array)
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            handle.write(data)
+        return
     with atomic_path(path, keep_extension=True) as tmp:
         if not cv2.imwrite(tmp, array):
             raise OSError(f"{path}: cannot write the image")
