@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from _helpers import randomise
 from test_cli_train_support import tiny_train_options, write_yaml
 
 import dan_blocks
@@ -20,13 +21,6 @@ from dan_blocks.cli.main import main
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _randomise(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
-    return model
-
 
 def _models() -> dict[str, torch.nn.Module]:
     v2 = dan_blocks.dan_v2(2, nf=8, nb=1, ng=2, est_nf=8, est_nb=1, est_tail_nf=8, residual="add",
@@ -35,7 +29,7 @@ def _models() -> dict[str, torch.nn.Module]:
     composed = DAN({"type": "RestorerV2", "scale": 2, "nf": 8, "nb": 1, "ng": 1, "residual": "add"},
                    MANetEstimator(nf=8, num_blocks=1, kernel_size=11, scale=2), dan_blocks.default_pca(11, 10, 2),
                    loop=2)
-    return {name: _randomise(m, i).eval() for i, (name, m) in enumerate(
+    return {name: randomise(m, i).eval() for i, (name, m) in enumerate(
         {"v2": v2, "v1": v1, "composed": composed}.items())}
 
 
@@ -95,7 +89,7 @@ def test_a_checkpoint_without_options_is_not_guessed(tmp_path) -> None:
 
 def test_release_files_still_load_as_released(tmp_path) -> None:
     model = dan_blocks.dan_v2(2, nf=8, nb=1, ng=1, est_nf=8, est_nb=1, est_tail_nf=8, loop=2).eval()
-    _randomise(model, 9)
+    randomise(model, 9)
     torch.save(to_release_state_dict(model.state_dict()), tmp_path / "danv2_x2.pth")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing assumed: the release's own settings are known

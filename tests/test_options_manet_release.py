@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _helpers import randomise
 
 import dan_blocks.basicsr  # noqa: F401  (makes basicsr importable, registers dan-blocks)
 from dan_blocks import load_model
@@ -19,17 +20,10 @@ OPTIONS = Path(__file__).resolve().parents[1] / "basicsr_options" / "manet"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _randomise(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
-    return model
-
 
 def test_stage3_test_file_runs_the_released_layout(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    model = _randomise(MANetRRDB(), 0)  # the file's (released) sizes
+    model = randomise(MANetRRDB(), 0)  # the file's (released) sizes
     weights = tmp_path / "experiments" / "pretrained_models" / "stage3_MANet+RRDB_x4.pth"
     weights.parent.mkdir(parents=True)
     torch.save(to_manet_state_dict(model.state_dict()), weights)  # MANet's layout, as downloaded
@@ -47,7 +41,7 @@ def test_stage3_test_file_runs_the_released_layout(tmp_path, monkeypatch) -> Non
 
 def test_train_file_starts_from_manets_released_estimator(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    estimator = _randomise(MANetEstimator(nf=8, num_blocks=1, kernel_size=21, use_sr=False, pad_multiple=8), 1)
+    estimator = randomise(MANetEstimator(nf=8, num_blocks=1, kernel_size=21, use_sr=False, pad_multiple=8), 1)
     stage1 = to_manet_state_dict(estimator.state_dict())
     weights = tmp_path / "experiments" / "pretrained_models" / "stage1_MANet_x4.pth"
     weights.parent.mkdir(parents=True)

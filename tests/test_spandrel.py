@@ -8,6 +8,8 @@ import torch
 
 spandrel = pytest.importorskip("spandrel")
 
+from _helpers import randomise  # noqa: E402
+
 from dan_blocks import load_model  # noqa: E402
 from dan_blocks.archs import (  # noqa: E402
     DANv1,
@@ -19,14 +21,6 @@ from dan_blocks.archs import (  # noqa: E402
     to_release_state_dict,
 )
 from dan_blocks.spandrel import ARCH_IDS, install  # noqa: E402
-
-
-def _randomise(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * (0.02 if name.endswith("bias") else 0.1))
-    return model.eval()
 
 
 def _lr(h: int = 11, w: int = 14) -> torch.Tensor:
@@ -60,7 +54,7 @@ def test_release_layout_file(loader, tmp_path, version: int) -> None:
         model = DANv2(scale=2, kernel_size=7, code_length=4, pca=torch.eye(49)[:, :4], nf=8, nb=1, ng=1, est_nf=8,
                       est_nb=1, est_tail_nf=8)
     path = tmp_path / f"danv{version}_x2.pth"
-    torch.save(to_release_state_dict(_randomise(model, version).state_dict()), path)
+    torch.save(to_release_state_dict(randomise(model, version).state_dict()), path)
     desc = loader.load_from_file(path)
     assert isinstance(desc, spandrel.ImageModelDescriptor)
     assert desc.architecture.id == "DAN" and desc.scale == 2 and desc.purpose == "SR"
@@ -75,7 +69,7 @@ def test_release_layout_file(loader, tmp_path, version: int) -> None:
 
 def test_dan_blocks_model_file_keeps_options_the_tensors_cannot_tell(loader, tmp_path) -> None:
     # residual="add" and est_input_norm=True cannot be read off the tensors: they travel in the state dict
-    model = _randomise(DANv2(scale=2, kernel_size=7, code_length=4, pca=torch.eye(49)[:, :4], nf=8, nb=1, ng=1,
+    model = randomise(DANv2(scale=2, kernel_size=7, code_length=4, pca=torch.eye(49)[:, :4], nf=8, nb=1, ng=1,
                              est_nf=8, est_nb=1, est_tail_nf=8, residual="add", est_input_norm=True, loop=2), 3)
     path = tmp_path / "net_g_latest.pth"
     save_model(model, path)
@@ -88,14 +82,14 @@ def test_dan_blocks_model_file_keeps_options_the_tensors_cannot_tell(loader, tmp
         direct = model.super_resolve(lr).clamp(0, 1)
     torch.testing.assert_close(desc(lr), direct, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(desc(lr), _expected(path, lr), rtol=0, atol=0)
-    double = _randomise(DANv2(scale=2, kernel_size=7, code_length=4, pca=torch.eye(49)[:, :4], nf=8, nb=1, ng=1,
+    double = randomise(DANv2(scale=2, kernel_size=7, code_length=4, pca=torch.eye(49)[:, :4], nf=8, nb=1, ng=1,
                               est_nf=8, est_nb=1, est_tail_nf=8, loop=2), 3)
     with torch.no_grad():
         assert (double.super_resolve(lr).clamp(0, 1) - direct).abs().max() > 1e-4  # the options matter
 
 
 def test_manet_stage3_file(loader, tmp_path) -> None:
-    model = _randomise(MANetRRDB(nf=8, nb=1, gc=4, scale=2, kernel_size=5, code_length=3, manet_nf=8), 5)
+    model = randomise(MANetRRDB(nf=8, nb=1, gc=4, scale=2, kernel_size=5, code_length=3, manet_nf=8), 5)
     path = tmp_path / "stage3_MANet+RRDB_x2.pth"
     torch.save(to_manet_state_dict(model.state_dict()), path)
     desc = loader.load_from_file(path)
