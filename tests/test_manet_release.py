@@ -271,6 +271,8 @@ def test_start_estimate_order_and_initial_estimator() -> None:
     assert log == ["R", "E(sr)", "R", "E(sr)"]  # DAN: restore from the prior first
     with pytest.raises(ValueError, match="start must be one of"):
         DAN(_Restorer(log), _Recorder(log, "E", 3), pca, start="later")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"needs the SR image \(use_sr=True\)"):
+        DAN(_Restorer(log), MANetEstimator(nf=4, kernel_size=3, scale=2), pca, start="estimate")
     with pytest.raises(ValueError, match="initial_estimator is only used with start='estimate'"):
         DAN(_Restorer(log), _Recorder(log, "E", 3), pca, initial_estimator=_Recorder(log, "P", 3))
 

@@ -111,6 +111,12 @@ class DAN(nn.Module):
                 f"got {kind!r}"
             )
         self.output_kind: str = kind
+        if start == "estimate" and self.initial_estimator is None and getattr(self.estimator, "use_sr", False):
+            raise ValueError(
+                f"DAN start='estimate' makes the first estimate from the LR image alone, but the estimator "
+                f"{type(self.estimator).__name__} needs the SR image (use_sr=True): build it with use_sr=False "
+                "or pass an initial_estimator"
+            )
         initial_kind = getattr(self.initial_estimator, "output_kind", kind)
         if initial_kind != kind:
             raise ValueError(
