@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -15,10 +19,30 @@ import dan_blocks.basicsr  # noqa: F401  (makes basicsr importable, registers da
 from dan_blocks.cli import quickstart
 from dan_blocks.cli.main import main
 
-OPTIONS = Path(__file__).resolve().parents[1] / "basicsr_options"
+ROOT = Path(__file__).resolve().parents[1]
+OPTIONS = ROOT / "basicsr_options"
+#: what BasicSR logs that the quickstart keeps off the console (its log files keep it)
+BASICSR_DUMPS = ("Version Information", "Network: DANv2, with parameters", "Disable distributed.")
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture
+def fresh_basicsr_logger():
+    """BasicSR's ``basicsr`` logger uninitialised before and after (its handlers hold this test's streams)."""
+    import basicsr.utils.logger as basicsr_logger
+
+    def reset() -> None:
+        logger = logging.getLogger("basicsr")
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+            handler.close()
+        basicsr_logger.initialized_logger.pop("basicsr", None)
+
+    reset()
+    yield
+    reset()
 
 
 def _y(img_bgr: np.ndarray) -> np.ndarray:
@@ -40,6 +64,7 @@ def test_shipped_quickstart_yml_is_what_the_command_trains() -> None:
     assert json.loads(json.dumps(shipped)) == json.loads(json.dumps(expected))
 
 
+@pytest.mark.usefixtures("fresh_basicsr_logger")
 def test_reduced_quickstart_writes_results_pictures_and_the_bicubic_baseline(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setitem(quickstart.NETWORK, "nf", 8)
     monkeypatch.setattr(quickstart, "GT_SIZE", 32)
@@ -50,9 +75,28 @@ def test_reduced_quickstart_writes_results_pictures_and_the_bicubic_baseline(tmp
     finally:
         torch.set_num_threads(threads)
     out = tmp_path / "qs"
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert f"output folder: {out}" in printed and "| bicubic |" in printed
+    # the console: the quickstart's progress and results, not BasicSR's banner, options or network dumps ...
+    for dump in BASICSR_DUMPS:
+        assert dump not in printed + captured.err
+    assert "quickstart: 1/4 training" in printed and "quickstart: 4/4" in printed
+    # ... which are in the log files BasicSR wrote, one per pipeline
     results = json.loads((out / "quickstart_results.json").read_text())
+    logs = [Path(p) for p in results["logs"]]
+    assert [p.parent for p in logs] == [out / "experiments" / quickstart.TRAIN_NAME, out / "results" /
+                                        quickstart.TEST_NAME]
+    for log in logs:
+        text = log.read_text()
+        assert all(dump in text for dump in BASICSR_DUMPS), log
+    assert "Testing skimage-test_gaussian8_x4" in logs[1].read_text()
+    # the picture: LR | bicubic | DAN | HR, estimated | true kernel, small
+    figure = out / "quickstart.png"
+    assert results["figure"] == str(figure) and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert figure.stat().st_size < 300_000
+    picture = cv2.imread(str(figure))
+    assert picture.shape[0] < 300 and picture.shape[1] > 4 * picture.shape[0]
     assert set(results) >= {"bicubic", "dan", "psnr_y_per_iteration", "kernel_error_per_iteration", "train_seconds"}
     assert len(results["psnr_y_per_iteration"]) == 4 == len(results["kernel_error_per_iteration"])
     assert results["psnr_y_per_iteration"][-1] == pytest.approx(results["dan"]["psnr_y"])
@@ -80,3 +124,69 @@ def test_reduced_quickstart_writes_results_pictures_and_the_bicubic_baseline(tmp
 def test_bad_arguments_are_reported(tmp_path, capsys) -> None:
     assert main(["quickstart", "--out", str(tmp_path), "--iters", "0"]) == 2  # a usage error
     assert "--iters" in capsys.readouterr().err
+
+
+def _printed_sr_command(printed: str) -> tuple[str, list[str]]:
+    lines = printed.splitlines()
+    model = next(line.split(": ", 1)[1] for line in lines if line.startswith("trained model: "))
+    command = next(line.strip() for line in lines if line.strip().startswith("dan-blocks sr "))
+    return model, shlex.split(command)
+
+
+@pytest.mark.usefixtures("fresh_basicsr_logger")
+def test_the_printed_sr_command_runs_the_trained_model(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setitem(quickstart.NETWORK, "nf", 8)
+    monkeypatch.setattr(quickstart, "GT_SIZE", 32)
+    monkeypatch.setattr(quickstart, "BATCH", 2)
+    out = tmp_path / "quick start"  # a space: the printed command must quote it
+    threads = torch.get_num_threads()
+    try:
+        assert main(["quickstart", "--out", str(out), "--iters", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    model, args = _printed_sr_command(capsys.readouterr().out)
+    assert model == str(out / "experiments" / quickstart.TRAIN_NAME / "models" / "net_g_latest.pth")
+    assert Path(model).is_file()
+    assert args[:4] == ["dan-blocks", "sr", "-m", model] and args[-2] == "-o"
+    # the command as printed, in a fresh process (``python -m dan_blocks`` is the ``dan-blocks`` script)
+    proc = subprocess.run([sys.executable, "-m", "dan_blocks", *args[1:], "--no-progress"], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    stem = Path(args[4]).stem
+    written = Path(args[-1])
+    assert (written / f"{stem}_x4.png").is_file() and (written / f"{stem}_x4_kernel.png").is_file()
+    sr = cv2.imread(str(written / f"{stem}_x4.png"))
+    lr = cv2.imread(args[4])
+    assert sr.shape == (4 * lr.shape[0], 4 * lr.shape[1], 3)
+
+
+@pytest.mark.usefixtures("fresh_basicsr_logger")
+def test_console_routing_exists_only_while_the_quickstart_runs(tmp_path, capsys) -> None:
+    import basicsr.test
+    import basicsr.train
+
+    originals = basicsr.train.get_root_logger, basicsr.test.get_root_logger
+    with quickstart.basicsr_console_quiet() as logs:
+        logger = basicsr.train.get_root_logger(logger_name="basicsr", log_file=str(tmp_path / "train.log"))
+        logger.info("BANNER of the train pipeline")
+        logger.info("[quick..][epoch:  1, iter:     100, lr:(2.000e-03,)] l_pix: 1.0e-01")
+        logger.warning("a warning")
+        # a second pipeline in the same process gets its own log file
+        logger = basicsr.test.get_root_logger(logger_name="basicsr", log_file=str(tmp_path / "test.log"))
+        logger.info("BANNER of the test pipeline")
+    assert (basicsr.train.get_root_logger, basicsr.test.get_root_logger) == originals
+    assert logs == [str(tmp_path / "train.log"), str(tmp_path / "test.log")]
+    err = capsys.readouterr().err
+    assert "BANNER" not in err and "iter:     100" in err and "a warning" in err
+    assert "BANNER of the train pipeline" in (tmp_path / "train.log").read_text()
+    assert "BANNER of the test pipeline" in (tmp_path / "test.log").read_text()
+    # afterwards BasicSR's console output is as usual (dan-blocks train / test)
+    logging.getLogger("basicsr").info("network dump after the quickstart")
+    assert "network dump after the quickstart" in capsys.readouterr().err
+
+
+def test_the_committed_picture_is_small_and_shown_in_readme_and_docs() -> None:
+    picture = ROOT / "docs" / "assets" / "quickstart.png"
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and picture.stat().st_size < 300_000
+    assert "](docs/assets/quickstart.png)" in (ROOT / "README.md").read_text()
+    assert "](assets/quickstart.png)" in (ROOT / "docs" / "index.md").read_text()
