@@ -131,10 +131,11 @@ def ensure_basicsr_importable() -> types.ModuleType:
 # 5. Resume (``basicsr.train.load_resume_state``): maps the state with ``torch.cuda.current_device()``
 #    (fails on CPU-only machines), loads with torch.load's default ``weights_only`` (True from torch 2.6;
 #    BasicSR's own states hold ``collections.Counter`` milestones, rejected by torches whose safe unpickler
-#    lacks it) and scans ``experiments/`` relative to the working directory instead of the run's folder.
-#    Replaced by `load_resume_state`: maps to the model's device, loads with ``weights_only=True``
-#    after allow-listing exactly what BasicSR's states hold (only where the torch needs it), reads
-#    ``opt['path']['training_states']``.
+#    lacks it), scans ``experiments/`` relative to the working directory instead of the run's folder, and
+#    fails with a bare unpickling error on a damaged state. Replaced by `load_resume_state`: maps to the
+#    model's device, loads with ``weights_only=True`` after allow-listing exactly what BasicSR's states hold
+#    (only where the torch needs it), reads ``opt['path']['training_states']``, names damaged files and, with
+#    ``--auto_resume``, falls back to the newest intact state.
 # 6. Exact resume: BasicSR restarts the interrupted epoch from its first batch with fresh random crops, so a
 #    resumed run does not see the data the uninterrupted run would have seen. `ResumablePrefetcher`
 #    replaces ``basicsr.train.CPUPrefetcher``: it re-seeds the data RNGs at each epoch start from
@@ -155,6 +156,7 @@ __all__ += [  # plus ResumablePrefetcher, built on first access (module __getatt
     "load_resume_state",
     "model_to_device",
     "patch_basicsr_pipelines",
+    "resume_notes",
     "resume_state_allowlist_needed",
     "training_progress",
 ]
@@ -165,7 +167,7 @@ DEVICE_ENV = "DAN_BLOCKS_DEVICE"
 # what the running training has consumed; written by ResumablePrefetcher, read by DANModel when saving
 _PROGRESS: dict[str, int] = {"epoch_batches": 0}
 # the run's seed/rank and the batches to replay after a resume; written by load_resume_state
-_RUN: dict[str, Any] = {"seed": None, "rank": 0, "skip_epoch": None, "skip_batches": 0}
+_RUN: dict[str, Any] = {"seed": None, "rank": 0, "skip_epoch": None, "skip_batches": 0, "notes": []}
 _ORIGINALS: dict[str, Any] = {}
 
 
@@ -208,6 +210,49 @@ def _state_device(opt: dict[str, Any]) -> Any:
     return torch.device("cpu")
 
 
+def _resume_network_files(opt: dict[str, Any], resume_iter: int) -> list[str]:
+    """The network files BasicSR's ``check_resume`` will load for ``resume_iter`` (same rule: every
+    ``network_*`` option not in ``path.ignore_resume_networks``, as ``models/net_<name>_<iter>.pth``)."""
+    ignored = opt["path"].get("ignore_resume_networks") or []
+    models = opt["path"].get("models") or os.path.join("experiments", opt["name"], "models")
+    return [
+        os.path.join(models, f"net_{key[len('network_'):]}_{resume_iter}.pth")
+        for key in opt
+        if key.startswith("network_") and key not in ignored
+    ]
+
+
+def _read_resume_state(path: str, opt: dict[str, Any]) -> dict[str, Any]:
+    """A training state and the network files it refers to, read safely; errors name the file at fault.
+
+    Raises:
+        FileNotFoundError: the state is missing (a missing network file is named later, when BasicSR loads it).
+        CheckpointReadError: the state or an existing network file is damaged (truncated, empty, not PyTorch), or
+            the state is not a training state.
+    """
+    from ..utils import CheckpointReadError, load_file
+
+    state = load_file(path, map_location=_state_device(opt))
+    if not isinstance(state, dict) or "iter" not in state or "epoch" not in state:
+        raise CheckpointReadError(f"{path} is not a BasicSR training state (expected a dict with 'epoch' and 'iter')")
+    for network in _resume_network_files(opt, int(state["iter"])):
+        if not os.path.exists(network):  # not damaged but missing: loading it names it (a file deleted by hand)
+            continue
+        try:
+            load_file(network)
+        except CheckpointReadError as err:
+            raise CheckpointReadError(f"training state {path} needs the network file {network}: {err}") from None
+    return state
+
+
+def resume_notes() -> list[str]:
+    """What `load_resume_state` skipped (damaged newest states), to be logged once the logger is set up (BasicSR
+    sets it up after resuming); the list is emptied. DANModel logs them when a training starts."""
+    notes = list(_RUN.get("notes") or [])
+    _RUN["notes"] = []
+    return notes
+
+
 def load_resume_state(opt: dict[str, Any]) -> dict[str, Any] | None:
     """Drop-in for ``basicsr.train.load_resume_state`` (workarounds 5 and 6).
 
@@ -215,30 +260,57 @@ def load_resume_state(opt: dict[str, Any]) -> dict[str, Any] | None:
     ``path.resume_state``; sets the pretrained-network paths via BasicSR's ``check_resume``; returns the
     state dict or None. Differences: maps tensors to the model's device (CPU when ``num_gpu: 0`` or no CUDA),
     loads with ``weights_only=True`` and records the run's seed and the batches to replay (workaround 6).
+
+    Damaged files (a save killed before dan-blocks wrote atomically, a disk error, a copy cut short): with
+    ``--auto_resume`` a newest state that cannot be read, or whose network file cannot, is skipped for the
+    newest intact one, with a warning naming the file and why (`resume_notes`); when none is intact the error
+    lists them all. An explicit ``path.resume_state`` is never replaced: its error names the file.
+
+    Raises:
+        FileNotFoundError: ``path.resume_state`` does not exist.
+        CheckpointReadError: ``path.resume_state`` or its network file is damaged, or no state of an
+            ``--auto_resume`` run is intact.
     """
-    import torch
     from basicsr.utils import check_resume, scandir
 
-    _RUN.update(seed=opt.get("manual_seed"), rank=int(opt.get("rank", 0)), skip_epoch=None, skip_batches=0)
-    path = None
+    from ..utils import CheckpointReadError
+
+    _RUN.update(seed=opt.get("manual_seed"), rank=int(opt.get("rank", 0)), skip_epoch=None, skip_batches=0, notes=[])
+    _allow_resume_state_globals()
+    path, state = None, None
     if opt.get("auto_resume"):
         state_dir = opt["path"].get("training_states") or os.path.join("experiments", opt["name"], "training_states")
         if os.path.isdir(state_dir):
             iters = [int(name[: -len(".state")]) for name in scandir(state_dir, suffix=".state", recursive=False)
                      if name[: -len(".state")].isdigit()]
-            if iters:
-                path = os.path.join(state_dir, f"{max(iters)}.state")
+            problems: list[str] = []
+            for resume_iter in sorted(iters, reverse=True):
+                candidate = os.path.join(state_dir, f"{resume_iter}.state")
+                try:
+                    state = _read_resume_state(candidate, opt)
+                except (FileNotFoundError, CheckpointReadError) as err:
+                    problems.append(str(err))
+                    continue
+                path = candidate
+                break
+            if problems and path is None:
+                raise CheckpointReadError(
+                    f"--auto_resume: no training state in {state_dir} is intact:\n  " + "\n  ".join(problems)
+                )
+            _RUN["notes"] += [f"--auto_resume: skipped a damaged training state ({problem}); resuming from {path}"
+                              for problem in problems]
+            if path is not None:
                 opt["path"]["resume_state"] = path
     elif opt["path"].get("resume_state"):
         path = opt["path"]["resume_state"]
-    if path is None:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"resume state {path!r} (path.resume_state) does not exist")
+        try:
+            state = _read_resume_state(path, opt)
+        except (FileNotFoundError, CheckpointReadError) as err:
+            raise type(err)(f"path.resume_state: {err}") from None
+    if path is None or state is None:
         return None
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"resume state {path!r} (path.resume_state) does not exist")
-    _allow_resume_state_globals()
-    state = torch.load(path, map_location=_state_device(opt), weights_only=True)
-    if not isinstance(state, dict) or "iter" not in state or "epoch" not in state:
-        raise ValueError(f"{path} is not a BasicSR training state (expected a dict with 'epoch' and 'iter')")
     check_resume(opt, state["iter"])
     extra = state.get("dan_blocks") or {}
     if "epoch_batches" in extra:

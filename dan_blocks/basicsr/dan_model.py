@@ -32,6 +32,7 @@ from ..archs.model_files import model_file_payload
 from ..inference.loading import dan_state_dict, estimator_state_dict
 from ..metrics import as_kernel_map, kernel_error, kernel_picture, kernel_psnr, mean_kernel
 from ..utils import atomic_save, atomic_write_text, check_keys, load_state_strict
+from ..utils.files import remove_stale_temp_files
 from . import compat
 from .options import TRAIN_KEYS, VAL_KEYS, check_path_block
 
@@ -95,6 +96,32 @@ class DANModel(SRModel):
         if self.degradation is not None:
             self._check_degradation(net)
         self._load_pretrained_estimator(net)
+        if opt["is_train"]:
+            self._start_notes()
+
+    def _start_notes(self) -> None:
+        """At the start of a training: log what resuming skipped (`compat.load_resume_state`) and remove the
+        temporary files that saves killed midway left in ``models/`` and ``training_states/`` (only those whose
+        writing process is gone; rank 0 only)."""
+        logger = get_root_logger()
+        for note in compat.resume_notes():
+            logger.warning(note)
+        rank, _ = get_dist_info()
+        if rank != 0:
+            return
+        paths = self.opt.get("path") or {}
+        for key in ("models", "training_states"):
+            folder = paths.get(key)
+            if not folder:
+                continue
+            # this process is only starting: a file named with its id is another, killed, run's (containers
+            # give a restarted program the same id)
+            removed = remove_stale_temp_files(folder, include_own=True)
+            if removed:
+                logger.warning(
+                    f"Removed {len(removed)} temporary file(s) left in {folder} by an interrupted save: "
+                    + ", ".join(os.path.basename(p) for p in removed)
+                )
 
     # -- set-up -------------------------------------------------------------------------------------
     def _check_degradation(self, net: Any) -> None:

@@ -5,6 +5,10 @@ and replaces the target with ``os.replace``. The temporary name ends in ``.tmp<p
 for the target's extension (``*.state``, ``*.pth``) picks it up; writers that choose a format from the name
 (OpenCV) ask for the extension to be kept. On any error the temporary file is removed and the previous target
 stays as it was.
+
+A process killed during a save (SIGKILL, power loss) cannot remove its temporary file: `remove_stale_temp_files`
+removes those whose writer is gone (DANModel calls it on the experiment's ``models/`` and ``training_states/``
+when a training starts).
 """
 
 from __future__ import annotations
@@ -12,10 +16,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_save", "atomic_write_text", "temp_path"]
+__all__ = ["atomic_path", "atomic_save", "atomic_write_text", "remove_stale_temp_files", "stale_temp_files",
+           "temp_path"]
+
+#: the names `temp_path` makes: ``.name.ext.tmp<pid>`` or ``.name.tmp<pid>.ext``
+_TEMP_NAME = re.compile(r"^\..+\.tmp(?P<pid>\d+)(\.[^.]+)?$")
 
 
 def temp_path(path: str | os.PathLike[str], keep_extension: bool = False) -> str:
@@ -75,14 +84,81 @@ def _discard(tmp: str) -> None:
 
 
 def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
-    """``torch.save(obj, path)`` atomically."""
+    """``torch.save(obj, path)`` atomically.
+
+    A full disk: torch's own file writer reports it as an obscure ``RuntimeError`` (``unexpected pos ...``);
+    when ``torch.save`` fails so, a probe write to the temporary file tells whether the disk is full, and then
+    the error is ``OSError(ENOSPC)`` naming ``path`` (see `atomic_path`)."""
     import torch
 
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as err:
+            _probe_space(tmp, err)
+            raise
+
+
+def _probe_space(tmp: str, cause: BaseException) -> None:
+    """Raise ``OSError(ENOSPC)`` from ``cause`` when 64 KiB more cannot be written to ``tmp``."""
+    try:
+        with open(tmp, "ab") as handle:
+            handle.write(bytes(65536))
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise OSError(errno.ENOSPC, f"No space left on device ({cause})") from cause
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    except (OverflowError, ValueError, OSError):
+        return False
+    return True
+
+
+def stale_temp_files(folder: str | os.PathLike[str], include_own: bool = False) -> list[str]:
+    """The temporary files of `atomic_path` directly in ``folder`` whose writing process is no longer alive
+    (sorted paths; none when ``folder`` does not exist).
+
+    ``include_own``: count those named with this process's id as stale too (true when the caller knows it has
+    no write in progress, e.g. at start-up: in a container a restarted program often gets the id of the one
+    that was killed). A file of a living process is never included (it may be being written)."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        return []
+    found = []
+    for name in sorted(os.listdir(folder)):
+        match = _TEMP_NAME.match(name)
+        path = os.path.join(folder, name)
+        if match is None or not os.path.isfile(path) or os.path.islink(path):
+            continue
+        pid = int(match["pid"])
+        if (include_own and pid == os.getpid()) or (pid != os.getpid() and not _pid_alive(pid)):
+            found.append(path)
+    return found
+
+
+def remove_stale_temp_files(folder: str | os.PathLike[str], include_own: bool = False) -> list[str]:
+    """Remove `stale_temp_files` of ``folder``; returns the paths removed (one that vanished meanwhile is not
+    listed)."""
+    removed = []
+    for path in stale_temp_files(folder, include_own):
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            continue
+        removed.append(path)
+    return removed
