@@ -167,6 +167,8 @@ def _run(argv: list[str]) -> int:
     for flag, value in (("--tile", args.tile), ("--upsampler-tile", args.upsampler_tile)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be >= 1, got {value}")
+    if args.upsampler_tile is not None and args.tile is None:
+        raise UsageError("--upsampler-tile is used only with --tile N (tiled inference); give --tile too")
     output = output_path(args.output, "-o/--output", folder=True)
     from dan_blocks import optimize
     from dan_blocks.data.sr_io import collect_inputs

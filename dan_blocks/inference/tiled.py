@@ -40,9 +40,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .tiling import Tile, iter_tiles
+from .tiling import Tile, check_size, iter_tiles
 
-__all__ = ["DEFAULT_MAX_HALO", "TiledModule", "TilingPlan", "local_radius", "tiled"]
+__all__ = ["DEFAULT_MAX_HALO", "TiledModule", "TilingPlan", "check_device", "local_radius", "tiled"]
 
 #: by default a declared unit reaching further than this is split into its children: a DAN v2 restorer (104
 #: pixels) and its DPCGs (20) run block by block (a 2-pixel halo each, whole LR feature maps between blocks:
@@ -319,6 +319,35 @@ def _tiling_copy(module: nn.Module, plan: TilingPlan, name: str) -> nn.Module:
     return proxy
 
 
+def check_device(where: str, name: str, device: Any) -> torch.device:
+    """``device`` as a `torch.device`, checked to exist on this machine; `ValueError` naming ``where`` and
+    ``name`` otherwise (not a device, CUDA / MPS unavailable, a CUDA index beyond the devices present)."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"{where}: {name} {device!r} is not a device: {err}") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"{where}: {name} {device!r}: no CUDA device is available (use 'cpu')")
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(f"{where}: {name} {device!r}: this machine has {count} CUDA device(s), 0 to {count - 1}")
+    elif parsed.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"{where}: {name} {device!r}: MPS is not available on this machine")
+    return parsed
+
+
+def check_lr(where: str, lr: Any) -> None:
+    """``lr`` is a (B, C, h, w) tensor holding at least one pixel of one image; `ValueError` naming it else."""
+    if not isinstance(lr, Tensor) or lr.dim() != 4:
+        shape = tuple(lr.shape) if isinstance(lr, Tensor) else type(lr).__name__
+        raise ValueError(f"{where}: lr must be a (B, C, h, w) tensor, got {shape}")
+    if lr.shape[0] < 1 or lr.shape[-1] < 1 or lr.shape[-2] < 1:
+        raise ValueError(f"{where}: lr must hold at least one pixel of one image, got shape {tuple(lr.shape)}")
+
+
 @torch.no_grad()
 def tiled(
     model: nn.Module,
@@ -344,13 +373,23 @@ def tiled(
 
     Returns:
         what ``model(lr)`` returns, equal up to float summation order.
+
+    Raises:
+        TypeError / ValueError: naming the argument: sizes that are not integers in range (`TileSizeError`,
+            both at once), an ``lr`` that is not a 4-D tensor with pixels, a device that does not exist here.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"tiled: model must be an nn.Module, got {type(model).__name__}")
+    check_lr("tiled", lr)
+    tile_size = check_size("tiled", "tile_size", tile_size)  # type: ignore[assignment]
+    upsampler_tile = check_size("tiled", "upsampler_tile", upsampler_tile, allow_none=True)
+    max_halo = check_size("tiled", "max_halo", max_halo, minimum=0, allow_none=True)
     grid = (int(lr.shape[-2]), int(lr.shape[-1]))
     plan = TilingPlan(
         grid,
         tile_size,
-        upsampler_tile or min(tile_size, 128),
-        None if output_device is None else torch.device(output_device),
+        upsampler_tile if upsampler_tile is not None else min(tile_size, 128),
+        None if output_device is None else check_device("tiled", "output_device", output_device),
         max_halo,
     )
     proxy = _tiling_copy(model, plan, type(model).__name__)

@@ -13,12 +13,34 @@ the untiled result up to floating-point summation order (`dan_blocks.inference.t
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from torch import Tensor
 
-__all__ = ["Tile", "iter_tiles"]
+__all__ = ["Tile", "TileSizeError", "check_size", "iter_tiles"]
+
+
+class TileSizeError(TypeError, ValueError):
+    """A tile size, halo or radius that is not an integer in range: a `TypeError` (``2.5``, ``True``, ``"8"``)
+    or a `ValueError` (``0``), catchable as either."""
+
+
+def check_size(where: str, name: str, value: Any, *, minimum: int = 1, allow_none: bool = False) -> int | None:
+    """``value`` as an int when it is an integer (Python or NumPy, not a bool) ``>= minimum``, or None when
+    ``allow_none``; else `TileSizeError` naming ``where``, ``name`` and what is expected."""
+    if value is None and allow_none:
+        return None
+    try:
+        number = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or number < minimum:
+        expected = f"an integer >= {minimum}{' or None' if allow_none else ''}"
+        raise TileSizeError(f"{where}: {name} must be {expected}, got {value!r}")
+    return int(number)
 
 
 @dataclass(frozen=True)
@@ -61,10 +83,8 @@ def iter_tiles(
     ``region = (y0, y1, x0, x1)`` tiles only that rectangle (the halos still reach outside it, clipped to the
     grid), e.g. to sub-tile one tile's interior.
     """
-    if tile_size < 1:
-        raise ValueError(f"tile_size must be >= 1, got {tile_size}")
-    if halo < 0:
-        raise ValueError(f"halo must be >= 0, got {halo}")
+    tile_size = check_size("iter_tiles", "tile_size", tile_size)  # type: ignore[assignment]
+    halo = check_size("iter_tiles", "halo", halo, minimum=0)  # type: ignore[assignment]
     height, width = size
     top, bottom, left, right = (0, height, 0, width) if region is None else region
     for y0, y1 in _starts(top, bottom, tile_size):

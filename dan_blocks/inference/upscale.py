@@ -9,18 +9,10 @@ import torch
 from torch import Tensor, nn
 
 from ..fast import optimize as optimize_model
-from .tiled import DEFAULT_MAX_HALO, TilingPlan, _tiling_copy, tiled
+from .tiled import DEFAULT_MAX_HALO, TilingPlan, _tiling_copy, check_device, check_lr, tiled
+from .tiling import check_size
 
 __all__ = ["supports_tiling", "upscale"]
-
-
-def _check_size(name: str, value: Any, allow_none: bool, minimum: int = 1) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise TypeError(
-            f"upscale: {name} must be an integer >= {minimum}{' or None' if allow_none else ''}, got {value!r}"
-        )
 
 
 def supports_tiling(model: nn.Module) -> str | None:
@@ -34,11 +26,7 @@ def supports_tiling(model: nn.Module) -> str | None:
 
 
 def _check_lr(model: nn.Module, lr: Any) -> None:
-    if not isinstance(lr, Tensor) or lr.dim() != 4:
-        shape = tuple(lr.shape) if isinstance(lr, Tensor) else type(lr).__name__
-        raise ValueError(f"upscale: lr must be a (B, C, h, w) tensor, got {shape}")
-    if lr.shape[0] < 1 or lr.shape[-1] < 1 or lr.shape[-2] < 1:
-        raise ValueError(f"upscale: lr must hold at least one pixel of one image, got shape {tuple(lr.shape)}")
+    check_lr("upscale", lr)
     in_nc = getattr(getattr(model, "restorer", None), "in_nc", None)
     if in_nc is not None and lr.shape[1] != in_nc:
         raise ValueError(f"upscale: the model expects {in_nc}-channel images, got lr of shape {tuple(lr.shape)}")
@@ -68,7 +56,8 @@ def upscale(
     Args:
         model: a `DAN` or any composition (put it in eval mode yourself; DAN has no
             train-only layers).
-        lr: (B, 3, h, w) in [0, 1], on the model's device and in its dtype.
+        lr: (B, 3, h, w) in [0, 1], on the model's device and in its dtype (no silent cast: a float64 image
+            for a float32 model is a ValueError naming both dtypes; convert with ``lr.to(weight)``).
         tile_size: None for one untiled pass; else the LR tile side (any size). Each local unit (a conv, a
             DPCG, an upsampler, the MANet U-Net) is recomputed on its halo, so the cost grows as tiles shrink:
             see docs/inference.md.
@@ -82,20 +71,26 @@ def upscale(
     Returns:
         what ``model(lr)`` returns (a `DANOutput` for a DAN), equal up to float
         summation order (tested <= 1e-5 relative), computed without gradients.
+
+    Raises:
+        TypeError: ``model`` is not a module; a size that is not an integer (``2.5``, ``True``, ``"8"``) or not in
+            range (``0``): `TileSizeError`, a TypeError and a ValueError at once.
+        ValueError: naming the argument: ``lr`` not a 4-D floating tensor with pixels, with the model's channels,
+            dtype and device; ``upsampler_tile`` without ``tile_size``; an ``output_device`` this machine does
+            not have; an unknown ``fallback``.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"upscale: model must be an nn.Module, got {type(model).__name__}")
     _check_lr(model, lr)
-    _check_size("tile_size", tile_size, allow_none=True)
-    _check_size("upsampler_tile", upsampler_tile, allow_none=True)
-    _check_size("max_halo", max_halo, allow_none=True, minimum=0)
+    tile_size = check_size("upscale", "tile_size", tile_size, allow_none=True)
+    upsampler_tile = check_size("upscale", "upsampler_tile", upsampler_tile, allow_none=True)
+    max_halo = check_size("upscale", "max_halo", max_halo, minimum=0, allow_none=True)
+    if upsampler_tile is not None and tile_size is None:
+        raise ValueError("upscale: upsampler_tile is only used with tile_size (tiled inference); give tile_size too")
     if fallback not in ("warn", "error"):
         raise ValueError(f"upscale: fallback must be 'warn' or 'error', got {fallback!r}")
     if output_device is not None:
-        try:
-            output_device = torch.device(output_device)
-        except (RuntimeError, TypeError) as err:
-            raise ValueError(f"upscale: output_device {output_device!r} is not a device: {err}") from None
+        output_device = check_device("upscale", "output_device", output_device)
     if optimize:
         optimize_model(model)
     with torch.no_grad():
