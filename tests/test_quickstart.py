@@ -16,6 +16,7 @@ import torch
 import yaml
 
 import dan_blocks.basicsr  # noqa: F401  (makes basicsr importable, registers dan-blocks)
+from dan_blocks.basicsr.console import basicsr_console_quiet
 from dan_blocks.cli import quickstart
 from dan_blocks.cli.main import main
 
@@ -166,7 +167,7 @@ def test_console_routing_exists_only_while_the_quickstart_runs(tmp_path, capsys)
     import basicsr.train
 
     originals = basicsr.train.get_root_logger, basicsr.test.get_root_logger
-    with quickstart.basicsr_console_quiet() as logs:
+    with basicsr_console_quiet() as logs:
         logger = basicsr.train.get_root_logger(logger_name="basicsr", log_file=str(tmp_path / "train.log"))
         logger.info("BANNER of the train pipeline")
         logger.info("[quick..][epoch:  1, iter:     100, lr:(2.000e-03,)] l_pix: 1.0e-01")

@@ -16,27 +16,21 @@ affected: the routing exists only while the quickstart runs.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
-import logging
 import os
 import shlex
 import time
-from collections.abc import Iterator
 from typing import Any
 
-from ..utils import atomic_path, atomic_write_text
+from ..utils import atomic_write_text
 from .errors import UsageError, run_command
 
 __all__ = [
     "COMMAND",
     "DEFAULT_OUT",
     "HELP",
-    "basicsr_console_quiet",
     "bicubic_baseline",
     "main",
-    "quickstart_figure",
     "quickstart_test_options",
     "quickstart_train_options",
     "sr_command",
@@ -156,168 +150,6 @@ def bicubic_baseline(dataset_opt: dict[str, Any], scale: int) -> dict[str, float
     return {"psnr_y": float(psnr / count), "ssim_y": float(ssim / count)}
 
 
-class _ConsoleFilter(logging.Filter):
-    """What BasicSR's console handler may still print during the quickstart: training progress and warnings."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING or "][epoch:" in record.getMessage()
-
-
-@contextlib.contextmanager
-def basicsr_console_quiet() -> Iterator[list[str]]:
-    """While active, BasicSR's banner, option and network dumps go to its log files only, not the console.
-
-    BasicSR's ``get_root_logger`` gives the ``basicsr`` logger a console ``StreamHandler`` and, the first time
-    in a process, a ``FileHandler`` on the pipeline's log file; ``get_env_info`` (the banner), ``dict2str`` (the
-    options) and ``print_network`` all log through it. Here the ``get_root_logger`` that ``train_pipeline`` /
-    ``test_pipeline`` call is wrapped: each pipeline gets a fresh logger with its own log file (unwrapped, the
-    second pipeline of a process would log into the first one's file), and the console handler gets a filter
-    letting through only training progress and warnings. ``print`` output of the pipelines (``Disable
-    distributed.``) is kept off stdout by ``_pipeline_stdout``. On exit the wrappers and filters are removed,
-    so later ``dan-blocks train`` / ``test`` runs print as BasicSR does.
-
-    Yields the list of log files the pipelines opened, in order.
-    """
-    from dan_blocks.basicsr import compat
-
-    compat.ensure_basicsr_importable()
-    import basicsr.test
-    import basicsr.train
-    import basicsr.utils.logger as basicsr_logger
-
-    console_filter = _ConsoleFilter()
-    filtered: list[logging.Handler] = []
-    log_files: list[str] = []
-    modules = (basicsr.train, basicsr.test)
-    originals = {module: module.get_root_logger for module in modules}
-    wrapped = basicsr_logger.get_root_logger
-
-    def get_root_logger(logger_name: str = "basicsr", log_level: int = logging.INFO,
-                        log_file: str | None = None) -> logging.Logger:
-        logger = logging.getLogger(logger_name)
-        if log_file is not None and logger_name in basicsr_logger.initialized_logger:
-            for handler in list(logger.handlers):  # a new pipeline: its own log file, a fresh console handler
-                logger.removeHandler(handler)
-                handler.close()
-            del basicsr_logger.initialized_logger[logger_name]
-        logger = wrapped(logger_name=logger_name, log_level=log_level, log_file=log_file)
-        for handler in logger.handlers:
-            if isinstance(handler, logging.FileHandler):
-                if handler.baseFilename not in log_files:
-                    log_files.append(handler.baseFilename)
-            elif isinstance(handler, logging.StreamHandler) and console_filter not in handler.filters:
-                handler.addFilter(console_filter)
-                filtered.append(handler)
-        return logger
-
-    for module in modules:
-        module.get_root_logger = get_root_logger  # type: ignore[attr-defined]
-    try:
-        yield log_files
-    finally:
-        for module, original in originals.items():
-            module.get_root_logger = original  # type: ignore[attr-defined]
-        for handler in filtered:
-            handler.removeFilter(console_filter)
-
-
-@contextlib.contextmanager
-def _pipeline_stdout() -> Iterator[None]:
-    """BasicSR's own ``print`` calls (``Disable distributed.``) go to the ``basicsr`` logger (so its log file)."""
-    buffer = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(buffer):
-            yield
-    finally:
-        text = buffer.getvalue().strip()
-        if text:
-            logging.getLogger("basicsr").info(text)
-
-
-def _label(panel: Any, text: str, height: int = 22) -> Any:
-    import cv2
-    import numpy as np
-
-    strip = np.full((height, panel.shape[1], 3), 255, dtype=np.uint8)
-    cv2.putText(strip, text, (3, height - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
-    return np.concatenate([strip, panel], axis=0)
-
-
-def quickstart_figure(testset: str, pictures: str, path: str, suffix: str = TEST_NAME) -> dict[str, Any]:
-    """Write ``path`` (PNG): LR (enlarged, nearest) | bicubic | DAN | HR crops of one test image, then the
-    estimated | true kernel picture BasicSR's test wrote; returns what it shows (image, sigma, crop, Y-PSNRs).
-
-    The image is the first source of the make-testset ``testset`` at its middle blur width; the crop (as tall
-    as the kernel picture) is the window with the most detail (largest mean gradient magnitude) of the HR image.
-    ``pictures`` is the test's visualization folder (``<lr stem>_<suffix>.png`` and ``..._kernel.png``).
-    """
-    import cv2
-    import numpy as np
-    import torch
-    from basicsr.metrics.psnr_ssim import calculate_psnr
-    from basicsr.utils import tensor2img
-
-    from dan_blocks.degradations import imresize
-
-    with open(os.path.join(testset, "manifest.json"), encoding="utf-8") as handle:
-        manifest = json.load(handle)
-    scale = int(manifest["scale"])
-    pairs = manifest["pairs"]
-    same = sorted((p for p in pairs if p["source"] == pairs[0]["source"]), key=lambda p: p["sigma"])
-    pair = same[len(same) // 2]
-    stem = os.path.splitext(os.path.basename(pair["lr"]))[0]
-    lr = cv2.imread(os.path.join(testset, pair["lr"]), cv2.IMREAD_COLOR)
-    hr = cv2.imread(os.path.join(testset, pair["gt"]), cv2.IMREAD_COLOR)
-    sr = cv2.imread(os.path.join(pictures, f"{stem}_{suffix}.png"), cv2.IMREAD_COLOR)
-    kernel = cv2.imread(os.path.join(pictures, f"{stem}_{suffix}_kernel.png"), cv2.IMREAD_COLOR)
-    if lr is None or hr is None or sr is None or kernel is None:
-        raise FileNotFoundError(f"quickstart figure: the test set or the test's pictures of {stem} are missing")
-    rgb = torch.from_numpy(np.ascontiguousarray(lr[..., ::-1])).permute(2, 0, 1)[None].float() / 255.0
-    bicubic = tensor2img([imresize(rgb, float(scale))])
-    h, w = sr.shape[:2]
-    hr, bicubic = hr[:h, :w], bicubic[:h, :w]
-    psnr = {name: float(calculate_psnr(img, hr, scale, test_y_channel=True))
-            for name, img in (("bicubic", bicubic), ("dan", sr))}
-    side = min(kernel.shape[0] // scale * scale, h // scale * scale, w // scale * scale)
-    grey = cv2.cvtColor(hr, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    detail = np.abs(cv2.Sobel(grey, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1))
-    step = 4 * scale
-    best, top, left = -1.0, 0, 0
-    for y in range(0, h - side + 1, step):
-        for x in range(0, w - side + 1, step):
-            value = float(detail[y:y + side, x:x + side].mean())
-            if value > best:
-                best, top, left = value, y, x
-    crop = (slice(top, top + side), slice(left, left + side))
-    lr_crop = lr[top // scale:(top + side) // scale, left // scale:(left + side) // scale]
-    panels = [
-        _label(cv2.resize(lr_crop, (side, side), interpolation=cv2.INTER_NEAREST), f"LR x{scale} (nearest)"),
-        _label(bicubic[crop], f"bicubic {psnr['bicubic']:.2f} dB"),
-        _label(sr[crop], f"DANv2 {psnr['dan']:.2f} dB"),
-        _label(hr[crop], "HR"),
-    ]
-    if kernel.shape[0] > side:
-        kernel = kernel[:side]
-    pad = np.full((side - kernel.shape[0], kernel.shape[1], 3), 255, dtype=np.uint8)
-    panels.append(_label(np.concatenate([kernel, pad], axis=0), "kernel: estimated | true"))
-    gap = np.full((panels[0].shape[0], 6, 3), 255, dtype=np.uint8)
-    row = [panels[0]]
-    for panel in panels[1:]:
-        row += [gap, panel]
-    figure = np.concatenate(row, axis=1)
-    footer = _label(np.zeros((0, figure.shape[1], 3), dtype=np.uint8),
-                    f"{stem} (Gaussian8 x{scale}, sigma {pair['sigma']:.2f}); Y-PSNR of the whole image", 20)
-    figure = np.concatenate([figure, footer], axis=0)
-    ok, encoded = cv2.imencode(".png", figure, [cv2.IMWRITE_PNG_COMPRESSION, 9])
-    if not ok:
-        raise OSError(f"{path}: cannot encode the figure")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with atomic_path(path, keep_extension=True) as tmp, open(tmp, "wb") as handle:
-        handle.write(encoded.tobytes())
-    return {"path": path, "image": stem, "sigma": pair["sigma"], "crop": [top, left, side],
-            "psnr_y": psnr, "lr": os.path.join(testset, pair["lr"])}
-
-
 def _write_yaml(path: str, opt: dict[str, Any]) -> None:
     import yaml
 
@@ -367,6 +199,8 @@ def _run(argv: list[str]) -> int:
     out = os.path.abspath(args.out)
     if args.iters < 1 or args.threads < 1:
         raise UsageError(f"--iters and --threads must be >= 1, got {args.iters} and {args.threads}")
+    from dan_blocks.basicsr.console import basicsr_console_quiet
+
     with basicsr_console_quiet() as log_files:
         return _quickstart(args, out, log_files)
 
@@ -374,7 +208,9 @@ def _run(argv: list[str]) -> int:
 def _quickstart(args: argparse.Namespace, out: str, log_files: list[str]) -> int:
     import torch
 
+    from dan_blocks.basicsr.console import pipeline_stdout
     from dan_blocks.cli._pipeline import run_basicsr_pipeline
+    from dan_blocks.cli.quickstart_figure import quickstart_figure
 
     torch.set_num_threads(args.threads)
     from dan_blocks.data import make_testset
@@ -385,7 +221,7 @@ def _quickstart(args: argparse.Namespace, out: str, log_files: list[str]) -> int
     _step(f"1/4 training a small DANv2 x4 for {args.iters} iterations through BasicSR (CPU, "
           f"{args.threads} thread(s)); BasicSR's full log goes to {os.path.join(out, 'experiments', TRAIN_NAME)}")
     start = time.perf_counter()
-    with _pipeline_stdout():
+    with pipeline_stdout():
         status = run_basicsr_pipeline("train", ["-opt", train_yml], root=out)
     train_seconds = time.perf_counter() - start
     if status:
@@ -399,7 +235,7 @@ def _quickstart(args: argparse.Namespace, out: str, log_files: list[str]) -> int
     test_yml = os.path.join(out, "options", "quickstart_test.yml")
     _write_yaml(test_yml, test_opt)
     _step("3/4 testing it through BasicSR (SR images, kernel pictures, Y-PSNR/SSIM per DAN iteration)")
-    with _pipeline_stdout():
+    with pipeline_stdout():
         status = run_basicsr_pipeline("test", ["-opt", test_yml], root=out)
     if status:
         return status
@@ -409,7 +245,7 @@ def _quickstart(args: argparse.Namespace, out: str, log_files: list[str]) -> int
         dan = json.load(handle)
     _step("4/4 bicubic baseline and the comparison picture")
     pictures = os.path.join(out, "results", TEST_NAME, "visualization", dataset_opt["name"])
-    figure = quickstart_figure(testset, pictures, os.path.join(out, "quickstart.png"))
+    figure = quickstart_figure(testset, pictures, os.path.join(out, "quickstart.png"), TEST_NAME)
     sr_out = os.path.join(out, "sr")
     command = sr_command(weights, figure["lr"], sr_out)
     results = {
