@@ -219,7 +219,7 @@ def test_layout_round_trip_and_strict_errors(tmp_path) -> None:
     broken = {k: v for k, v in sd.items() if k != "RRDB_trunk.0.RDB2.conv3.weight"}
     with pytest.raises(CheckpointMismatchError, match=r"RRDB_trunk\.0\.RDB2\.conv3|trunk\.0\.rdb2\.conv3"):
         load_manet_checkpoint(broken)
-    with pytest.raises(ValueError, match=r"cannot override.*nf"):
+    with pytest.raises(ValueError, match=r"cannot set.*nf"):
         load_model(sd, nf=16)
     for key, bad in ((E + "m_tail.weight", torch.zeros(25)), ("pca_matrix", torch.zeros(25, 3)),
                      (E + "m_head.weight", torch.zeros(0, 3, 3, 3))):
@@ -321,3 +321,30 @@ def test_stage3_exports_to_onnx_with_dynamic_sizes(tmp_path) -> None:
         got = torch.from_numpy(session.run(None, {"lr": lr.numpy()})[0])
         ref, _ = ref_stage3(sd, lr, 1, 1, 2)
         assert _rel(got, ref) <= 1e-5
+
+
+def test_cli_convert_writes_self_describing_files_of_manets_models(tmp_path, capsys) -> None:
+    import yaml
+
+    from dan_blocks.cli.main import main
+
+    sd = manet_stage3_layout(8, 1, 4, 8, 1, 5, 3, 2, seed=13)
+    for name, state in (("stage3.pth", sd), ("stage1.pth", {k: v for k, v in sd.items() if k.startswith(E)})):
+        torch.save(state, tmp_path / name)
+        capsys.readouterr()
+        assert main(["convert", str(tmp_path / name), str(tmp_path / "out") + "/"]) == 0
+        printed = capsys.readouterr().out
+        options = yaml.safe_load(printed.split("BasicSR options:", 1)[1])["network_g"]
+        converted = tmp_path / "out" / name.replace(".pth", "_basicsr.pth")
+        model = load_model(converted)
+        assert type(model).__name__ == options["type"]
+        lr = torch.rand(1, 3, 9, 13, generator=torch.Generator().manual_seed(2))
+        with torch.no_grad():
+            if name == "stage3.pth":
+                assert options["type"] == "MANetRRDB" and options["pad_multiple"] == 8
+                assert _rel(model(lr).sr, ref_stage3(sd, lr, 1, 1, 2)[0]) <= 1e-5
+            else:
+                assert options["type"] == "MANetEstimator" and options["use_sr"] is False
+                assert _rel(model(None, lr), ref_kernels(sd, lr, 1)) <= 1e-5
+    assert main(["convert", str(tmp_path / "stage1.pth"), str(tmp_path / "x.pth"), "--loop", "2"]) == 1
+    assert "cannot set ['loop']" in capsys.readouterr().err and not (tmp_path / "x.pth").exists()

@@ -206,18 +206,24 @@ def infer_manet_config(state: Mapping[str, Tensor]) -> dict[str, Any]:
 
 
 def load_manet_checkpoint(
-    source: str | os.PathLike[str] | Mapping[str, Any], map_location: Any = "cpu", **overrides: Any
+    source: str | os.PathLike[str] | Mapping[str, Any],
+    map_location: Any = "cpu",
+    *,
+    where: str | None = None,
+    **overrides: Any,
 ) -> MANetEstimator | MANetRRDB:
     """MANet's ``stage1_MANet_x4.pth`` as an LR-only `MANetEstimator` (call it as ``estimator(None, lr)``:
     per-pixel kernels (B, k*k, h, w)), or ``stage3_MANet+RRDB_x4.pth`` as a `MANetRRDB`; sizes read off the
     tensors, loaded strictly (``weights_only=True``), in eval mode. ``overrides`` replace inferred options that
-    the weights do not fix (``pad_multiple``; ``loop`` of stage 3).
+    the weights do not fix (``pad_multiple``; ``loop`` of stage 3); ``where`` names an already loaded dict's file
+    in errors.
 
     Raises:
         CheckpointMismatchError: not MANet's layout, or tensors missing / unexpected / of other shapes (listed).
         ValueError: an override that is not such an option.
     """
-    where = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "the given state dict"
+    if where is None:
+        where = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "the given state dict"
     state = read_checkpoint(source, map_location=map_location)
     cfg = infer_manet_config(state)
     kind = cfg.pop("kind")
@@ -225,7 +231,7 @@ def load_manet_checkpoint(
     unknown = sorted(set(overrides) - set(allowed))
     if unknown:
         raise ValueError(
-            f"MANet {kind} file {where}: cannot override {unknown} (read off the weights); "
+            f"MANet {kind} file {where}: cannot set {unknown} (read off the weights, or not an option of this model); "
             f"accepted overrides: {list(allowed)}"
         )
     cfg.update(overrides)

@@ -1,4 +1,5 @@
-"""``dan-blocks convert``: a release checkpoint (greatlog/DAN) -> a BasicSR checkpoint ``{"params": ...}``."""
+"""``dan-blocks convert``: a release checkpoint (greatlog/DAN, JingyunLiang/MANet) -> a self-describing BasicSR
+checkpoint ``{"params": ...}``."""
 
 from __future__ import annotations
 
@@ -6,23 +7,29 @@ import argparse
 import os
 from typing import Any
 
-from .errors import output_path, run_command
+from .errors import UsageError, output_path, run_command
 
 __all__ = ["COMMAND", "HELP", "build_parser", "main", "network_options", "write_checkpoint"]
 
 COMMAND = "convert"
-HELP = "convert a released DAN checkpoint to a BasicSR checkpoint and print the network_g options"
+HELP = "convert a released DAN or MANet checkpoint to a BasicSR checkpoint and print the network_g options"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"dan-blocks {COMMAND}", description=HELP)
-    parser.add_argument("official", help="release checkpoint, e.g. danv2_x4_setting1.pth")
+    parser.add_argument(
+        "official", help="release checkpoint, e.g. danv2_x4_setting1.pth or stage3_MANet+RRDB_x4.pth (any file "
+        "dan_blocks.load_model reads)"
+    )
     parser.add_argument(
         "output",
         help="output .pth holding {'params': state_dict}; a folder (existing, or a path ending in /) gets "
         "<release name>_basicsr.pth in it",
     )
-    parser.add_argument("--loop", type=int, default=4, help="iterations to record in the options (default 4)")
+    parser.add_argument(
+        "--loop", type=int, default=None,
+        help="iterations to record in the options (default: 4 for DAN release files, the file's own otherwise)",
+    )
     return parser
 
 
@@ -67,7 +74,7 @@ def _yaml(opts: dict[str, Any], output: str) -> str:
             )
             lines.append(f"  {key}: {{{inner}}}")
         else:
-            lines.append(f"  {key}: {value}")
+            lines.append(f"  {key}: {str(value).lower() if isinstance(value, bool) else value}")
     lines += [
         "",
         "path:",
@@ -104,16 +111,24 @@ def _run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     stem = os.path.splitext(os.path.basename(os.path.normpath(args.official)))[0]
     output = output_path(args.output, "OUTPUT", default_name=f"{stem}_basicsr.pth")
-    from dan_blocks.archs import load_official_checkpoint
+    from dan_blocks.archs import DANv1, DANv2, arch_options
+    from dan_blocks.inference import load_model
 
-    model = load_official_checkpoint(args.official, loop=args.loop)
+    if args.loop is not None and args.loop < 1:
+        raise UsageError(f"--loop must be >= 1, got {args.loop}")
+    model = load_model(args.official, **({} if args.loop is None else {"loop": args.loop}))
+    options = network_options(model) if isinstance(model, (DANv1, DANv2)) else arch_options(model)
+    if options is None:
+        raise ValueError(f"{args.official}: {type(model).__name__} records no options to write")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    write_checkpoint(state, output, network_options(model), model)
+    write_checkpoint(state, output, options, model)
     params = sum(p.numel() for p in model.parameters())
-    print(
-        f"converted {args.official} -> {output}: {type(model).__name__} x{model.scale}, "
-        f"{model.kernel_size}x{model.kernel_size} kernels, {model.code_length}-d codes, {params:,} parameters"
-    )
+    sizes = [f"x{model.scale}"] if getattr(model, "scale", None) else []
+    if getattr(model, "kernel_size", None):
+        sizes.append(f"{model.kernel_size}x{model.kernel_size} kernels")
+    if getattr(model, "code_length", None):
+        sizes.append(f"{model.code_length}-d codes")
+    print(f"converted {args.official} -> {output}: {type(model).__name__} {', '.join(sizes)}, {params:,} parameters")
     print("BasicSR options:\n")
-    print(_yaml(network_options(model), output))
+    print(_yaml(options, output))
     return 0

@@ -211,7 +211,7 @@ def _from_object(obj: Any, where: str, param_key: str | None, overrides: Mapping
         allowed = {k: overrides[k] for k in ("loop", "setting") if k in overrides}
         return load_official_checkpoint(state, **allowed)
     if manet_release_kind(state) is not None:
-        return load_manet_checkpoint(state, **overrides)
+        return load_manet_checkpoint(state, where=where, **overrides)
     return _from_legacy(state, where, overrides)
 
 
