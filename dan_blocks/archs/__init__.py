@@ -5,7 +5,7 @@ Every class here is registered in dan-blocks' `ARCH_REGISTRY`; ``import dan_bloc
 them into BasicSR's, ``import dan_blocks.timm`` registers ``dan_v1_x2`` ... ``dan_v2_x4`` in timm.
 """
 
-from .builders import PCALike, build_module, lookup_arch, resolve_pca
+from .builders import PCALike, build_arch, build_module, lookup_arch, resolve_pca
 from .dan_arch import DAN, STARTS, SROnly
 from .dan_v1_arch import EstimatorV1, RestorerV1
 from .dan_v2_arch import EstimatorV2, RestorerV2
@@ -51,6 +51,7 @@ __all__ = [
     "Upsampler",
     "arch_options",
     "available_default_pcas",
+    "build_arch",
     "build_module",
     "dan_v1",
     "dan_v2",

@@ -11,10 +11,11 @@ import torch
 from torch import Tensor, nn
 
 from ..layers import PCAEncoder
+from ..utils.options import OptionKeyError, OptionValueError, check_call_options, did_you_mean
 from .pca_files import default_pca
 from .registry import ARCH_REGISTRY
 
-__all__ = ["PCALike", "build_module", "lookup_arch", "resolve_pca"]
+__all__ = ["PCALike", "build_arch", "build_module", "lookup_arch", "resolve_pca"]
 
 
 #: what ``DAN(pca=...)`` accepts
@@ -27,9 +28,35 @@ def build_module(spec: nn.Module | Mapping[str, Any], role: str) -> nn.Module:
         return spec
     if not isinstance(spec, Mapping) or "type" not in spec:
         raise TypeError(f"DAN {role} must be an nn.Module or an option dict with a 'type' key, got {spec!r}")
-    options = dict(spec)
-    name = options.pop("type")
-    return lookup_arch(name, f"DAN {role}")(**options)
+    return build_arch(spec, f"DAN {role}")
+
+
+def build_arch(options: Mapping[str, Any], where: str = "network_g") -> nn.Module:
+    """Build the network of an option dict ``{"type": Name, **kwargs}``, checked first: the type is looked up
+    (`lookup_arch`, with a did-you-mean), the keys and simple value types are checked against its constructor
+    (`dan_blocks.utils.options.check_call_options`), and an error of the constructor names ``where`` and the
+    type.
+
+    Raises:
+        OptionKeyError: no ``type``, an unknown type or key, a missing required key.
+        OptionValueError: a value the constructor refuses (wrong type, out of range).
+    """
+    if not isinstance(options, Mapping) or "type" not in options:
+        raise OptionKeyError(f"{where} must be an option dict with a 'type' key, e.g. {{type: DANv2, scale: 4}}; "
+                             f"got {options!r}")
+    kwargs = dict(options)
+    name = kwargs.pop("type")
+    cls = lookup_arch(name, where)
+    label = f"{where} ({name})"
+    check_call_options(kwargs, cls, label, skip=())
+    try:
+        return cls(**kwargs)  # type: ignore[no-any-return]
+    except (OptionKeyError, OptionValueError):
+        raise
+    except KeyError as err:
+        raise OptionKeyError(f"{label}: {err.args[0] if err.args else err}") from err
+    except (TypeError, ValueError) as err:
+        raise OptionValueError(f"{label}: {err}") from err
 
 
 def lookup_arch(name: str, what: str = "network") -> Any:
@@ -37,17 +64,23 @@ def lookup_arch(name: str, what: str = "network") -> Any:
     (classes registered there by a user's own package). Nothing is imported here.
 
     Raises:
-        KeyError: nobody registered ``name``; the message lists dan-blocks' names.
+        OptionKeyError: nobody registered ``name`` (a `KeyError`); the message lists dan-blocks' names and the
+            closest registered one.
     """
-    if name in ARCH_REGISTRY:
+    if isinstance(name, str) and name in ARCH_REGISTRY:
         return ARCH_REGISTRY.get(name)
     basicsr_registry = sys.modules.get("basicsr.utils.registry")
-    if basicsr_registry is not None and name in basicsr_registry.ARCH_REGISTRY:
-        return basicsr_registry.ARCH_REGISTRY.get(name)
-    raise KeyError(
-        f"{what} type {name!r} is not registered; register it first (decorate it with "
-        f"dan_blocks.archs.register_arch, or register it in BasicSR's ARCH_REGISTRY and import that module) or "
-        f"use one of: {', '.join(sorted(ARCH_REGISTRY.keys()))}"
+    others: list[str] = []
+    if basicsr_registry is not None:
+        if isinstance(name, str) and name in basicsr_registry.ARCH_REGISTRY:
+            return basicsr_registry.ARCH_REGISTRY.get(name)
+        others = [key for key in basicsr_registry.ARCH_REGISTRY.keys() if key not in ARCH_REGISTRY]  # noqa: SIM118 (its __iter__ yields pairs)
+    ours = sorted(ARCH_REGISTRY.keys())
+    also = f" (or one of BasicSR's {len(others)} architectures)" if others else ""
+    raise OptionKeyError(
+        f"{what} type {name!r} is not registered{did_you_mean(name, [*ours, *others])}; use one of: "
+        f"{', '.join(ours)}{also}, or register your own first (decorate it with dan_blocks.archs.register_arch, "
+        "or register it in BasicSR's ARCH_REGISTRY and import that module)"
     )
 
 

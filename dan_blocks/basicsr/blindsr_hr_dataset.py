@@ -61,6 +61,9 @@ class BlindSRHRDataset(Dataset):
     Item: ``{"gt": (3, H, W) float32 RGB in [0, 1], "gt_path": str}``.
     """
 
+    #: the option keys it accepts (checked before a run starts and on construction)
+    OPTION_KEYS: tuple[str, ...] = _KEYS
+
     def __init__(self, opt: dict[str, Any]) -> None:
         super().__init__()
         check_keys(opt, _KEYS, "BlindSRHRDataset options")

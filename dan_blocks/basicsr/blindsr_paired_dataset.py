@@ -54,6 +54,9 @@ class BlindSRPairedDataset(Dataset):
     ``"lq_path": str, "gt_path": str}``.
     """
 
+    #: the option keys it accepts (checked before a run starts and on construction)
+    OPTION_KEYS: tuple[str, ...] = _KEYS
+
     def __init__(self, opt: dict[str, Any]) -> None:
         super().__init__()
         check_keys(opt, _KEYS, "BlindSRPairedDataset options")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
 from ..utils import check_keys
+from ..utils.options import OptionKeyError, OptionValueError, check_call_options, did_you_mean
 
 __all__ = [
     "DIST_KEYS",
@@ -76,12 +78,23 @@ DIST_KEYS: tuple[str, ...] = ("backend", "port")
 
 
 def check_option_file(opt: Mapping[str, Any], train: bool) -> None:
-    """Check every block dan-blocks runs before any work starts: the top level, ``path``, ``logger`` (and its
-    ``wandb``), ``dist_params`` and the dataset phases (``train`` / ``val*`` when training); ``train``, ``val``
-    and ``degradation`` are checked by DANModel and ``build_degradation`` with the same messages.
+    """Check every block dan-blocks runs before any work starts (before BasicSR makes a folder or a log):
+
+    - the keys of the top level, ``path``, ``logger`` (and its ``wandb``), ``dist_params``, ``train``, ``val``
+      and the dataset phases (``train`` / ``val*`` when training);
+    - ``network_g``: its type, keys and simple value types, then a trial build (`dan_blocks.archs.build_arch`),
+      and its scale against the top-level ``scale`` and the degradation's;
+    - ``train``: ``optim_g`` (BasicSR 1.4.2 builds only Adam), ``scheduler``, ``pixel_opt`` / ``kernel_opt``
+      (BasicSR's losses) against the signatures they are passed to, and the integers (``total_iter``,
+      ``manual_seed``, ``logger`` frequencies, ``val.val_freq``);
+    - ``degradation`` (a trial `build_degradation` when training), ``val.metrics`` types, each dataset's type
+      and keys (dan-blocks' datasets) and that its data folders exist;
+    - ``path.pretrain_network_g`` / ``pretrain_network_estimator`` exist.
 
     Raises:
-        OptionKeyError: an unknown key, with the accepted keys and a did-you-mean.
+        OptionKeyError: an unknown or missing key, with the accepted keys and a did-you-mean.
+        OptionValueError: a value of the wrong type or range (the key is named).
+        FileNotFoundError: a data folder or pretrained file that does not exist (the key is named).
     """
     check_keys(opt, TOP_KEYS, "the option file's top level")
     check_path_block(opt)
@@ -96,3 +109,180 @@ def check_option_file(opt: Mapping[str, Any], train: bool) -> None:
         if phases:
             check_keys({key: None for key in phases}, ["train", "val", "val_1", "val_2"],
                        "datasets (a training run's phases are 'train' and names starting with 'val')")
+    dan_model = opt.get("model_type") == "DANModel"  # the train / val keys of another model are its own
+    if dan_model:
+        check_keys(opt.get("val"), VAL_KEYS, "val (DANModel)")
+        if train:
+            check_keys(opt.get("train"), TRAIN_KEYS, "train (DANModel)")
+    _check_integers(opt, train)
+    net = _trial_network(opt)
+    if train:
+        _check_train_block(opt.get("train"))
+        if dan_model:
+            _check_degradation(opt, net)
+    _check_metrics(opt.get("val"))
+    _check_datasets(datasets)
+    _check_pretrained(opt.get("path"))
+
+
+def _check_int(value: Any, where: str, minimum: int | None = None, none_ok: bool = False) -> None:
+    if value is None and none_ok:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():  # BasicSR calls int() on these
+            value = int(value)
+        elif isinstance(value, float) and value.is_integer():  # 5.0e+3 in YAML
+            value = int(value)
+        else:
+            raise OptionValueError(f"{where} must be an integer, got {value!r} ({type(value).__name__})")
+    if minimum is not None and value < minimum:
+        raise OptionValueError(f"{where} must be >= {minimum}, got {value}")
+
+
+def _check_integers(opt: Mapping[str, Any], train: bool) -> None:
+    if "scale" in opt:
+        _check_int(opt["scale"], "scale", 1)
+    if opt.get("num_gpu") != "auto" and "num_gpu" in opt:
+        _check_int(opt["num_gpu"], "num_gpu ('auto' or an integer)", 0)
+    _check_int(opt.get("manual_seed"), "manual_seed", none_ok=True)
+    logger = opt.get("logger")
+    if isinstance(logger, Mapping):
+        for key in ("print_freq", "save_checkpoint_freq"):
+            if key in logger:
+                _check_int(logger[key], f"logger.{key}", 1)
+    val = opt.get("val")
+    if isinstance(val, Mapping) and "val_freq" in val:
+        _check_int(val["val_freq"], "val.val_freq", 1)
+    block = opt.get("train")
+    if train and isinstance(block, Mapping):
+        _check_int(block.get("total_iter"), "train.total_iter", 1)
+        _check_int(block.get("warmup_iter"), "train.warmup_iter", -1, none_ok=True)
+
+
+def _trial_network(opt: Mapping[str, Any]) -> Any:
+    """Build ``network_g`` once (cheap, before BasicSR seeds its generators) so that every constructor error is
+    named now; compare its scale with the top level's."""
+    if "network_g" not in opt:
+        raise OptionKeyError("the option file has no 'network_g' block (e.g. network_g: {type: DANv2, scale: 4})")
+    from ..archs import build_arch
+
+    net = build_arch(opt["network_g"], "network_g")
+    net_scale = getattr(net, "scale", None)
+    if isinstance(net_scale, int) and "scale" in opt and int(opt["scale"]) != net_scale:
+        raise OptionValueError(
+            f"scale: {opt['scale']} differs from network_g's x{net_scale}: the datasets and the metrics would use "
+            "another factor than the network; make them equal"
+        )
+    return net
+
+
+#: BasicSR 1.4.2's schedulers by the names ``setup_schedulers`` accepts
+_SCHEDULERS = {"MultiStepLR": "MultiStepRestartLR", "MultiStepRestartLR": "MultiStepRestartLR",
+               "CosineAnnealingRestartLR": "CosineAnnealingRestartLR"}
+
+
+def _typed_block(block: Any, where: str, example: str) -> str:
+    if not isinstance(block, Mapping) or "type" not in block:
+        raise OptionKeyError(f"{where} must be an option block with a 'type' key, e.g. {example}; got {block!r}")
+    return str(block["type"])
+
+
+def _check_train_block(block: Any) -> None:
+    if not isinstance(block, Mapping):
+        raise OptionKeyError("a training run needs a 'train:' block (optim_g, total_iter, pixel_opt, ...)")
+    import torch
+    from basicsr.losses import LOSS_REGISTRY
+    from basicsr.models import lr_scheduler
+
+    if "optim_g" not in block:
+        raise OptionKeyError("train: missing 'optim_g' (e.g. {type: Adam, lr: 1.0e-4, betas: [0.9, 0.99]})")
+    kind = _typed_block(block["optim_g"], "train.optim_g", "{type: Adam, lr: 1.0e-4}")
+    if kind != "Adam":
+        raise OptionValueError(
+            f"train.optim_g.type {kind!r}: BasicSR 1.4.2 builds only 'Adam'{did_you_mean(kind, ['Adam'])}"
+        )
+    check_call_options(block["optim_g"], torch.optim.Adam, "train.optim_g (Adam)", given=("params",))
+    if block.get("scheduler") is not None:
+        kind = _typed_block(block["scheduler"], "train.scheduler", "{type: MultiStepLR, milestones: [1000]}")
+        if kind not in _SCHEDULERS:
+            raise OptionValueError(
+                f"train.scheduler.type {kind!r} is not one of BasicSR's{did_you_mean(kind, _SCHEDULERS)}: "
+                f"{', '.join(_SCHEDULERS)}"
+            )
+        scheduler = getattr(lr_scheduler, _SCHEDULERS[kind])
+        check_call_options(block["scheduler"], scheduler, f"train.scheduler ({kind})", given=("optimizer",))
+    for key in ("pixel_opt", "kernel_opt"):
+        if block.get(key) is None:
+            continue
+        kind = _typed_block(block[key], f"train.{key}", "{type: L1Loss, loss_weight: 1.0}")
+        names = list(LOSS_REGISTRY.keys())  # BasicSR's Registry iterates over pairs
+        if kind not in names:
+            raise OptionValueError(
+                f"train.{key}.type {kind!r} is not a BasicSR loss{did_you_mean(kind, names)}; "
+                f"registered: {', '.join(sorted(names))}"
+            )
+        check_call_options(block[key], LOSS_REGISTRY.get(kind), f"train.{key} ({kind})")
+
+
+def _check_degradation(opt: Mapping[str, Any], net: Any) -> None:
+    if opt.get("degradation") is None:
+        return  # DANModel names it; another model type may not need one
+    from ..degradations import build_degradation
+
+    degradation = build_degradation(dict(opt["degradation"]))
+    net_scale, deg_scale = getattr(net, "scale", None), getattr(degradation, "scale", None)
+    if isinstance(net_scale, int) and deg_scale is not None and int(deg_scale) != net_scale:
+        raise OptionValueError(f"degradation scale x{deg_scale} differs from network_g's x{net_scale}")
+
+
+def _check_metrics(val: Any) -> None:
+    metrics = val.get("metrics") if isinstance(val, Mapping) else None
+    if metrics is None:
+        return
+    if not isinstance(metrics, Mapping):
+        raise OptionKeyError(f"val.metrics must map names to {{type: calculate_psnr, ...}} blocks, got {metrics!r}")
+    from basicsr.metrics import METRIC_REGISTRY
+
+    names = list(METRIC_REGISTRY.keys())
+    for name, block in metrics.items():
+        kind = _typed_block(block, f"val.metrics.{name}", "{type: calculate_psnr, crop_border: 4}")
+        if kind not in names:
+            raise OptionValueError(
+                f"val.metrics.{name}.type {kind!r} is not a BasicSR metric{did_you_mean(kind, names)}; "
+                f"registered: {', '.join(sorted(names))}"
+            )
+        check_call_options(block, METRIC_REGISTRY.get(kind), f"val.metrics.{name} ({kind})", given=("img", "img2"))
+
+
+_DATA_ROOTS = ("dataroot", "dataroot_gt", "dataroot_lq")
+
+
+def _check_datasets(datasets: Any) -> None:
+    if not isinstance(datasets, Mapping):
+        return
+    from basicsr.utils.registry import DATASET_REGISTRY
+
+    names = list(DATASET_REGISTRY.keys())
+    for phase, block in datasets.items():
+        kind = _typed_block(block, f"datasets.{phase}", "{type: BlindSRHRDataset, dataroot_gt: ...}")
+        if kind not in names:
+            raise OptionValueError(
+                f"datasets.{phase}.type {kind!r} is not a registered dataset{did_you_mean(kind, names)}"
+            )
+        accepted = getattr(DATASET_REGISTRY.get(kind), "OPTION_KEYS", None)
+        if accepted is not None:
+            check_keys(block, accepted, f"datasets.{phase} ({kind})")
+        for key in _DATA_ROOTS:
+            root = block.get(key)
+            if isinstance(root, str) and not root.startswith("builtin:") and not os.path.exists(root):
+                raise FileNotFoundError(f"datasets.{phase}.{key}: {root!r} does not exist")
+
+
+def _check_pretrained(paths: Any) -> None:
+    if not isinstance(paths, Mapping):
+        return
+    for key in ("pretrain_network_g", "pretrain_network_estimator"):
+        value = paths.get(key)
+        if isinstance(value, str) and value and value != "~" and not os.path.isfile(value):
+            what = "is a folder" if os.path.isdir(value) else "does not exist"
+            raise FileNotFoundError(f"path.{key}: {value!r} {what}; expected a checkpoint file")

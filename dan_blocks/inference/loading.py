@@ -31,13 +31,13 @@ from ..archs import (
     DAN,
     DANv1,
     DANv2,
+    build_arch,
     from_manet_state_dict,
     from_release_state_dict,
     infer_release_config,
     load_manet_checkpoint,
     load_official_checkpoint,
     load_official_weights,
-    lookup_arch,
     to_release_state_dict,
 )
 from ..archs.manet_files import manet_release_kind
@@ -79,10 +79,8 @@ def load_network_options(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return network, dict(paths) if isinstance(paths, Mapping) else {}
 
 
-def _build(network: Mapping[str, Any]) -> nn.Module:
-    options = dict(network)
-    name = options.pop("type")
-    return lookup_arch(name, "network_g")(**options)  # type: ignore[no-any-return]
+def _build(network: Mapping[str, Any], where: str) -> nn.Module:
+    return build_arch(network, f"{where}: network_g")
 
 
 def dan_state_dict(source: str | Mapping[str, Any], param_key: str | None = "params") -> dict[str, Tensor]:
@@ -181,12 +179,12 @@ def load_model(
         weights = paths.get("pretrain_network_g")
         if not weights:
             raise KeyError(f"{where}: path.pretrain_network_g is not set: no weights to load")
-        model = _build({**network, **overrides})
+        model = _build({**network, **overrides}, where)
         load_weights(model, str(weights), param_key or paths.get("param_key_g", "params"),
                      bool(paths.get("strict_load_g", True)))
     elif opt is not None:
         network, paths = load_network_options(opt)
-        model = _build({**network, **overrides})
+        model = _build({**network, **overrides}, os.fspath(opt))
         load_weights(model, where if isinstance(source, (str, os.PathLike)) else source,  # type: ignore[arg-type]
                      param_key or paths.get("param_key_g", "params"), True)
     else:
@@ -199,7 +197,7 @@ def load_model(
 def _from_object(obj: Any, where: str, param_key: str | None, overrides: Mapping[str, Any]) -> nn.Module:
     meta = file_metadata(obj)
     if isinstance(meta, Mapping) and isinstance(meta.get("network_g"), Mapping):
-        model = _build({**meta["network_g"], **overrides})
+        model = _build({**meta["network_g"], **overrides}, f"{where} (its recorded options)")
         load_state_strict(model, dan_state_dict(obj, param_key or "params"), where)
         mean = meta.get("pca_kernel_mean")
         pca = getattr(model, "pca", None)

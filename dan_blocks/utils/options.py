@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import inspect
+import types
+import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["OptionKeyError", "check_keys", "did_you_mean"]
+__all__ = ["OptionKeyError", "OptionValueError", "check_call_options", "check_keys", "did_you_mean"]
 
 
 def did_you_mean(name: object, candidates: Iterable[str]) -> str:
@@ -46,3 +49,117 @@ def check_keys(block: Mapping[str, Any] | None, accepted: Iterable[str], where: 
     raise OptionKeyError(
         f"unknown option key(s) in {where}: {', '.join(hints)}; accepted keys: {', '.join(sorted(accepted))}"
     )
+
+
+class OptionValueError(ValueError, TypeError):
+    """An option has a value of the wrong type or outside its choices (a ``ValueError`` and a ``TypeError``)."""
+
+
+_SIMPLE = (bool, int, float, str)
+
+
+def _simple_choices(hint: Any) -> tuple[tuple[type, ...], tuple[Any, ...]] | None:
+    """``(types, literals)`` a value of annotation ``hint`` may have, or None when the hint is not made only of
+    bool/int/float/str, ``None`` and ``Literal[...]`` (then nothing is checked)."""
+    origin = typing.get_origin(hint)
+    if hint is type(None) or hint is None:
+        return (type(None),), ()
+    if hint in _SIMPLE:
+        return (hint,), ()
+    if origin is typing.Literal:
+        return (), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        kinds: tuple[type, ...] = ()
+        literals: tuple[Any, ...] = ()
+        for arg in typing.get_args(hint):
+            part = _simple_choices(arg)
+            if part is None:
+                return None
+            kinds, literals = kinds + part[0], literals + part[1]
+        return kinds, literals
+    return None
+
+
+def _fits(value: Any, kinds: tuple[type, ...], literals: tuple[Any, ...]) -> bool:
+    if any(value == lit and type(value) is type(lit) for lit in literals):
+        return True
+    if isinstance(value, bool):
+        return bool in kinds
+    if isinstance(value, int) and float in kinds:
+        return True
+    return any(isinstance(value, kind) for kind in kinds if kind is not bool)
+
+
+def _describe(kinds: tuple[type, ...], literals: tuple[Any, ...]) -> str:
+    names = [("None" if kind is type(None) else kind.__name__) for kind in kinds]
+    names += [repr(lit) for lit in literals]
+    return " or ".join(names)
+
+
+def _annotations(target: Any, signature: inspect.Signature) -> dict[str, Any]:
+    """Each parameter's annotation, resolved one by one (string annotations evaluated in the defining module);
+    one that does not resolve is left out, and its values are not checked."""
+    function = target.__init__ if inspect.isclass(target) else target
+    namespace = getattr(inspect.unwrap(function), "__globals__", {})
+    hints: dict[str, Any] = {}
+    for name, param in signature.parameters.items():
+        annotation = param.annotation
+        if isinstance(annotation, str):
+            try:
+                annotation = eval(annotation, dict(namespace))  # the code's own annotation text, never user input
+            except Exception:
+                continue
+        if annotation is not inspect.Parameter.empty:
+            hints[name] = annotation
+    return hints
+
+
+def check_call_options(
+    block: Mapping[str, Any] | None,
+    target: Any,
+    where: str,
+    *,
+    given: Iterable[str] = (),
+    skip: Iterable[str] = ("type",),
+) -> None:
+    """Check an option block against the keyword parameters of ``target`` (a class or function) before it is
+    called with them: unknown keys (unless ``target`` takes ``**kwargs``), required parameters that are missing,
+    and values whose annotation is made of bool/int/float/str/None/``Literal`` that do not fit it.
+
+    Args:
+        block: the option block (``None``: nothing to check).
+        target: what the block's keys are passed to, e.g. ``torch.optim.Adam`` or an architecture class.
+        where: the block's name in messages, e.g. ``"train.optim_g (Adam)"``.
+        given: parameters the caller fills in itself (e.g. ``params`` of an optimizer).
+        skip: keys of the block that are not passed on (``type``).
+
+    Raises:
+        OptionKeyError: an unknown key (with the accepted keys and a did-you-mean) or a missing required one.
+        OptionValueError: a value of the wrong type or outside a ``Literal``'s choices.
+    """
+    if block is None:
+        return
+    if not isinstance(block, Mapping):
+        raise OptionKeyError(f"option block {where!r} must be a mapping of keys to values, got {type(block).__name__}")
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):
+        return
+    params = signature.parameters
+    skip, given = tuple(skip), tuple(given)
+    positional_only = [name for name, p in params.items() if p.kind is p.POSITIONAL_ONLY]
+    named = [name for name, p in params.items()
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in given]
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        check_keys(block, [*named, *skip], where)
+    missing = [name for name in named if params[name].default is inspect.Parameter.empty and name not in block]
+    missing += [name for name in positional_only if name not in given]
+    if missing:
+        raise OptionKeyError(f"{where}: missing required key(s) {', '.join(map(repr, missing))}")
+    hints = _annotations(target, signature)
+    for key, value in block.items():
+        choices = _simple_choices(hints[key]) if key in hints and key not in skip else None
+        if choices is not None and not _fits(value, *choices):
+            raise OptionValueError(
+                f"{where}: {key} must be {_describe(*choices)}, got {value!r} ({type(value).__name__})"
+            )
