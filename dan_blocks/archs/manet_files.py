@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from ..layers import PCAEncoder
-from ..utils import CheckpointMismatchError, load_state_strict, read_checkpoint
+from ..utils import CheckpointMismatchError, load_state_strict, read_checkpoint, state_dict_diff
 from .manet_arch import MANetEstimator
 from .manet_rrdb_arch import MANetRRDB
 
@@ -42,10 +42,54 @@ _SFT_BACK = {v: k for k, v in _SFT.items()}
 
 
 def manet_release_kind(state: Mapping[str, Any]) -> Literal["stage1", "stage3"] | None:
-    """``"stage1"`` (estimator only), ``"stage3"`` (estimator + RRDB-SFT restorer) or None (not MANet's layout)."""
-    if not any(k.startswith(_EST + "m_head.") for k in state):
+    """``"stage1"`` (estimator only), ``"stage3"`` (estimator + RRDB-SFT restorer) or None (not MANet's layout).
+
+    Raises:
+        TypeError: ``state`` is not a mapping.
+    """
+    _check_mapping(state, "manet_release_kind")
+    keys = [k for k in state if isinstance(k, str)]
+    if not any(k.startswith(_EST + "m_head.") for k in keys):
         return None
-    return "stage3" if any(k.startswith(("RRDB_trunk.", "conv_first.")) for k in state) else "stage1"
+    return "stage3" if any(k.startswith(("RRDB_trunk.", "conv_first.")) for k in keys) else "stage1"
+
+
+def _check_mapping(state: Any, caller: str) -> None:
+    """A TypeError naming ``caller`` unless ``state`` is a mapping (a state dict: tensor name -> tensor)."""
+    if not isinstance(state, Mapping):
+        raise TypeError(
+            f"{caller}: expected a state dict (a mapping of tensor names to tensors), got {type(state).__name__}"
+        )
+
+
+def _label(kind: str | None, where: str | None) -> str:
+    """How errors name the file: ``"MANet stage3 file PATH"`` (``"MANet model file"`` without kind / where)."""
+    return f"MANet {kind or 'model'} file" + (f" {where}" if where else "")
+
+
+_PCA_SHAPE = "(1, k*k, C, 1, 1) (MANet's layout) or (1, k*k, C), for an odd kernel size k"
+
+
+def _pca_matrix(value: Any, label: str) -> Tensor:
+    """MANet's ``pca_matrix`` as the (k*k, C) matrix it holds, checked (else an error naming the tensor, its shape
+    and the expected one)."""
+    if not isinstance(value, Tensor):
+        raise CheckpointMismatchError(
+            f"{label}: 'pca_matrix' is a {type(value).__name__}, expected a tensor of shape {_PCA_SHAPE}"
+        )
+    shape = tuple(int(s) for s in value.shape)
+    layout = (len(shape) == 5 and shape[0] == 1 and shape[3:] == (1, 1)) or (len(shape) == 3 and shape[0] == 1)
+    rows = shape[1] if layout else 0
+    size = math.isqrt(rows)
+    if not layout or size * size != rows or size % 2 == 0 or shape[2] < 1:
+        why = f"; its {rows} rows are not k*k for an odd k" if layout and shape[2] >= 1 else ""
+        raise CheckpointMismatchError(
+            f"{label}: tensor 'pca_matrix' has shape {shape}, expected {_PCA_SHAPE}{why} (a damaged file, or not "
+            "MANet's?)"
+        )
+    if not value.is_floating_point():
+        raise CheckpointMismatchError(f"{label}: tensor 'pca_matrix' has dtype {value.dtype}, expected a float tensor")
+    return value.reshape(rows, shape[2])
 
 
 # -- key mapping ------------------------------------------------------------------------------------
@@ -92,21 +136,42 @@ def _count(state: Mapping[str, Any], prefix: str) -> int:
     return max(found) + 1 if found else 0
 
 
-def from_manet_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+def from_manet_state_dict(state: Mapping[str, Tensor], *, where: str | None = None) -> dict[str, Tensor]:
     """MANet's layout -> dan-blocks': stage 1 -> `MANetEstimator` keys; stage 3 -> `MANetRRDB` keys (the
     estimator under ``estimator.``, the restorer under ``restorer.``, the PCA as ``pca.matrix`` (k*k, C) with a
-    zero ``pca.mean``, and the ``init_kernel`` / ``init_code`` buffers computed from the matrix)."""
+    zero ``pca.mean``, and the ``init_kernel`` / ``init_code`` buffers computed from the matrix).
+
+    Args:
+        state: a state dict in MANet's layout.
+        where: the file it was read from, named in errors.
+
+    Raises:
+        TypeError: ``state`` is not a mapping.
+        CheckpointMismatchError: not MANet's layout, an entry that is not a tensor, a key outside MANet's
+            layout, or a ``pca_matrix`` of another shape than (1, k*k, C, 1, 1) / (1, k*k, C).
+    """
+    _check_mapping(state, "from_manet_state_dict")
     kind = manet_release_kind(state)
+    label = _label(kind, where)
     if kind is None:
-        raise CheckpointMismatchError("not a MANet model file: no 'kernel_estimation.m_head.*' tensors")
+        raise CheckpointMismatchError(f"{label}: not a MANet model file: no 'kernel_estimation.m_head.*' tensors")
     prefix = "" if kind == "stage1" else "estimator."
     out: dict[str, Tensor] = {}
     for key, value in state.items():
+        if not isinstance(key, str):
+            raise CheckpointMismatchError(f"{label}: key {key!r} is a {type(key).__name__}, expected a tensor name")
+        if not isinstance(value, Tensor) and not (kind == "stage3" and key == "pca_matrix"):
+            raise CheckpointMismatchError(f"{label}: entry {key!r} is a {type(value).__name__}, expected a tensor")
         if key.startswith(_EST):
-            out[prefix + _estimator_from_manet(key)] = value
+            try:
+                out[prefix + _estimator_from_manet(key)] = value
+            except KeyError:
+                raise CheckpointMismatchError(
+                    f"{label}: unexpected tensor {key!r} (MANet's estimator keys start with "
+                    f"{', '.join(_EST + m + '.' for m in _TOP_BACK)})"
+                ) from None
         elif kind == "stage3" and key == "pca_matrix":
-            matrix = value.reshape(value.shape[-4], value.shape[-3]) if value.dim() == 5 else value.reshape(
-                value.shape[-2], value.shape[-1])
+            matrix = _pca_matrix(value, label)
             out["pca.matrix"] = matrix
             out["pca.mean"] = torch.zeros(matrix.shape[0], dtype=matrix.dtype)
             size = math.isqrt(matrix.shape[0])
@@ -117,7 +182,9 @@ def from_manet_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
         elif kind == "stage3":
             out["restorer." + _restorer_from_manet(key)] = value
         else:
-            raise CheckpointMismatchError(f"MANet stage-1 file: unexpected tensor {key!r}")
+            raise CheckpointMismatchError(
+                f"{label}: unexpected tensor {key!r} (a stage-1 file holds only 'kernel_estimation.*' tensors)"
+            )
     return out
 
 
@@ -142,62 +209,91 @@ def to_manet_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 # -- config -----------------------------------------------------------------------------------------
-def _need(state: Mapping[str, Tensor], key: str, dims: tuple[int, ...] = (4,)) -> Tensor:
+def _need(
+    state: Mapping[str, Tensor], key: str, dims: tuple[int, ...] = (4,), label: str = "MANet model file"
+) -> Tensor:
     """``state[key]``, which the config is read from: present and with ``dims`` dimensions (else an error naming
-    this tensor)."""
+    ``label``, the file, and this tensor)."""
     if key not in state:
-        raise CheckpointMismatchError(f"MANet model file: missing tensor {key!r} (a damaged or partial file?)")
+        raise CheckpointMismatchError(f"{label}: missing tensor {key!r} (a damaged or partial file?)")
     value = state[key]
+    expected = f"a non-empty {' or '.join(f'{d}-d' for d in dims)} tensor"
+    if not isinstance(value, Tensor):
+        raise CheckpointMismatchError(f"{label}: {key!r} is a {type(value).__name__}, expected {expected}")
     if value.dim() not in dims or min(value.shape, default=0) < 1:
         raise CheckpointMismatchError(
-            f"MANet model file: tensor {key!r} has shape {tuple(value.shape)}, expected a non-empty "
-            f"{' or '.join(f'{d}-d' for d in dims)} tensor (a damaged file, or not MANet's?)"
+            f"{label}: tensor {key!r} has shape {tuple(value.shape)}, expected {expected} (a damaged file, or not "
+            "MANet's?)"
         )
     return value
 
 
-def infer_manet_config(state: Mapping[str, Tensor]) -> dict[str, Any]:
+def infer_manet_config(state: Mapping[str, Tensor], *, where: str | None = None) -> dict[str, Any]:
     """The constructor options of the model a MANet-layout state dict holds, read off its tensors:
-    ``{"kind": "stage1" | "stage3", **options}`` (`MANetEstimator` options for stage 1, `MANetRRDB` for 3)."""
+    ``{"kind": "stage1" | "stage3", **options}`` (`MANetEstimator` options for stage 1, `MANetRRDB` for 3).
+
+    Args:
+        state: a state dict in MANet's layout.
+        where: the file it was read from, named in errors.
+
+    Raises:
+        TypeError: ``state`` is not a mapping.
+        CheckpointMismatchError: not MANet's layout, or a tensor the sizes are read from is missing or malformed.
+    """
+    _check_mapping(state, "infer_manet_config")
     kind = manet_release_kind(state)
+    label = _label(kind, where)
     if kind is None:
-        raise CheckpointMismatchError("not a MANet model file: no 'kernel_estimation.m_head.*' tensors")
-    head = _need(state, _EST + "m_head.weight")
+        raise CheckpointMismatchError(f"{label}: not a MANet model file: no 'kernel_estimation.m_head.*' tensors")
+    head = _need(state, _EST + "m_head.weight", label=label)
     nf, in_nc = int(head.shape[0]), int(head.shape[1])
-    taps = int(_need(state, _EST + "m_tail.weight").shape[0])
+    taps = int(_need(state, _EST + "m_tail.weight", label=label).shape[0])
     size = math.isqrt(taps)
     if size * size != taps:
-        raise CheckpointMismatchError(f"MANet m_tail gives {taps} channels, not k*k kernel taps")
+        raise CheckpointMismatchError(
+            f"{label}: tensor '{_EST}m_tail.weight' gives {taps} channels, expected k*k kernel taps"
+        )
     num_blocks = _count(state, _EST + "m_down1.") - 1  # the blocks, then the strided conv
     block = f"{_EST}m_down1.0.res.0."
     split = sum(1 for k in state if re.fullmatch(re.escape(block) + r"fc\d+\.0\.weight", k))
-    fc = _need(state, block + "fc0.0.weight")
+    fc = _need(state, block + "fc0.0.weight", label=label)
     reduction = int(fc.shape[1]) // max(1, int(fc.shape[0]))
     estimator = {"in_nc": in_nc, "kernel_size": size, "split": split, "reduction": reduction}
     if num_blocks < 1 or split < 2:
         raise CheckpointMismatchError(
-            f"MANet estimator layout not understood ({num_blocks} blocks per level, {split} MAConv groups)"
+            f"{label}: estimator layout not understood ({num_blocks} blocks per level under '{_EST}m_down1.', "
+            f"{split} MAConv groups under '{block}fc*')"
         )
     if kind == "stage1":
         return {"kind": kind, **estimator, "nf": nf, "num_blocks": num_blocks, "use_sr": False,
                 "pad_multiple": MANET_PAD_MULTIPLE}
-    first = _need(state, "conv_first.weight")
+    first = _need(state, "conv_first.weight", label=label)
     rest_nf = int(first.shape[0])
-    matrix = _need(state, "pca_matrix", (5, 3))
-    up = int(_need(state, "upsampler.0.weight").shape[0])
+    if "pca_matrix" not in state:
+        raise CheckpointMismatchError(f"{label}: missing tensor 'pca_matrix' (a damaged or partial file?)")
+    matrix = _pca_matrix(state["pca_matrix"], label)
+    if matrix.shape[0] != taps:
+        raise CheckpointMismatchError(
+            f"{label}: tensor 'pca_matrix' has {matrix.shape[0]} rows ({math.isqrt(matrix.shape[0])}x"
+            f"{math.isqrt(matrix.shape[0])} kernels), but '{_EST}m_tail.weight' gives {taps} kernel taps: "
+            f"expected shape (1, {taps}, C, 1, 1)"
+        )
+    up = int(_need(state, "upsampler.0.weight", label=label).shape[0])
     scale = math.isqrt(up // in_nc)
-    if scale * scale * in_nc != up:
-        raise CheckpointMismatchError(f"MANet upsampler.0 gives {up} channels, not 3 * scale^2")
+    if scale < 1 or scale * scale * in_nc != up:
+        raise CheckpointMismatchError(
+            f"{label}: tensor 'upsampler.0.weight' gives {up} channels, expected {in_nc} * scale^2"
+        )
     return {
         "kind": kind,
         "in_nc": in_nc,
         "out_nc": in_nc,
         "nf": rest_nf,
         "nb": _count(state, "RRDB_trunk."),
-        "gc": int(_need(state, "RRDB_trunk.0.RDB1.conv1.weight").shape[0]),
+        "gc": int(_need(state, "RRDB_trunk.0.RDB1.conv1.weight", label=label).shape[0]),
         "scale": scale,
         "kernel_size": size,
-        "code_length": int(matrix.shape[2]),
+        "code_length": int(matrix.shape[1]),
         "manet_nf": nf,
         "manet_nb": num_blocks,
         "split": split,
@@ -216,32 +312,49 @@ def load_manet_checkpoint(
     per-pixel kernels (B, k*k, h, w)), or ``stage3_MANet+RRDB_x4.pth`` as a `MANetRRDB`; sizes read off the
     tensors, loaded strictly (``weights_only=True``), in eval mode. ``overrides`` replace inferred options that
     the weights do not fix (``pad_multiple``; ``loop`` of stage 3); ``where`` names an already loaded dict's file
-    in errors.
+    in errors. Missing / unexpected keys and shape differences are listed as MANet's layout spells them (the
+    names in the file).
 
     Raises:
-        CheckpointMismatchError: not MANet's layout, or tensors missing / unexpected / of other shapes (listed).
-        ValueError: an override that is not such an option.
+        CheckpointMismatchError: not MANet's layout, or tensors missing / unexpected / of other shapes (listed),
+            or a malformed ``pca_matrix`` (named, with its shape and the expected one).
+        ValueError: an override that is not such an option, or a value of it the model refuses.
     """
     if where is None:
         where = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "the given state dict"
     state = read_checkpoint(source, map_location=map_location)
-    cfg = infer_manet_config(state)
+    cfg = infer_manet_config(state, where=where)
     kind = cfg.pop("kind")
+    label = _label(kind, where)
     allowed = ("pad_multiple",) if kind == "stage1" else ("pad_multiple", "loop")
     unknown = sorted(set(overrides) - set(allowed))
     if unknown:
         raise ValueError(
-            f"MANet {kind} file {where}: cannot set {unknown} (read off the weights, or not an option of this model); "
+            f"{label}: cannot set {unknown} (read off the weights, or not an option of this model); "
             f"accepted overrides: {list(allowed)}"
         )
     cfg.update(overrides)
     model: MANetEstimator | MANetRRDB
-    if kind == "stage1":
-        model = MANetEstimator(**cfg)
-    else:
-        matrix = _need(state, "pca_matrix", (5, 3))
-        pca = PCAEncoder.from_matrix(matrix.reshape(matrix.shape[1], matrix.shape[2]).detach().float().cpu(),
-                                     metadata={"source": "MANet release"})
-        model = MANetRRDB(**cfg, pca=pca)
-    load_state_strict(model, from_manet_state_dict(state), f"MANet {kind} file {where}")
+    try:
+        if kind == "stage1":
+            model = MANetEstimator(**cfg)
+        else:
+            matrix = _pca_matrix(state["pca_matrix"], label)
+            pca = PCAEncoder.from_matrix(matrix.detach().float().cpu(), metadata={"source": "MANet release"})
+            model = MANetRRDB(**cfg, pca=pca)
+    except CheckpointMismatchError:
+        raise
+    except (TypeError, ValueError) as err:
+        cls = "MANetEstimator" if kind == "stage1" else "MANetRRDB"
+        given = f" (overrides {dict(overrides)})" if overrides else ""
+        raise ValueError(f"{label}: cannot build the {cls} its tensors describe{given}: {err}") from err
+    expected = to_manet_state_dict(model.state_dict())  # compared in the file's own (MANet) names
+    expected.pop("pca_matrix", None)  # checked above, in either of its accepted shapes
+    lines = state_dict_diff(expected, {k: v for k, v in state.items() if k != "pca_matrix"})
+    if lines:
+        raise CheckpointMismatchError(
+            f"{label} does not match {type(model).__name__} (strict loading; keys as MANet's layout names them):\n  "
+            + "\n  ".join(lines)
+        )
+    load_state_strict(model, from_manet_state_dict(state, where=where), label)
     return model.eval()

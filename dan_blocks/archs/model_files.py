@@ -96,19 +96,113 @@ def save_model(
     path: str | os.PathLike[str],
     network_g: Mapping[str, Any] | None = None,
     param_key: str = "params",
-    extra_states: Mapping[str, Mapping[str, Tensor]] | None = None,
+    extra_states: Mapping[str, Mapping[str, Tensor] | nn.Module] | None = None,
 ) -> None:
     """Write ``model`` as a self-describing file (atomically): its state dict under ``param_key`` and the options
     that rebuild it (``network_g``, default: recorded when the model was built, see `arch_options`).
 
+    Args:
+        model: the network to save.
+        path: the file to write.
+        network_g: the options that rebuild ``model`` (``{"type": Name, **kwargs}``); when given, they are checked
+            first: the network they build must have ``model``'s state-dict keys and shapes.
+        param_key: the entry holding ``model``'s state dict (``params``; BasicSR also reads ``params_ema``).
+        extra_states: more entries, name -> state dict (or module, whose state dict is saved), e.g.
+            ``{"params_ema": ema_model}``.
+
     Raises:
-        ValueError: no options were given and the model's cannot be recorded (an unregistered class).
+        TypeError: an argument of another type (``model`` not an ``nn.Module``, ``path`` not a path,
+            ``network_g`` not a mapping, ``extra_states`` not a mapping of name -> state dict / module).
+        ValueError: no options were given and the model's cannot be recorded (an unregistered class); the given
+            ``network_g`` has no ``type``, is not plain data, or does not describe ``model`` (the difference is
+            listed; nothing is written); an entry name that collides with another.
     """
+    _check_save_arguments(model, path, network_g, param_key, extra_states)
     options = network_g if network_g is not None else arch_options(model)
     if options is None:
         raise ValueError(
             f"save_model: {type(model).__name__} has no recorded options (its class is not registered with "
             "dan_blocks.archs.register_arch); pass network_g={'type': ..., ...} explicitly"
         )
-    payload = model_file_payload({param_key: model.state_dict(), **(extra_states or {})}, options, model)
+    model_metadata(options, model)  # the options' own checks ('type', plain data) before building anything
+    if network_g is not None:
+        _check_describes(network_g, model, path)
+    extra = {name: state.state_dict() if isinstance(state, nn.Module) else state
+             for name, state in (extra_states or {}).items()}
+    payload = model_file_payload({param_key: model.state_dict(), **extra}, options, model)
     atomic_save(payload, path)
+
+
+def _check_save_arguments(
+    model: Any, path: Any, network_g: Any, param_key: Any, extra_states: Any
+) -> None:
+    """TypeErrors / ValueErrors naming the `save_model` argument that is not what it takes."""
+    if not isinstance(model, nn.Module):
+        swapped = " (the order is save_model(model, path, ...): were they swapped?)" if isinstance(
+            model, (str, os.PathLike)) else ""
+        raise TypeError(
+            f"save_model: model must be an nn.Module (the network to save), got {type(model).__name__} "
+            f"{model!r:.80}{swapped}"
+        )
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise TypeError(f"save_model: path must be a file path (str or os.PathLike), got {type(path).__name__} "
+                        f"{path!r:.80}")
+    if network_g is not None:
+        if not isinstance(network_g, Mapping):
+            raise TypeError(
+                "save_model: network_g must be a mapping of network options with a 'type' key (e.g. "
+                f"{{'type': 'DANv1', 'scale': 4}}), got {type(network_g).__name__} {network_g!r:.80}"
+            )
+        if "type" not in network_g:
+            raise ValueError(
+                "save_model: network_g needs a 'type' (the registered class name), e.g. {'type': 'DANv1', ...}; "
+                f"got keys {list(network_g)}"
+            )
+    if not isinstance(param_key, str) or not param_key or param_key == META_KEY:
+        raise TypeError(f"save_model: param_key must be a non-empty string other than {META_KEY!r} (e.g. 'params'), "
+                        f"got {param_key!r:.80}")
+    if extra_states is None:
+        return
+    if not isinstance(extra_states, Mapping):
+        raise TypeError(
+            "save_model: extra_states must be a mapping of entry name -> state dict or nn.Module (e.g. "
+            f"{{'params_ema': ema_model}}), got {type(extra_states).__name__}"
+        )
+    for name, state in extra_states.items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"save_model: extra_states keys must be entry names (non-empty strings), got {name!r:.80}")
+        if name in (param_key, META_KEY):
+            what = "the model's own state dict (param_key)" if name == param_key else "the file's metadata"
+            raise ValueError(f"save_model: extra_states[{name!r}] would overwrite {what}; pick another name")
+        if isinstance(state, nn.Module):
+            continue
+        if not isinstance(state, Mapping):
+            raise TypeError(
+                f"save_model: extra_states[{name!r}] must be a state dict (a mapping of names to tensors) or an "
+                f"nn.Module, got {type(state).__name__} {state!r:.80}"
+            )
+        for key, value in state.items():
+            if not isinstance(key, str) or not isinstance(value, Tensor):
+                raise TypeError(
+                    f"save_model: extra_states[{name!r}][{key!r}] is a {type(value).__name__}, expected a tensor "
+                    "named by a string (a state dict holds tensors only)"
+                )
+
+
+def _check_describes(network_g: Mapping[str, Any], model: nn.Module, path: str | os.PathLike[str]) -> None:
+    """A ValueError listing the differences when the network ``network_g`` builds has other state-dict keys or
+    shapes than ``model`` (a file that could never load)."""
+    from ..utils import state_dict_diff
+    from .builders import build_arch  # here: builders is imported after this module by the package
+
+    built = build_arch(network_g, "save_model: network_g")
+    state = {k.removeprefix("module."): v for k, v in model.state_dict().items()}
+    lines = [line.replace(": checkpoint (", ": module (", 1).replace(", model (", ", network_g builds (", 1)
+             for line in state_dict_diff(built.state_dict(), state)]
+    if lines:
+        raise ValueError(
+            f"save_model: network_g (type {network_g['type']!r}) does not describe the {type(model).__name__} being "
+            f"saved, so {os.fspath(path)} could never load; nothing was written. The {type(built).__name__} it "
+            "builds against the module's state dict (missing: only in the built network; unexpected: only in the "
+            "module):\n  " + "\n  ".join(lines)
+        )
