@@ -19,6 +19,7 @@ import yaml
 
 import dan_blocks  # noqa: F401
 from dan_blocks.basicsr import DANModel
+from dan_blocks.utils import CheckpointMismatchError
 
 OPTIONS = Path(__file__).resolve().parents[1] / "basicsr_options"
 TRAIN_FILES = sorted((OPTIONS / "train").glob("*.yml"))
@@ -173,6 +174,6 @@ def test_test_file_loads_converted_weights_strictly(tmp_path) -> None:
         assert torch.equal(loaded.net_g.state_dict()[key], value)
     broken = {k: v for k, v in source.net_g.state_dict().items() if "tail" not in k}
     torch.save({"params": broken}, weights)
-    with pytest.raises(RuntimeError, match="Missing key"):
+    with pytest.raises(CheckpointMismatchError, match=r"(?s)w\.pth \[params\] does not match .*missing keys.*tail"):
         DANModel(opt)
     assert os.path.isfile(weights)

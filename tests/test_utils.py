@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import pickle
+import random
 
 import pytest
 import torch
@@ -136,8 +137,9 @@ class _Evil:
     ("content", "match"),
     [
         (b"", "is empty"),
-        (os.urandom(256), "not a PyTorch checkpoint or it is damaged"),
-        (pickle.dumps({"x": _Evil()}), "not a PyTorch checkpoint or it is damaged|Python objects other than tensors"),
+        (b"\x01" + random.Random(0).randbytes(255), "not a PyTorch checkpoint or it is damaged"),
+        (pickle.dumps({"x": _Evil()}), "a plain Python pickle, not a torch.save file"),
+        (pickle.dumps({"x": _Evil()}, protocol=2), "a plain Python pickle|Python objects other than tensors"),
     ],
 )
 def test_read_checkpoint_bad_files_name_the_file_and_cause(tmp_path, content: bytes, match: str) -> None:

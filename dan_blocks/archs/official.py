@@ -104,10 +104,30 @@ def _count(state: Mapping[str, Tensor], prefix: str) -> int:
     return max(found) + 1 if found else 0
 
 
-def _need(state: Mapping[str, Tensor], key: str, what: str) -> Tensor:
+def _need(state: Mapping[str, Tensor], key: str, what: str, ndim: int = 4) -> Tensor:
+    """The tensor the ``what`` is read from; missing or malformed (not ``ndim``-d, an empty side) is named."""
     if key not in state:
         raise CheckpointMismatchError(f"cannot infer the {what}: the checkpoint has no {key!r}")
-    return state[key]
+    tensor = state[key]
+    if tensor.dim() != ndim or 0 in tensor.shape:
+        raise CheckpointMismatchError(
+            f"cannot infer the {what}: {key!r} has shape {tuple(tensor.shape)}, expected a {ndim}-d "
+            f"{'convolution weight' if ndim == 4 else 'tensor'} (is the file damaged?)"
+        )
+    return tensor
+
+
+def _head(state: Mapping[str, Tensor], version: int) -> Tensor:
+    """The restorer's first conv weight (width and input channels), checked against its bias."""
+    key = "Restorer.head1.weight" if version == 2 else "Restorer.head.weight"
+    head = _need(state, key, "width")
+    bias = state.get(key.replace(".weight", ".bias"))
+    if bias is not None and tuple(bias.shape) != (head.shape[0],):
+        raise CheckpointMismatchError(
+            f"{key!r} {tuple(head.shape)} and its bias {tuple(bias.shape)} disagree on the width: one of them is "
+            "damaged"
+        )
+    return head
 
 
 def release_version(state: Mapping[str, Tensor]) -> int:
@@ -147,7 +167,7 @@ def _scale(state: Mapping[str, Tensor], nf: int) -> int:
 def infer_release_config(state: Mapping[str, Tensor]) -> dict[str, Any]:
     """Version and every size of a release-layout state dict (DANv1 / DANv2 keyword arguments + version)."""
     version = release_version(state)
-    head = state["Restorer.head1.weight" if version == 2 else "Restorer.head.weight"]
+    head = _head(state, version)
     nf, in_nc = int(head.shape[0]), int(head.shape[1])
     encoder = state.get("encoder")
     cfg: dict[str, Any] = {"version": version, "in_nc": in_nc, "nf": nf, "scale": _scale(state, nf)}

@@ -18,6 +18,7 @@ import json
 import math
 import os
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -28,10 +29,10 @@ from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import get_dist_info, master_only
 from torch import Tensor
 
-from ..archs.model_files import model_file_payload
+from ..archs.model_files import file_metadata, model_file_payload
 from ..inference.loading import dan_state_dict, estimator_state_dict
 from ..metrics import as_kernel_map, kernel_error, kernel_picture, kernel_psnr, mean_kernel
-from ..utils import atomic_save, atomic_write_text, check_keys, load_state_strict
+from ..utils import CheckpointMismatchError, atomic_save, atomic_write_text, check_keys, load_file, load_state_strict
 from ..utils.files import remove_stale_temp_files
 from . import compat
 from .options import TRAIN_KEYS, VAL_KEYS, check_path_block
@@ -445,6 +446,21 @@ class DANModel(SRModel):
         }
         atomic_save(state, os.path.join(self.opt["path"]["training_states"], f"{current_iter}.state"))
 
+    def _recorded_difference(self, load_path: str, net: Any) -> str:
+        """The options a self-describing file records where they differ from this run's ``network_g``."""
+        if net is not self.get_bare_model(self.net_g):
+            return ""
+        meta = file_metadata(load_file(load_path))
+        recorded = meta.get("network_g") if isinstance(meta, Mapping) else None
+        ours = self.opt.get("network_g") or {}
+        if not isinstance(recorded, Mapping):
+            return ""
+        diff = [f"{k}: file {recorded[k]!r}, network_g {ours[k]!r}" for k in ours
+                if k in recorded and recorded[k] != ours[k]]
+        if not diff:
+            return ""
+        return "\n  the file was saved with other options than this run's network_g: " + "; ".join(diff)
+
     def load_network(self, net: Any, load_path: str, strict: bool = True, param_key: str | None = "params") -> None:
         """BasicSR's load_network through `dan_blocks.inference.loading.dan_state_dict` (``weights_only=True``,
         errors naming the file; the DAN and MANet releases' own files are converted to dan-blocks' layout, so
@@ -452,8 +468,14 @@ class DANModel(SRModel):
         net = self.get_bare_model(net)
         loaded = dan_state_dict(load_path, param_key)
         get_root_logger().info(f"Loading {net.__class__.__name__} model from {load_path} [{param_key}].")
-        self._print_different_keys_loading(net, loaded, strict)
-        net.load_state_dict(loaded, strict=strict)
+        if strict:  # a readable diff of keys and shapes, naming the file (torch's message names neither)
+            try:
+                load_state_strict(net, loaded, f"{load_path} [{param_key}]")
+            except CheckpointMismatchError as err:
+                raise CheckpointMismatchError(f"{err}{self._recorded_difference(load_path, net)}") from None
+            return
+        self._print_different_keys_loading(net, loaded, strict)  # moves shape mismatches aside, as BasicSR
+        net.load_state_dict(loaded, strict=False)
 
 
 

@@ -129,9 +129,8 @@ def _check_int(value: Any, where: str, minimum: int | None = None, none_ok: bool
     if value is None and none_ok:
         return
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():  # BasicSR calls int() on these
-            value = int(value)
-        elif isinstance(value, float) and value.is_integer():  # 5.0e+3 in YAML
+        digits = isinstance(value, str) and value.strip().lstrip("-").isdigit()  # BasicSR calls int() on these
+        if digits or (isinstance(value, float) and value.is_integer()):  # 5.0e+3 in YAML is a float
             value = int(value)
         else:
             raise OptionValueError(f"{where} must be an integer, got {value!r} ({type(value).__name__})")

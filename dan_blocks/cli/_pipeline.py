@@ -35,21 +35,12 @@ def _option_path(argv: list[str]) -> str | None:
 
 def read_option_file(argv: list[str]) -> dict[str, Any] | None:
     """The option file named by ``-opt`` as a dict (None without ``-opt``); errors name the file."""
-    import yaml
+    from dan_blocks.utils.options import read_yaml_file
 
     path = _option_path(argv)
     if path is None:
         return None
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"option file {path!r} (-opt) does not exist")
-    with open(path, encoding="utf-8") as handle:
-        try:
-            opt = yaml.safe_load(handle)
-        except yaml.YAMLError as err:
-            raise ValueError(f"option file {path!r} is not valid YAML: {err}") from None
-    if not isinstance(opt, dict):
-        raise ValueError(f"option file {path!r} is not a YAML mapping")
-    return opt
+    return read_yaml_file(path, "option file (-opt)")
 
 
 def apply_force_yml(opt: dict[str, Any], argv: list[str]) -> dict[str, Any]:

@@ -19,6 +19,13 @@ HELP = "super-resolve images (PNG/JPEG/TIFF files or folders) with a DAN model, 
 _PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
+def _true_false(value: str) -> bool:
+    choices = {"true": True, "false": False}
+    if value.lower() not in choices:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+    return choices[value.lower()]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"dan-blocks {COMMAND}",
@@ -46,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(release files: double)",
     )
     parser.add_argument(
-        "--est-input-norm", type=lambda v: {"true": True, "false": False}[v.lower()], default=None,
+        "--est-input-norm", type=_true_false, default=None,
         metavar="true|false", help="DAN v2 estimator input normalisation, likewise only for such a checkpoint",
     )
     parser.add_argument("--tile", type=int, default=None, metavar="N", help="LR tile side (exact tiling)")

@@ -140,7 +140,7 @@ def build_degradation(opt: Mapping[str, Any]) -> Any:
 
     ``opt`` either names a ``preset`` (``"setting1"``/``"setting2"``, with ``scale`` and overrides) or a
     registered ``type`` (default ``"BlindSRDegradation"``) with its constructor keys. Unknown keys or types
-    raise an error     naming them and listing what is accepted.
+    raise an error naming them and listing what is accepted.
     """
     if not isinstance(opt, Mapping):
         raise TypeError(f"build_degradation: expected a dict of options, got {type(opt).__name__}")
@@ -158,5 +158,6 @@ def build_degradation(opt: Mapping[str, Any]) -> Any:
         )
     cls = DEGRADATION_REGISTRY.get(name)
     if cls is BlindSRDegradation:
-        check_keys(opt, [k for k in _PIPELINE_KEYS if k != "type"], "degradation")
+        # "preset" and "type" were taken off above: listed so that a misspelling of either gets its did-you-mean
+        check_keys(opt, ["preset", *_PIPELINE_KEYS], "degradation")
     return cls(**opt)

@@ -19,6 +19,7 @@ Everything loads with ``weights_only=True`` and strictly (a readable diff of key
 
 from __future__ import annotations
 
+import inspect
 import os
 import warnings
 from collections.abc import Mapping
@@ -38,12 +39,21 @@ from ..archs import (
     load_manet_checkpoint,
     load_official_checkpoint,
     load_official_weights,
+    lookup_arch,
     to_release_state_dict,
 )
 from ..archs.manet_files import manet_release_kind
 from ..archs.model_files import META_KEY, file_metadata
 from ..layers import PCAEncoder
-from ..utils import load_file, load_state_strict, read_checkpoint
+from ..utils import (
+    CheckpointMismatchError,
+    CheckpointReadError,
+    load_file,
+    load_state_strict,
+    read_checkpoint,
+    state_dict_diff,
+)
+from ..utils.options import check_keys, read_yaml_file
 
 __all__ = [
     "OPTION_EXTENSIONS",
@@ -61,16 +71,8 @@ _UNREADABLE_V2 = ("residual", "est_input_norm")
 
 def load_network_options(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read a BasicSR option file -> (``network_g``, ``path``) dicts (errors name the file and the key)."""
-    import yaml
-
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"option file not found: {path}")
-    with open(path, encoding="utf-8") as handle:
-        try:
-            opt = yaml.safe_load(handle)
-        except yaml.YAMLError as err:
-            raise ValueError(f"{path}: not valid YAML: {err}") from err
-    if not isinstance(opt, Mapping) or not isinstance(opt.get("network_g"), Mapping):
+    opt = read_yaml_file(path)
+    if not isinstance(opt.get("network_g"), Mapping):
         raise KeyError(f"{path}: no 'network_g' section (a BasicSR option file needs network_g: {{type: ...}})")
     network = dict(opt["network_g"])
     if "type" not in network:
@@ -83,12 +85,14 @@ def _build(network: Mapping[str, Any], where: str) -> nn.Module:
     return build_arch(network, f"{where}: network_g")
 
 
-def dan_state_dict(source: str | Mapping[str, Any], param_key: str | None = "params") -> dict[str, Tensor]:
+def dan_state_dict(
+    source: str | Mapping[str, Any], param_key: str | None = "params", where: str | None = None
+) -> dict[str, Tensor]:
     """The tensors of a checkpoint (`dan_blocks.utils.read_checkpoint`) in the dan-blocks layout (a DAN or
-    MANet release-layout file is converted)."""
+    MANet release-layout file is converted); ``where`` names an already loaded dict in errors."""
     if isinstance(source, Mapping) and META_KEY in source:
         source = {k: v for k, v in source.items() if k != META_KEY}
-    state = read_checkpoint(source, param_key)
+    state = read_checkpoint(source, param_key, where=where)
     if any(k.startswith(("Restorer.", "Estimator.")) for k in state):
         state = from_release_state_dict(state)
     elif manet_release_kind(state) is not None:
@@ -111,16 +115,33 @@ def load_weights(model: nn.Module, path: str, param_key: str | None = "params", 
     state = dan_state_dict(path, param_key)
     if strict:
         load_state_strict(model, state, path)
-    else:
-        model.load_state_dict(state, strict=False)
+        return model
+    expected = model.state_dict()
+    common = {k: v for k, v in state.items() if k in expected}
+    shapes = state_dict_diff({k: expected[k] for k in common}, common)
+    if shapes:  # torch refuses these even when not strict, with a long raw message
+        raise CheckpointMismatchError(
+            f"{path} does not fit {type(model).__name__} even without strict loading:\n  " + "\n  ".join(shapes)
+        )
+    model.load_state_dict(state, strict=False)
     return model
 
 
 def _from_legacy(state: dict[str, Tensor], where: str, overrides: Mapping[str, Any]) -> DAN:
     """DANv1/DANv2 sized from the tensors of a checkpoint that records no options (see the module docstring)."""
-    release = to_release_state_dict({k: v for k, v in state.items() if k != "pca.mean"})
-    cfg = infer_release_config(release)
+    try:
+        release = to_release_state_dict({k: v for k, v in state.items() if k != "pca.mean"})
+        cfg = infer_release_config(release)
+    except (CheckpointMismatchError, KeyError) as err:
+        first = ", ".join(list(state)[:4])
+        raise CheckpointReadError(
+            f"{where} is no model file dan-blocks knows: it records no options, and its tensors (first keys: "
+            f"{first}) fit neither the DAN release layout (Restorer.* / Estimator.*), MANet's stage-1 / stage-3 "
+            f"layout, nor a DANv1 / DANv2 state dict ({err.args[0] if err.args else err})"
+        ) from None
     version = cfg.pop("version")
+    _refuse_unused(overrides, ("loop", "setting") if version == 1 else ("loop", "setting", *_UNREADABLE_V2),
+                   f"{where} (a DAN v{version} checkpoint without options; its sizes are read off the tensors)")
     size, length = cfg["kernel_size"], cfg["code_length"]
     center = "pca.mean" in state and bool(state["pca.mean"].abs().sum() > 0)
     pca = PCAEncoder(torch.zeros(size * size, length), torch.zeros(size * size), center=center)
@@ -136,13 +157,15 @@ def _from_legacy(state: dict[str, Tensor], where: str, overrides: Mapping[str, A
                 "load_model(path, residual='double' or 'add', est_input_norm=False or True) / dan-blocks sr "
                 "--residual ... --est-input-norm ... (the release's own files: double, false)"
             )
+        if not isinstance(overrides["est_input_norm"], bool):
+            raise TypeError(f"est_input_norm must be True or False, got {overrides['est_input_norm']!r}")
         extra = {k: overrides[k] for k in ("loop", "setting") if k in overrides}
-        model = DANv2(pca=pca, residual=overrides["residual"], est_input_norm=bool(overrides["est_input_norm"]),
+        model = DANv2(pca=pca, residual=overrides["residual"], est_input_norm=overrides["est_input_norm"],
                       **cfg, **extra)
         warnings.warn(
             f"{where}: a checkpoint without options, loaded as DANv2 with residual={overrides['residual']!r}, "
-            f"est_input_norm={bool(overrides['est_input_norm'])} as given",
-            stacklevel=3,
+            f"est_input_norm={overrides['est_input_norm']} as given",
+            stacklevel=4,  # the caller of load_model
         )
     load_official_weights(model, release)  # strict, with readable size diffs
     if "pca.mean" in state:
@@ -173,12 +196,17 @@ def load_model(
         FileNotFoundError, dan_blocks.utils.CheckpointReadError: the file is missing or not a checkpoint.
         ValueError: the weights do not fit, a check fails, or options a legacy checkpoint needs are missing.
     """
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int)):
+        raise TypeError(f"scale must be an integer (2, 3, 4), got {scale!r} ({type(scale).__name__})")
     where = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "the given checkpoint"
     if isinstance(source, (str, os.PathLike)) and where.lower().endswith(OPTION_EXTENSIONS):
         network, paths = load_network_options(where)
         weights = paths.get("pretrain_network_g")
         if not weights:
             raise KeyError(f"{where}: path.pretrain_network_g is not set: no weights to load")
+        if not os.path.isfile(str(weights)):
+            state = "is a folder" if os.path.isdir(str(weights)) else "does not exist"
+            raise FileNotFoundError(f"{where}: path.pretrain_network_g {weights!r} {state}")
         model = _build({**network, **overrides}, where)
         load_weights(model, str(weights), param_key or paths.get("param_key_g", "params"),
                      bool(paths.get("strict_load_g", True)))
@@ -194,20 +222,69 @@ def load_model(
     return model.eval()
 
 
-def _from_object(obj: Any, where: str, param_key: str | None, overrides: Mapping[str, Any]) -> nn.Module:
+def _refuse_unused(overrides: Mapping[str, Any], accepted: tuple[str, ...], what: str) -> None:
+    unused = [key for key in overrides if key not in accepted]
+    if unused:
+        raise ValueError(
+            f"{what}: cannot apply {', '.join(f'{k}=' + repr(overrides[k]) for k in unused)}; "
+            f"accepted overrides here: {', '.join(accepted)}"
+        )
+
+
+def _recorded_options(obj: Any, where: str) -> Mapping[str, Any] | None:
+    """The recorded metadata of a model file; a record that is there but malformed is an error, not ignored."""
     meta = file_metadata(obj)
-    if isinstance(meta, Mapping) and isinstance(meta.get("network_g"), Mapping):
+    raw = obj.get(META_KEY) if isinstance(obj, Mapping) else None
+    if meta is None and raw is not None:
+        meta = raw if isinstance(raw, Mapping) else {"network_g": raw}
+    if meta is None:
+        return None
+    if not isinstance(meta.get("network_g"), Mapping):
+        raise CheckpointReadError(
+            f"{where}: its {META_KEY!r} record is malformed: 'network_g' holds {meta.get('network_g')!r}, expected "
+            "the network's options ({type: ..., ...}); rewrite the file with dan_blocks.save_model or load it with "
+            "its option file (load_model(path, opt=FILE))"
+        )
+    return meta
+
+
+def _warn_replaced(meta: Mapping[str, Any], overrides: Mapping[str, Any], where: str) -> None:
+    recorded = meta["network_g"]
+    changed = [f"{k}={recorded[k]!r} -> {v!r}" for k, v in overrides.items()
+               if k in _UNREADABLE_V2 and k in recorded and recorded[k] != v]  # the weights would load either way
+    if changed:
+        warnings.warn(f"{where}: recorded option(s) replaced as asked: {', '.join(changed)}", stacklevel=4)
+
+
+def _from_object(obj: Any, where: str, param_key: str | None, overrides: Mapping[str, Any]) -> nn.Module:
+    meta = _recorded_options(obj, where)
+    if meta is not None:
+        kind = meta["network_g"].get("type")
+        if overrides and isinstance(kind, str):
+            accepted = inspect.signature(lookup_arch(kind, f"{where}: network_g")).parameters
+            check_keys(overrides, accepted, f"the overrides for {where} (a {kind})")
+        _warn_replaced(meta, overrides, where)
         model = _build({**meta["network_g"], **overrides}, f"{where} (its recorded options)")
-        load_state_strict(model, dan_state_dict(obj, param_key or "params"), where)
+        load_state_strict(model, dan_state_dict(obj, param_key or "params", where), where)
         mean = meta.get("pca_kernel_mean")
         pca = getattr(model, "pca", None)
-        if isinstance(mean, Tensor) and isinstance(pca, PCAEncoder):
-            pca.set_kernel_mean(mean)
+        if mean is not None and isinstance(pca, PCAEncoder):
+            if not isinstance(mean, Tensor):
+                raise CheckpointReadError(f"{where}: its recorded pca_kernel_mean is a {type(mean).__name__}, "
+                                          "expected a tensor")
+            try:
+                pca.set_kernel_mean(mean)
+            except ValueError as err:
+                raise CheckpointMismatchError(f"{where}: its recorded pca_kernel_mean does not fit: {err}") from None
         return model
-    state = read_checkpoint(obj, param_key or "params")
+    state = read_checkpoint(obj, param_key or "params", where=where)
     if any(k.startswith(("Restorer.", "Estimator.")) for k in state):  # the DAN release's own layout
-        allowed = {k: overrides[k] for k in ("loop", "setting") if k in overrides}
-        return load_official_checkpoint(state, **allowed)
+        _refuse_unused(overrides, ("loop", "setting"), f"{where} (a DAN release file; its sizes are read off "
+                       "the tensors)")
+        try:
+            return load_official_checkpoint(state, **overrides)
+        except CheckpointMismatchError as err:
+            raise CheckpointMismatchError(f"{where}: {err}") from None
     if manet_release_kind(state) is not None:
         return load_manet_checkpoint(state, where=where, **overrides)
     return _from_legacy(state, where, overrides)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,38 +44,74 @@ def load_file(path: str | os.PathLike[str], map_location: Any = "cpu") -> Any:
     if os.path.getsize(path) == 0:
         raise CheckpointReadError(f"checkpoint {path} is empty (0 bytes); was its save interrupted?")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch asks to "file an issue" for pickle protocols it does not expect
+            warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
+            return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
         text = str(err)
         if "unsupported global" in text.lower():
             cause = "it holds Python objects other than tensors, which dan-blocks does not unpickle for safety"
+        elif _plain_pickle(path):
+            cause = ("it is a plain Python pickle, not a torch.save file of tensors; dan-blocks does not unpickle "
+                     "arbitrary objects (that could run code)")
         else:
             detail = text.split("WeightsUnpickler error:", 1)[-1].strip().split("\n")[0] or type(err).__name__
             cause = f"it is not a PyTorch checkpoint or it is damaged ({detail[:120]})"
         raise CheckpointReadError(f"cannot read checkpoint {path}: {cause}") from None
 
 
+#: the first bytes of torch.save's legacy (non-zip) format: a pickled magic number
+_LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+
+
+def _plain_pickle(path: str) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(len(_LEGACY_TORCH_MAGIC))
+    return head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05") and head != _LEGACY_TORCH_MAGIC
+
+
 def read_checkpoint(
     source: str | os.PathLike[str] | Mapping[str, Any],
     param_key: str | None = None,
     map_location: Any = "cpu",
+    where: str | None = None,
 ) -> dict[str, Tensor]:
     """The tensors of a checkpoint file (or of an already loaded dict), unwrapped.
 
     ``{param_key: {...}}`` is taken first when given, then the first of `WRAPPER_KEYS` holding a dict;
-    otherwise the mapping itself. A DataParallel ``module.`` prefix is removed. Non-tensor entries of the
-    unwrapped dict are refused (a state dict holds tensors only).
+    otherwise the mapping itself. As in BasicSR, a missing ``params_ema`` falls back to ``params`` (and the
+    other way round); a ``param_key`` that is no wrapper key and is missing is an error. A DataParallel
+    ``module.`` prefix is removed. Non-tensor entries of the unwrapped dict are refused (a state dict holds
+    tensors only).
+
+    Args:
+        source: a file path or an already loaded dict.
+        param_key: the entry holding the tensors (``params``, ``params_ema``, ...).
+        map_location: passed to ``torch.load``.
+        where: the name of an already loaded dict in messages (its file, usually).
 
     Raises:
         FileNotFoundError: no such file.
-        CheckpointReadError: the file cannot be read safely, or holds no tensors.
+        CheckpointReadError: the file cannot be read safely, holds no tensors, or lacks ``param_key``.
     """
-    name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "the given state dict"
-    obj = load_file(name, map_location) if isinstance(source, (str, os.PathLike)) else source
+    if isinstance(source, (str, os.PathLike)):
+        name = os.fspath(source)
+        obj = load_file(name, map_location)
+    else:
+        name, obj = where or "the given state dict", source
     if not isinstance(obj, Mapping):
         raise CheckpointReadError(f"checkpoint {name} holds a {type(obj).__name__}, expected a dict of tensors")
+    wrappers = [key for key in WRAPPER_KEYS if key in obj]
+    if param_key and param_key not in obj and param_key not in WRAPPER_KEYS and wrappers:
+        raise CheckpointReadError(
+            f"checkpoint {name} has no {param_key!r} (param_key); it holds: {', '.join(map(repr, wrappers))}"
+        )
     for key in (param_key, *WRAPPER_KEYS):
-        if key and isinstance(obj.get(key), Mapping):
+        if key and key in obj:
+            if not isinstance(obj[key], Mapping):
+                raise CheckpointReadError(
+                    f"checkpoint {name}: {key!r} holds a {type(obj[key]).__name__}, expected a dict of tensors"
+                )
             obj = obj[key]
             break
     state: dict[str, Tensor] = {}

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import os
 import types
 import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["OptionKeyError", "OptionValueError", "check_call_options", "check_keys", "did_you_mean"]
+__all__ = [
+    "OptionKeyError",
+    "OptionValueError",
+    "check_call_options",
+    "check_keys",
+    "did_you_mean",
+    "read_yaml_file",
+]
 
 
 def did_you_mean(name: object, candidates: Iterable[str]) -> str:
@@ -163,3 +171,33 @@ def check_call_options(
             raise OptionValueError(
                 f"{where}: {key} must be {_describe(*choices)}, got {value!r} ({type(value).__name__})"
             )
+
+
+def read_yaml_file(path: str | os.PathLike[str], what: str = "option file") -> dict[str, Any]:
+    """A YAML mapping read safely (``yaml.safe_load``: no Python objects), every failure one line naming the
+    file: missing, a folder, not UTF-8 text, not valid YAML (with the line and column), not a mapping.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a folder, or a file that is not a YAML mapping.
+    """
+    import yaml
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what} {path!r} does not exist")
+    if os.path.isdir(path):
+        raise ValueError(f"{what} {path!r} is a folder, expected a YAML file")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except UnicodeDecodeError:
+        raise ValueError(f"{what} {path!r} is not UTF-8 text (is it a checkpoint or an image?)") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ValueError(f"{what} {path!r} is not valid YAML: {problem}{where}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} {path!r} is not a YAML mapping of keys to values (got {type(data).__name__})")
+    return data

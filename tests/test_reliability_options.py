@@ -1,0 +1,117 @@
+"""Every block of an option file is checked before any work starts: a bad type, key or value is named with what
+is expected, and nothing (no experiments folder, no log) is made."""
+
+from __future__ import annotations
+
+import pytest
+from test_cli_train_support import tiny_train_options, write_yaml
+
+from dan_blocks.cli.main import main
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _set(block: str, key: str, value):
+    def edit(opt):
+        node = opt
+        for part in block.split(".") if block else []:
+            node = node[part]
+        node[key] = value
+
+    return edit
+
+
+def _pop(block: str, key: str, new_key: str):
+    def edit(opt):
+        node = opt
+        for part in block.split("."):
+            node = node[part]
+        node[new_key] = node.pop(key)
+
+    return edit
+
+
+CASES = {
+    # name: (edit, fragments the one-line error must hold)
+    "arch-type": (_set("network_g", "type", "DANv9"), ["network_g type 'DANv9'", "did you mean 'DANv2'?"]),
+    "arch-key": (_pop("network_g", "nf", "nff"), ["network_g (DANv2)", "'nff' (did you mean 'nf'?)", "accepted keys"]),
+    "arch-value-type": (_set("network_g", "nf", "eight"), ["network_g (DANv2): nf must be int, got 'eight'"]),
+    "arch-bool-for-int": (_set("network_g", "nb", True), ["nb must be int, got True (bool)"]),
+    "arch-range": (_set("network_g", "loop", 0), ["network_g (DANv2)", "loop", ">= 1, got 0"]),
+    "optimizer-key": (_pop("train.optim_g", "betas", "beta"), ["train.optim_g (Adam)", "did you mean 'betas'?"]),
+    "optimizer-type": (_set("train.optim_g", "type", "Adm"), ["train.optim_g.type 'Adm'", "did you mean 'Adam'?"]),
+    "scheduler-key": (_pop("train.scheduler", "milestones", "milestone"),
+                      ["train.scheduler (MultiStepLR)", "did you mean 'milestones'?"]),
+    "scheduler-type": (_set("train.scheduler", "type", "StepLR"), ["train.scheduler.type 'StepLR'", "MultiStepLR"]),
+    "loss-key": (_pop("train.pixel_opt", "loss_weight", "loss_wieght"),
+                 ["train.pixel_opt (L1Loss)", "did you mean 'loss_weight'?"]),
+    "loss-type": (_set("train.kernel_opt", "type", "L1Los"),
+                  ["train.kernel_opt.type 'L1Los'", "did you mean 'L1Loss'?"]),
+    "total-iter": (_set("train", "total_iter", "abc"), ["train.total_iter must be an integer, got 'abc'"]),
+    "print-freq": (_set("logger", "print_freq", 0), ["logger.print_freq must be >= 1, got 0"]),
+    "seed": (_set("", "manual_seed", 1.5), ["manual_seed must be an integer, got 1.5"]),
+    "scale": (_set("", "scale", 4), ["scale: 4 differs from network_g's x2"]),
+    "degradation-key": (_pop("degradation", "preset", "presett"), ["'presett' (did you mean 'preset'?)"]),
+    "degradation-scale": (_set("degradation", "scale", 4), ["degradation scale x4 differs from network_g's x2"]),
+    "dataset-key": (_pop("datasets.train", "gt_size", "gt_sise"),
+                    ["datasets.train (BlindSRHRDataset)", "'gt_sise' (did you mean 'gt_size'?)"]),
+    "dataset-type": (_set("datasets.train", "type", "BlindSRHRDatset"),
+                     ["datasets.train.type 'BlindSRHRDatset'", "did you mean 'BlindSRHRDataset'?"]),
+    "dataset-root": (_set("datasets.train", "dataroot_gt", "no/such/folder"),
+                     ["datasets.train.dataroot_gt: 'no/such/folder' does not exist"]),
+    "pretrain-missing": (_set("path", "pretrain_network_g", "missing.pth"),
+                         ["path.pretrain_network_g: 'missing.pth' does not exist"]),
+    "val-metric": (lambda o: o.update(val={"val_freq": 2, "metrics": {"psnr": {"type": "calculate_psnrr"}}}),
+                   ["val.metrics.psnr.type 'calculate_psnrr'", "did you mean 'calculate_psnr'?"]),
+    "val-metric-missing": (lambda o: o.update(val={"val_freq": 2, "metrics": {"psnr": {"type": "calculate_psnr"}}}),
+                           ["val.metrics.psnr (calculate_psnr): missing required key(s) 'crop_border'"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_bad_block_is_named_before_any_work(tmp_path, monkeypatch, capsys, case: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    edit, fragments = CASES[case]
+    opt = tiny_train_options("bad", total_iter=2)
+    edit(opt)
+    assert main(["train", "-opt", write_yaml(tmp_path / "o.yml", opt)]) == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("dan-blocks train: error:")]
+    assert len(lines) == 1, err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    assert not (tmp_path / "experiments").exists() and not (tmp_path / "tb_logger").exists()
+
+
+def test_the_good_file_of_these_cases_trains(tmp_path, monkeypatch) -> None:
+    """The base file the cases above break is itself accepted (so each case fails for its own edit), and YAML's
+    float spelling of an integer frequency is accepted as BasicSR does."""
+    monkeypatch.chdir(tmp_path)
+    opt = tiny_train_options("good", total_iter=2)
+    opt["logger"]["save_checkpoint_freq"] = 2.0
+    assert main(["train", "-opt", write_yaml(tmp_path / "o.yml", opt)]) == 0
+    assert (tmp_path / "experiments" / "good" / "models" / "net_g_2.pth").is_file()
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("name: x\n  bad: [unclosed\n", "is not valid YAML: mapping values are not allowed here at line 2"),
+        ("- just\n- a list\n", "is not a YAML mapping"),
+        ("name: !!python/object/apply:os.system ['touch PWNED']\n", "is not valid YAML"),
+    ],
+)
+def test_an_unreadable_option_file_is_one_line(tmp_path, monkeypatch, capsys, text: str, fragment: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "o.yml").write_text(text)
+    assert main(["train", "-opt", "o.yml"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert fragment in err[0] and "'o.yml'" in err[0]
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_a_binary_option_file_is_named(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "o.yml").write_bytes(b"\x80\x02\xff\xfe binary")
+    assert main(["test", "-opt", "o.yml"]) == 1
+    assert "'o.yml' is not UTF-8 text" in capsys.readouterr().err
