@@ -96,7 +96,8 @@ def dan_state_dict(
     if any(k.startswith(("Restorer.", "Estimator.")) for k in state):
         state = from_release_state_dict(state)
     elif manet_release_kind(state) is not None:
-        state = from_manet_state_dict(state)
+        name = where or (os.fspath(source) if isinstance(source, (str, os.PathLike)) else None)
+        state = from_manet_state_dict(state, where=name)
     return state
 
 
