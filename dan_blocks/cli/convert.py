@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="output .pth holding {'params': state_dict}; a folder (existing, or a path ending in /) gets "
         "<release name>_basicsr.pth in it",
     )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file (never the input)")
     parser.add_argument(
         "--loop", type=int, default=None,
         help="iterations to record in the options (default: 4 for DAN release files, the file's own otherwise)",
@@ -34,7 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def network_options(model: Any) -> dict[str, Any]:
-    """The ``network_g`` dict that rebuilds ``model`` (a DANv1/DANv2) through BasicSR's ``build_network``."""
+    """The ``network_g`` dict that rebuilds ``model`` (a DANv1/DANv2) through BasicSR's ``build_network``: its
+    recorded options (`dan_blocks.archs.arch_options`, every constructor argument); for a model that records none
+    (built from an unregistered subclass), the sizes read off its layers (defaults assumed for the rest)."""
+    from dan_blocks.archs import arch_options
+
+    recorded = arch_options(model)
+    if recorded is not None:
+        return recorded
+    return _sized_options(model)
+
+
+def _sized_options(model: Any) -> dict[str, Any]:
     from dan_blocks.archs import DANv2, available_default_pcas
 
     restorer, estimator = model.restorer, model.estimator
@@ -66,23 +78,12 @@ def network_options(model: Any) -> dict[str, Any]:
 
 
 def _yaml(opts: dict[str, Any], output: str) -> str:
-    lines = ["network_g:"]
-    for key, value in opts.items():
-        if isinstance(value, dict):
-            inner = ", ".join(
-                f"{k}: {str(v).lower() if isinstance(v, bool) else v}" for k, v in value.items()
-            )
-            lines.append(f"  {key}: {{{inner}}}")
-        else:
-            lines.append(f"  {key}: {str(value).lower() if isinstance(value, bool) else value}")
-    lines += [
-        "",
-        "path:",
-        f"  pretrain_network_g: {output}",
-        "  strict_load_g: true",
-        "  param_key_g: params",
-    ]
-    return "\n".join(lines)
+    """The option-file text of ``network_g`` and ``path`` (YAML that reads back to exactly these values)."""
+    import yaml
+
+    text = yaml.safe_dump({"network_g": opts}, sort_keys=False, default_flow_style=False, width=1000)
+    paths = {"pretrain_network_g": output, "strict_load_g": True, "param_key_g": "params"}
+    return text + "\n" + yaml.safe_dump({"path": paths}, sort_keys=False)
 
 
 def write_checkpoint(
@@ -103,19 +104,36 @@ def write_checkpoint(
     atomic_save(payload, output)
 
 
+def _check_not_the_input(official: str, output: str) -> None:
+    """A `UsageError` when ``output`` is ``official`` itself (a link to it, or another spelling of its path)."""
+    same = os.path.realpath(official) == os.path.realpath(output)
+    if not same and os.path.exists(official) and os.path.exists(output):
+        try:
+            same = os.path.samefile(official, output)
+        except OSError:
+            same = False
+    if same:
+        raise UsageError(f"OUTPUT {output} is the input file {official}; write the converted checkpoint elsewhere")
+
+
 def main(argv: list[str]) -> int:
     return run_command(COMMAND, lambda: _run(argv))
 
 
 def _run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if not args.official:
+        raise UsageError("OFFICIAL: the path is empty")
     stem = os.path.splitext(os.path.basename(os.path.normpath(args.official)))[0]
     output = output_path(args.output, "OUTPUT", default_name=f"{stem}_basicsr.pth")
+    _check_not_the_input(args.official, output)
+    if args.loop is not None and args.loop < 1:
+        raise UsageError(f"--loop must be >= 1, got {args.loop}")
+    if os.path.lexists(output) and not args.overwrite:
+        raise FileExistsError(f"{output} exists (use --overwrite to replace it)")
     from dan_blocks.archs import DANv1, DANv2, arch_options
     from dan_blocks.inference import load_model
 
-    if args.loop is not None and args.loop < 1:
-        raise UsageError(f"--loop must be >= 1, got {args.loop}")
     model = load_model(args.official, **({} if args.loop is None else {"loop": args.loop}))
     options = network_options(model) if isinstance(model, (DANv1, DANv2)) else arch_options(model)
     if options is None:

@@ -11,7 +11,7 @@ import os
 from importlib import resources
 from importlib.abc import Traversable
 
-from .errors import UsageError, run_command
+from .errors import UsageError, output_path, run_command
 
 __all__ = ["COMMAND", "HELP", "main", "shipped_options"]
 
@@ -60,7 +60,10 @@ def _resolve(name: str, files: dict[str, Traversable]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"dan-blocks {COMMAND}", description=HELP)
     parser.add_argument("name", nargs="?", help="an option file as listed (omit to list them)")
-    parser.add_argument("-o", "--output", help="where to write it: a file, or an existing folder")
+    parser.add_argument(
+        "-o", "--output", help="where to write it: a file, or a folder (existing, or a path ending in /) that gets "
+        "the file under its own name; missing folders are created"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
     return parser
 
@@ -82,10 +85,12 @@ def _run(argv: list[str]) -> int:
     if args.output is None:
         print(files[key].read_text(encoding="utf-8"), end="")
         return 0
-    target = os.path.join(args.output, os.path.basename(key)) if os.path.isdir(args.output) else args.output
-    if os.path.exists(target) and not args.overwrite:
+    target = output_path(args.output, "-o/--output", default_name=os.path.basename(key))
+    if os.path.lexists(target) and not args.overwrite:
         raise FileExistsError(f"{target} exists (use --overwrite to replace it)")
-    atomic_write_text(target, files[key].read_text(encoding="utf-8"))
+    text = files[key].read_text(encoding="utf-8")
+    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+    atomic_write_text(target, text)
     print(f"wrote {key} to {target}")
     return 0
 

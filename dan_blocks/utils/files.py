@@ -39,6 +39,8 @@ def temp_path(path: str | os.PathLike[str], keep_extension: bool = False) -> str
 
 
 def _check_target(path: str) -> None:
+    if not path:
+        raise FileNotFoundError(errno.ENOENT, "cannot write a file: the path is empty")
     if os.path.isdir(path):
         raise IsADirectoryError(f"cannot write {path}: it is a directory; give a file name")
     folder = os.path.dirname(path) or "."
@@ -54,8 +56,10 @@ def atomic_path(path: str | os.PathLike[str], keep_extension: bool = False) -> I
     ``keep_extension``: the temporary name ends with the target's extension (for writers that need it).
 
     Raises:
-        IsADirectoryError / FileNotFoundError: ``target`` is a folder, or its folder is missing.
-        OSError: from the write, with ``ENOSPC`` named as a full disk; the target is then unchanged.
+        IsADirectoryError / FileNotFoundError: ``target`` is a folder, its folder is missing, or it is empty.
+        OSError: from the write, with ``ENOSPC`` named as a full disk; the target is then unchanged. The message
+            names ``target`` (an error that names only the temporary file is raised again, same type and errno,
+            naming both).
     """
     target = os.fspath(path)
     _check_target(target)
@@ -72,10 +76,31 @@ def atomic_path(path: str | os.PathLike[str], keep_extension: bool = False) -> I
         if err.errno == errno.ENOSPC:
             raise OSError(errno.ENOSPC, f"no space left on the device while writing {target}; "
                           "the previous file (if any) is unchanged") from err
-        raise
+        named = _naming_target(err, target, tmp)
+        if named is None:
+            raise
+        raise named from err
     except BaseException:
         _discard(tmp)
         raise
+
+
+#: errnos of a folder that takes no new file; the message then says so
+_CANNOT_CREATE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT}
+
+
+def _naming_target(err: OSError, target: str, tmp: str) -> OSError | None:
+    """``err`` again (same type and errno) with a message naming ``target``; None when it already does."""
+    if target in str(err):
+        return None
+    cause = err.strerror or str(err)
+    folder = os.path.dirname(os.path.abspath(target))
+    hint = f"; cannot create a file in {folder}" if err.errno in _CANNOT_CREATE and os.path.isdir(folder) else ""
+    message = f"cannot write {target}: {cause}{hint} (temporary file {tmp})"
+    try:
+        return type(err)(err.errno, message) if err.errno is not None else type(err)(message)
+    except Exception:  # an OSError subclass with another constructor
+        return OSError(err.errno, message) if err.errno is not None else OSError(message)
 
 
 def _discard(tmp: str) -> None:
@@ -88,14 +113,20 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
 
     A full disk: torch's own file writer reports it as an obscure ``RuntimeError`` (``unexpected pos ...``);
     when ``torch.save`` fails so, a probe write to the temporary file tells whether the disk is full, and then
-    the error is ``OSError(ENOSPC)`` naming ``path`` (see `atomic_path`)."""
+    the error is ``OSError(ENOSPC)`` naming ``path`` (see `atomic_path`). A temporary file that cannot be
+    created (a read-only folder, ``/proc``) is an ``OSError`` naming ``path`` and the cause, not torch's
+    ``RuntimeError: ... open file failed``."""
     import torch
 
     with atomic_path(path) as tmp:
+        open(tmp, "wb").close()  # torch's own file writer reports a failed open as an obscure RuntimeError
         try:
             torch.save(obj, tmp)
         except RuntimeError as err:
             _probe_space(tmp, err)
+            if "open file failed" in str(err):
+                first = str(err).splitlines()[0] if str(err) else type(err).__name__
+                raise OSError(errno.EIO, f"torch.save could not open the file ({first})") from err
             raise
 
 
