@@ -145,3 +145,41 @@ def test_sr_device_cuda_without_cuda_is_a_usage_error(model_file, tmp_path, caps
         pytest.skip("this machine has CUDA")
     assert main(["sr", "-m", model_file, str(tmp_path), "-o", str(tmp_path / "out"), "--device", "cuda"]) == 2
     assert "--device cuda: no CUDA device is available" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("lr", "error", "fragment"),
+    [
+        (torch.rand(1, 3, 0, 0), ValueError, "at least one pixel, got shape (1, 3, 0, 0)"),
+        (torch.rand(1, 3, 6, 6, dtype=torch.float64), TypeError, "weights are torch.float32 but the LR batch is "
+                                                                 "torch.float64"),
+        (torch.zeros(1, 3, 6, 6, dtype=torch.uint8), TypeError, "divide by 255 first"),
+        (np.zeros((1, 3, 6, 6), np.float32), TypeError, "as a torch.Tensor (B, C, H, W), got ndarray"),
+    ],
+    ids=["empty", "float64", "uint8", "numpy"],
+)
+def test_the_model_itself_names_a_bad_batch(model, lr, error, fragment: str) -> None:
+    with pytest.raises(error) as info:
+        model(lr)
+    assert fragment in str(info.value)
+
+
+def test_autocast_still_takes_the_weights_other_dtype(model) -> None:
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(_lr(1, 3, 6, 6).to(torch.bfloat16))
+    assert out.sr.shape == (1, 3, 12, 12)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"nf": "8"}, "DANv2: nf must be int, got '8' (str)"),
+        ({"scale": 2.0}, "DANv2: scale must be int, got 2.0 (float)"),
+        ({"loop": True}, "DANv2: loop must be int, got True (bool)"),
+        ({"est_input_norm": "no"}, "DANv2: est_input_norm must be bool, got 'no' (str)"),
+    ],
+)
+def test_constructor_arguments_of_the_wrong_type_are_named(kwargs, fragment: str) -> None:
+    with pytest.raises(TypeError) as info:  # OptionValueError is a TypeError and a ValueError
+        dan_blocks.DANv2(**kwargs)
+    assert fragment in str(info.value)

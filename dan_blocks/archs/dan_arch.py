@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
+import torch
 from einops import rearrange
 from torch import Tensor, nn
 
@@ -17,6 +18,19 @@ __all__ = ["DAN", "STARTS", "SROnly"]
 
 #: what ``DAN(start=...)`` accepts: from the Dirac prior (restore first) or from an estimate of the LR alone
 STARTS = ("prior", "estimate")
+
+
+def _in_graph_capture() -> bool:
+    """True while torch.jit.trace, torch.compile or torch.export captures a graph."""
+    compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    return bool(torch.jit.is_tracing() or (compiling is not None and compiling()))
+
+
+def _autocast(device_type: str) -> bool:
+    try:
+        return bool(torch.is_autocast_enabled(device_type))
+    except TypeError:  # torch < 2.4 takes no device type
+        return bool(torch.is_autocast_enabled() or torch.is_autocast_cpu_enabled())
 
 
 @register_arch
@@ -174,9 +188,23 @@ class DAN(nn.Module):
         )
 
     def check_input(self, lr: Tensor) -> None:
-        """Raise ``ValueError`` unless ``lr`` is a (B, C, H, W) batch."""
+        """Raise ``TypeError`` unless ``lr`` is a tensor of the weights' floating dtype (any dtype under
+        ``torch.autocast``), ``ValueError`` unless it is a (B, C, H, W) batch with at least one pixel."""
+        if not isinstance(lr, Tensor):
+            raise TypeError(f"DAN expects the LR batch as a torch.Tensor (B, C, H, W), got {type(lr).__name__}")
         if lr.dim() != 4:
             raise ValueError(f"DAN expects an LR batch (B, C, H, W), got shape {tuple(lr.shape)}")
+        if _in_graph_capture():
+            return  # static checks only: traced / compiled graphs keep their shapes symbolic
+        if lr.numel() == 0:
+            raise ValueError(f"DAN expects an LR batch with at least one pixel, got shape {tuple(lr.shape)}")
+        weight = next(self.parameters(), None)
+        if weight is not None and lr.dtype != weight.dtype and not _autocast(lr.device.type):
+            hint = "" if lr.is_floating_point() else " (images as integers: divide by 255 first)"
+            raise TypeError(
+                f"DAN's weights are {weight.dtype} but the LR batch is {lr.dtype}{hint}; convert one of them "
+                "(lr.to(weight.dtype) or model.to(lr.dtype)) or run under torch.autocast"
+            )
 
     def restore(self, lr: Tensor, code: Tensor) -> Tensor:
         r"""$\hat x = R(y, \bar c)$."""

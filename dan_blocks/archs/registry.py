@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from torch import Tensor, nn
 
 from ..utils import Registry
+from ..utils.options import annotations_of, check_argument_types
 
 __all__ = ["ARCH_REGISTRY", "arch_options", "register_arch"]
 
@@ -95,9 +96,15 @@ def _recording_init(cls: type[nn.Module]) -> None:
     if original is None or getattr(original, "_records_options", False):
         return
     signature = inspect.signature(original)
+    hints: list[dict[str, Any]] = []  # resolved at the first construction, when the module is complete
 
     @functools.wraps(original)
     def recording_init(self: nn.Module, *args: Any, **kwargs: Any) -> None:
+        if type(self) is cls:  # simple argument types checked first: `nf="8"` is named, not a % error inside
+            if not hints:
+                hints.append(annotations_of(original, signature))
+            given = signature.bind_partial(self, *args, **kwargs).arguments
+            check_argument_types({k: v for k, v in given.items() if k != "self"}, hints[0], cls.__name__)
         original(self, *args, **kwargs)
         if type(self) is cls:  # the outermost registered class records (presets call their base's __init__)
             bound = signature.bind(self, *args, **kwargs)

@@ -13,6 +13,8 @@ from typing import Any
 __all__ = [
     "OptionKeyError",
     "OptionValueError",
+    "annotations_of",
+    "check_argument_types",
     "check_call_options",
     "check_keys",
     "did_you_mean",
@@ -104,6 +106,12 @@ def _describe(kinds: tuple[type, ...], literals: tuple[Any, ...]) -> str:
     return " or ".join(names)
 
 
+def annotations_of(target: Any, signature: inspect.Signature | None = None) -> dict[str, Any]:
+    """Each parameter's annotation of ``target`` (a class: its ``__init__``), resolved one by one; see
+    `check_argument_types`."""
+    return _annotations(target, signature or inspect.signature(target))
+
+
 def _annotations(target: Any, signature: inspect.Signature) -> dict[str, Any]:
     """Each parameter's annotation, resolved one by one (string annotations evaluated in the defining module);
     one that does not resolve is left out, and its values are not checked."""
@@ -165,8 +173,15 @@ def check_call_options(
     if missing:
         raise OptionKeyError(f"{where}: missing required key(s) {', '.join(map(repr, missing))}")
     hints = _annotations(target, signature)
-    for key, value in block.items():
-        choices = _simple_choices(hints[key]) if key in hints and key not in skip else None
+    check_argument_types({k: v for k, v in block.items() if k not in skip}, hints, where)
+
+
+def check_argument_types(arguments: Mapping[str, Any], hints: Mapping[str, Any], where: str) -> None:
+    """Raise `OptionValueError` for an argument whose annotation in ``hints`` is made of bool/int/float/str,
+    ``None`` and ``Literal[...]`` and that does not fit it (``True`` is no int, ``2.0`` is no int; an int is
+    a float); other annotations are not checked."""
+    for key, value in arguments.items():
+        choices = _simple_choices(hints[key]) if key in hints else None
         if choices is not None and not _fits(value, *choices):
             raise OptionValueError(
                 f"{where}: {key} must be {_describe(*choices)}, got {value!r} ({type(value).__name__})"
