@@ -162,3 +162,11 @@ def test_a_pretrain_file_of_other_options_says_which(files, tmp_path, monkeypatc
     err = capsys.readouterr().err
     assert "wide.pth [params] does not match DANv2" in err and "shape differences" in err
     assert "the file was saved with other options than this run's network_g: nf: file 16, network_g 8" in err
+
+
+def test_a_damaged_tensor_of_a_file_without_options_is_named_as_the_file_spells_it(files, tmp_path) -> None:
+    raw = torch.load(files["legacy"], weights_only=True)
+    raw["params"]["restorer.head1.weight"] = torch.zeros(5)
+    torch.save(raw, tmp_path / "damaged.pth")
+    with pytest.raises(CheckpointMismatchError, match=r"damaged\.pth: .*'restorer\.head1\.weight' has shape \(5,\)"):
+        dan_blocks.load_model(tmp_path / "damaged.pth", residual="add", est_input_norm=False)

@@ -20,6 +20,26 @@ __all__ = ["DAN", "STARTS", "SROnly"]
 STARTS = ("prior", "estimate")
 
 
+def check_lr_batch(lr: Tensor, weight: Tensor | None, who: str) -> None:
+    """Raise ``TypeError`` unless ``lr`` is a tensor of ``weight``'s dtype (any dtype inside ``torch.autocast``),
+    ``ValueError`` unless it is a (B, C, H, W) batch with at least one pixel (shape and dtype only while a graph
+    is captured)."""
+    if not isinstance(lr, Tensor):
+        raise TypeError(f"{who} expects the LR batch as a torch.Tensor (B, C, H, W), got {type(lr).__name__}")
+    if lr.dim() != 4:
+        raise ValueError(f"{who} expects an LR batch (B, C, H, W), got shape {tuple(lr.shape)}")
+    if _in_graph_capture():
+        return  # traced / compiled graphs keep their shapes symbolic
+    if lr.numel() == 0:
+        raise ValueError(f"{who} expects an LR batch with at least one pixel, got shape {tuple(lr.shape)}")
+    if weight is not None and lr.dtype != weight.dtype and not _autocast(lr.device.type):
+        hint = "" if lr.is_floating_point() else " (images as integers: divide by 255 first)"
+        raise TypeError(
+            f"{who}'s weights are {weight.dtype} but the LR batch is {lr.dtype}{hint}; convert one of them "
+            "(lr.to(weight.dtype) or model.to(lr.dtype)) or run under torch.autocast"
+        )
+
+
 def _in_graph_capture() -> bool:
     """True while torch.jit.trace, torch.compile or torch.export captures a graph."""
     compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
@@ -188,23 +208,9 @@ class DAN(nn.Module):
         )
 
     def check_input(self, lr: Tensor) -> None:
-        """Raise ``TypeError`` unless ``lr`` is a tensor of the weights' floating dtype (any dtype under
-        ``torch.autocast``), ``ValueError`` unless it is a (B, C, H, W) batch with at least one pixel."""
-        if not isinstance(lr, Tensor):
-            raise TypeError(f"DAN expects the LR batch as a torch.Tensor (B, C, H, W), got {type(lr).__name__}")
-        if lr.dim() != 4:
-            raise ValueError(f"DAN expects an LR batch (B, C, H, W), got shape {tuple(lr.shape)}")
-        if _in_graph_capture():
-            return  # static checks only: traced / compiled graphs keep their shapes symbolic
-        if lr.numel() == 0:
-            raise ValueError(f"DAN expects an LR batch with at least one pixel, got shape {tuple(lr.shape)}")
-        weight = next(self.parameters(), None)
-        if weight is not None and lr.dtype != weight.dtype and not _autocast(lr.device.type):
-            hint = "" if lr.is_floating_point() else " (images as integers: divide by 255 first)"
-            raise TypeError(
-                f"DAN's weights are {weight.dtype} but the LR batch is {lr.dtype}{hint}; convert one of them "
-                "(lr.to(weight.dtype) or model.to(lr.dtype)) or run under torch.autocast"
-            )
+        """Raise ``TypeError`` unless ``lr`` is a tensor of the weights' dtype (see `check_lr_batch`),
+        ``ValueError`` unless it is a (B, C, H, W) batch with at least one pixel."""
+        check_lr_batch(lr, next(self.parameters(), None), "DAN")
 
     def restore(self, lr: Tensor, code: Tensor) -> Tensor:
         r"""$\hat x = R(y, \bar c)$."""

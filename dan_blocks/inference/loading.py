@@ -44,6 +44,7 @@ from ..archs import (
 )
 from ..archs.manet_files import manet_release_kind
 from ..archs.model_files import META_KEY, file_metadata
+from ..archs.official import release_key
 from ..layers import PCAEncoder
 from ..utils import (
     CheckpointMismatchError,
@@ -133,7 +134,21 @@ def _from_legacy(state: dict[str, Tensor], where: str, overrides: Mapping[str, A
     try:
         release = to_release_state_dict({k: v for k, v in state.items() if k != "pca.mean"})
         cfg = infer_release_config(release)
-    except (CheckpointMismatchError, KeyError) as err:
+    except CheckpointMismatchError as err:
+        text = str(err)
+        if not text.startswith("not a DAN release checkpoint"):  # a DAN state dict with a malformed tensor
+            for key in state:
+                ours = release_key(key)
+                if ours is not None and ours != key:
+                    text = text.replace(repr(ours), repr(key))  # the tensor as the file spells it
+            raise CheckpointMismatchError(f"{where}: {text}") from None
+        first = ", ".join(list(state)[:4])
+        raise CheckpointReadError(
+            f"{where} is no model file dan-blocks knows: it records no options, and its tensors (first keys: "
+            f"{first}) fit neither the DAN release layout (Restorer.* / Estimator.*), MANet's stage-1 / stage-3 "
+            "layout, nor a DANv1 / DANv2 state dict"
+        ) from None
+    except KeyError as err:
         first = ", ".join(list(state)[:4])
         raise CheckpointReadError(
             f"{where} is no model file dan-blocks knows: it records no options, and its tensors (first keys: "
