@@ -69,5 +69,6 @@ def test_convert_reports_errors(tmp_path, capsys) -> None:
     bad = tmp_path / "bad.pth"
     torch.save({"conv.weight": torch.zeros(1)}, bad)
     assert main(["convert", str(bad), str(tmp_path / "out.pth")]) == 1
-    assert "not a DAN release checkpoint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "bad.pth is no model file dan-blocks knows" in err and "the DAN release layout" in err
     assert not (tmp_path / "out.pth").exists()

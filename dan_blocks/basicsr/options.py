@@ -186,6 +186,17 @@ def _typed_block(block: Any, where: str, example: str) -> str:
     return str(block["type"])
 
 
+def _registered(registry: Any, block: Any, where: str, what: str, example: str) -> tuple[str, Any]:
+    """(type, class or function) of an option block whose ``type`` names an entry of a BasicSR registry."""
+    kind = _typed_block(block, where, example)
+    names = list(registry.keys())  # BasicSR's Registry iterates over pairs
+    if kind not in names:
+        raise OptionValueError(
+            f"{where}.type {kind!r} is not {what}{did_you_mean(kind, names)}; registered: {', '.join(sorted(names))}"
+        )
+    return kind, registry.get(kind)
+
+
 def _check_train_block(block: Any) -> None:
     if not isinstance(block, Mapping):
         raise OptionKeyError("a training run needs a 'train:' block (optim_g, total_iter, pixel_opt, ...)")
@@ -213,14 +224,9 @@ def _check_train_block(block: Any) -> None:
     for key in ("pixel_opt", "kernel_opt"):
         if block.get(key) is None:
             continue
-        kind = _typed_block(block[key], f"train.{key}", "{type: L1Loss, loss_weight: 1.0}")
-        names = list(LOSS_REGISTRY.keys())  # BasicSR's Registry iterates over pairs
-        if kind not in names:
-            raise OptionValueError(
-                f"train.{key}.type {kind!r} is not a BasicSR loss{did_you_mean(kind, names)}; "
-                f"registered: {', '.join(sorted(names))}"
-            )
-        check_call_options(block[key], LOSS_REGISTRY.get(kind), f"train.{key} ({kind})")
+        kind, loss = _registered(LOSS_REGISTRY, block[key], f"train.{key}", "a BasicSR loss",
+                                 "{type: L1Loss, loss_weight: 1.0}")
+        check_call_options(block[key], loss, f"train.{key} ({kind})")
 
 
 def _check_degradation(opt: Mapping[str, Any], net: Any) -> None:
@@ -242,15 +248,10 @@ def _check_metrics(val: Any) -> None:
         raise OptionKeyError(f"val.metrics must map names to {{type: calculate_psnr, ...}} blocks, got {metrics!r}")
     from basicsr.metrics import METRIC_REGISTRY
 
-    names = list(METRIC_REGISTRY.keys())
     for name, block in metrics.items():
-        kind = _typed_block(block, f"val.metrics.{name}", "{type: calculate_psnr, crop_border: 4}")
-        if kind not in names:
-            raise OptionValueError(
-                f"val.metrics.{name}.type {kind!r} is not a BasicSR metric{did_you_mean(kind, names)}; "
-                f"registered: {', '.join(sorted(names))}"
-            )
-        check_call_options(block, METRIC_REGISTRY.get(kind), f"val.metrics.{name} ({kind})", given=("img", "img2"))
+        kind, metric = _registered(METRIC_REGISTRY, block, f"val.metrics.{name}", "a BasicSR metric",
+                                   "{type: calculate_psnr, crop_border: 4}")
+        check_call_options(block, metric, f"val.metrics.{name} ({kind})", given=("img", "img2"))
 
 
 _DATA_ROOTS = ("dataroot", "dataroot_gt", "dataroot_lq")
@@ -261,14 +262,10 @@ def _check_datasets(datasets: Any) -> None:
         return
     from basicsr.utils.registry import DATASET_REGISTRY
 
-    names = list(DATASET_REGISTRY.keys())
     for phase, block in datasets.items():
-        kind = _typed_block(block, f"datasets.{phase}", "{type: BlindSRHRDataset, dataroot_gt: ...}")
-        if kind not in names:
-            raise OptionValueError(
-                f"datasets.{phase}.type {kind!r} is not a registered dataset{did_you_mean(kind, names)}"
-            )
-        accepted = getattr(DATASET_REGISTRY.get(kind), "OPTION_KEYS", None)
+        kind, dataset = _registered(DATASET_REGISTRY, block, f"datasets.{phase}", "a registered dataset",
+                                    "{type: BlindSRHRDataset, dataroot_gt: ...}")
+        accepted = getattr(dataset, "OPTION_KEYS", None)
         if accepted is not None:
             check_keys(block, accepted, f"datasets.{phase} ({kind})")
         for key in _DATA_ROOTS:
