@@ -215,3 +215,15 @@ def test_make_testset_and_sr_outputs_under_or_as_a_file(tmp_path, a_file, model_
     assert _sr("-m", model_file, image, "-o", a_file / "sub") == 2
     assert f"{a_file} is a file, not a folder" in capsys.readouterr().err
     assert a_file.read_bytes() == b"not a folder"
+
+
+def test_fit_pca_never_replaces_a_file_without_overwrite(tmp_path, capsys) -> None:
+    mine = tmp_path / "mine.pt"
+    mine.write_bytes(b"my own PCA file")
+    common = ["fit-pca", "--samples", "200", "--kernel-size", "11", "--code-length", "4", "-o", str(mine)]
+    assert main(common) == 1
+    assert "exists (use --overwrite to replace it)" in capsys.readouterr().err
+    assert mine.read_bytes() == b"my own PCA file"
+    assert main([*common, "--overwrite"]) == 0
+    saved = torch.load(mine, weights_only=True)
+    assert any(isinstance(v, torch.Tensor) and v.shape == (121, 4) for v in saved.values())

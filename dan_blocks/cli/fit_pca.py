@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", required=True,
         help="output .pt file; a folder (existing, or a path ending in /) gets setting<S>_k<k>_c<C>.pt in it",
     )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     return parser
 
 
@@ -52,6 +53,8 @@ def _run(argv: list[str]) -> int:
     output = output_path(
         args.output, "-o/--output", default_name=f"setting{args.setting}_k{args.kernel_size}_c{args.code_length}.pt"
     )
+    if os.path.lexists(output) and not args.overwrite:
+        raise FileExistsError(f"{output} exists (use --overwrite to replace it)")
     from dan_blocks.degradations.pca_fit import fit_default_pca
 
     try:
