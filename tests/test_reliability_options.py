@@ -4,6 +4,7 @@ is expected, and nothing (no experiments folder, no log) is made."""
 from __future__ import annotations
 
 import pytest
+import torch
 from test_cli_train_support import tiny_train_options, write_yaml
 
 from dan_blocks.cli.main import main
@@ -29,6 +30,11 @@ def _pop(block: str, key: str, new_key: str):
         node[new_key] = node.pop(key)
 
     return edit
+
+
+def _pretrain_with_a_wrong_key(opt) -> None:
+    torch.save({"params": {"a": torch.zeros(1)}}, "w.pth")  # in the test's working folder
+    opt["path"].update(pretrain_network_g="w.pth", param_key_g="params_emma")
 
 
 CASES = {
@@ -63,6 +69,11 @@ CASES = {
                          ["path.pretrain_network_g: 'missing.pth' does not exist"]),
     "val-metric": (lambda o: o.update(val={"val_freq": 2, "metrics": {"psnr": {"type": "calculate_psnrr"}}}),
                    ["val.metrics.psnr.type 'calculate_psnrr'", "did you mean 'calculate_psnr'?"]),
+    "val-metric-key": (lambda o: o.update(val={"val_freq": 2, "metrics": {"psnr": {
+        "type": "calculate_psnr", "crop_border": 2, "test_y_chanel": True}}}),
+                       ["val.metrics.psnr (calculate_psnr)", "'test_y_chanel' (did you mean 'test_y_channel'?)"]),
+    "pretrain-param-key": (_pretrain_with_a_wrong_key,
+                           ["checkpoint w.pth has no 'params_emma' (param_key); it holds: 'params'"]),
     "val-metric-missing": (lambda o: o.update(val={"val_freq": 2, "metrics": {"psnr": {"type": "calculate_psnr"}}}),
                            ["val.metrics.psnr (calculate_psnr): missing required key(s) 'crop_border'"]),
 }

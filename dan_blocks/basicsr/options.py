@@ -251,7 +251,8 @@ def _check_metrics(val: Any) -> None:
     for name, block in metrics.items():
         kind, metric = _registered(METRIC_REGISTRY, block, f"val.metrics.{name}", "a BasicSR metric",
                                    "{type: calculate_psnr, crop_border: 4}")
-        check_call_options(block, metric, f"val.metrics.{name} ({kind})", given=("img", "img2"))
+        # BasicSR's metrics take **kwargs only to ignore the rest of the block: a misspelled key would be lost
+        check_call_options(block, metric, f"val.metrics.{name} ({kind})", given=("img", "img2"), extra_ignored=True)
 
 
 _DATA_ROOTS = ("dataroot", "dataroot_gt", "dataroot_lq")
@@ -277,8 +278,14 @@ def _check_datasets(datasets: Any) -> None:
 def _check_pretrained(paths: Any) -> None:
     if not isinstance(paths, Mapping):
         return
-    for key in ("pretrain_network_g", "pretrain_network_estimator"):
+    from ..inference.loading import dan_state_dict
+
+    pairs = (("pretrain_network_g", "param_key_g"), ("pretrain_network_estimator", "param_key_estimator"))
+    for key, param_key in pairs:
         value = paths.get(key)
-        if isinstance(value, str) and value and value != "~" and not os.path.isfile(value):
+        if not isinstance(value, str) or not value or value == "~":
+            continue
+        if not os.path.isfile(value):
             what = "is a folder" if os.path.isdir(value) else "does not exist"
             raise FileNotFoundError(f"path.{key}: {value!r} {what}; expected a checkpoint file")
+        dan_state_dict(value, paths.get(param_key, "params"))  # readable, safe, holding that key: named now

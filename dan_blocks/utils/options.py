@@ -137,6 +137,7 @@ def check_call_options(
     *,
     given: Iterable[str] = (),
     skip: Iterable[str] = ("type",),
+    extra_ignored: bool = False,
 ) -> None:
     """Check an option block against the keyword parameters of ``target`` (a class or function) before it is
     called with them: unknown keys (unless ``target`` takes ``**kwargs``), required parameters that are missing,
@@ -148,6 +149,8 @@ def check_call_options(
         where: the block's name in messages, e.g. ``"train.optim_g (Adam)"``.
         given: parameters the caller fills in itself (e.g. ``params`` of an optimizer).
         skip: keys of the block that are not passed on (``type``).
+        extra_ignored: ``target``'s ``**kwargs`` only swallow what it does not use (BasicSR's metrics): its
+            named parameters are then the accepted keys all the same.
 
     Raises:
         OptionKeyError: an unknown key (with the accepted keys and a did-you-mean) or a missing required one.
@@ -166,7 +169,7 @@ def check_call_options(
     positional_only = [name for name, p in params.items() if p.kind is p.POSITIONAL_ONLY]
     named = [name for name, p in params.items()
              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in given]
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+    if extra_ignored or not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         check_keys(block, [*named, *skip], where)
     missing = [name for name in named if params[name].default is inspect.Parameter.empty and name not in block]
     missing += [name for name in positional_only if name not in given]
