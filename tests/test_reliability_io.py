@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import struct
 
@@ -227,3 +228,32 @@ def test_fit_pca_never_replaces_a_file_without_overwrite(tmp_path, capsys) -> No
     assert main([*common, "--overwrite"]) == 0
     saved = torch.load(mine, weights_only=True)
     assert any(isinstance(v, torch.Tensor) and v.shape == (121, 4) for v in saved.values())
+
+
+def test_sr_removes_temporary_files_of_a_killed_run(tmp_path, capsys) -> None:
+    """A kill between writing an image's temporary file and renaming it leaves `.NAME.tmp<pid>.png`; the next
+    run removes it (its process is gone) and does not report it as a skipped input in an in-place run."""
+    from dan_blocks.utils.files import temp_path
+
+    model = tmp_path / "m.pth"
+    dan_blocks.save_model(dan_blocks.dan_v2(2, nf=8, nb=1, ng=1, est_nf=8, est_nb=1, est_tail_nf=8, loop=1), model)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    assert cv2.imwrite(str(folder / "a.png"), np.full((12, 10, 3), 90, np.uint8))
+    dead_pid = 2**22 + 12345  # above Linux's pid_max default: never a living process
+    stale = temp_path(folder / "a_x2.png", keep_extension=True).replace(f"tmp{os.getpid()}", f"tmp{dead_pid}")
+    pathlib.Path(stale).write_bytes(b"half an image")
+    assert main(["sr", "-m", str(model), str(folder), "-o", str(folder), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert os.path.basename(stale) in err and "interrupted run" in err and "hidden file" not in err
+    assert not os.path.exists(stale) and (folder / "a_x2.png").is_file()
+
+
+@pytest.mark.parametrize("where", ["file", "under-file", "empty"])
+def test_quickstart_output_folder_is_checked_first(tmp_path, monkeypatch, capsys, where: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("mine")
+    out = {"file": "afile", "under-file": "afile/sub", "empty": ""}[where]
+    assert main(["quickstart", "--out", out]) == 2
+    assert "usage error: --out" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"] and (tmp_path / "afile").read_text() == "mine"

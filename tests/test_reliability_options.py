@@ -74,6 +74,30 @@ CASES = {
                        ["val.metrics.psnr (calculate_psnr)", "'test_y_chanel' (did you mean 'test_y_channel'?)"]),
     "pretrain-param-key": (_pretrain_with_a_wrong_key,
                            ["checkpoint w.pth has no 'params_emma' (param_key); it holds: 'params'"]),
+    "gt-size-negative": (_set("datasets.train", "gt_size", -32), ["datasets.train.gt_size must be an integer >= 1"]),
+    "gt-size-odd": (_set("datasets.train", "gt_size", 33), ["gt_size 33 is not a multiple of the scale 2"]),
+    "batch-text": (_set("datasets.train", "batch_size_per_gpu", "2"),
+                   ["datasets.train.batch_size_per_gpu must be an integer >= 1, got '2' (str)"]),
+    "workers": (_set("datasets.train", "num_worker_per_gpu", -1), ["num_worker_per_gpu must be an integer >= 0"]),
+    "enlarge": (_set("datasets.train", "dataset_enlarge_ratio", 0), ["dataset_enlarge_ratio must be an integer >= 1"]),
+    "io-backend": (_set("datasets.train", "io_backend", "disk"), ["io_backend must be a mapping with a 'type'"]),
+    "flip-text": (_set("datasets.train", "use_hflip", "no"), ["use_hflip must be true or false", "got 'no'"]),
+    "lr-text": (_set("train.optim_g", "lr", "abc"), ["train.optim_g.lr must be a number > 0, got 'abc'"]),
+    "betas": (_set("train.optim_g", "betas", [0.9]), ["train.optim_g.betas must be a list of 2 values"]),
+    "milestones-text": (_set("train.scheduler", "milestones", "1000"), ["train.scheduler.milestones must be a list"]),
+    "gamma": (_set("train.scheduler", "gamma", "x"), ["train.scheduler.gamma must be a number > 0"]),
+    "loss-weight": (_set("train.pixel_opt", "loss_weight", "1"), ["train.pixel_opt.loss_weight must be a number"]),
+    "reduction": (_set("train.pixel_opt", "reduction", "avg"), ["train.pixel_opt.reduction must be one of"]),
+    "ema": (_set("train", "ema_decay", 2.0), ["train.ema_decay must be a number >= 0 and < 1, got 2.0"]),
+    "warmup": (_set("train", "warmup_iter", 5), ["train.warmup_iter 5 must be below total_iter 2"]),
+    "iterations": (_set("train", "total_iter", 10**30), ["train.total_iter must be <= 2147483647"]),
+    "name-slash": (_set("", "name", "a/b"), ["name must be one folder name"]),
+    "name-up": (_set("", "name", "../escape"), ["name must be one folder name"]),
+    "name-empty": (_set("", "name", ""), ["name must be a non-empty folder name"]),
+    "gpus": (_set("", "num_gpu", 2), ["num_gpu: 2, but this machine has 0 CUDA device(s)"]),
+    "model-type": (_set("", "model_type", "DANModle"), ["model_type 'DANModle'", "did you mean 'DANModel'?"]),
+    "no-train-set": (lambda o: o["datasets"].pop("train"), ["a training run needs datasets.train"]),
+    "null-logger": (_set("", "logger", None), ["option block 'logger' is empty (null)"]),
     "val-metric-missing": (lambda o: o.update(val={"val_freq": 2, "metrics": {"psnr": {"type": "calculate_psnr"}}}),
                            ["val.metrics.psnr (calculate_psnr): missing required key(s) 'crop_border'"]),
 }
@@ -126,3 +150,30 @@ def test_a_binary_option_file_is_named(tmp_path, monkeypatch, capsys) -> None:
     (tmp_path / "o.yml").write_bytes(b"\x80\x02\xff\xfe binary")
     assert main(["test", "-opt", "o.yml"]) == 1
     assert "'o.yml' is not UTF-8 text" in capsys.readouterr().err
+
+
+def test_a_key_given_twice_is_named(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "o.yml"
+    write_yaml(path, tiny_train_options("first", total_iter=2))
+    path.write_text(path.read_text() + "name: second\n")
+    assert main(["train", "-opt", "o.yml"]) == 1
+    assert "key 'name' is given twice (lines 1 and" in capsys.readouterr().err
+    assert not (tmp_path / "experiments").exists()
+
+
+def test_force_yml_with_a_bad_value_is_a_usage_error(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    yml = write_yaml(tmp_path / "o.yml", tiny_train_options("force", total_iter=2))
+    assert main(["train", "-opt", yml, "--force_yml", "train:total_iter=[1,2"]) == 2
+    assert "--force_yml 'train:total_iter=[1,2': the value is not valid YAML" in capsys.readouterr().err
+
+
+def test_testing_random_weights_is_refused(tmp_path, monkeypatch, capsys) -> None:
+    from test_cli_train_support import tiny_test_options, tiny_testset
+
+    monkeypatch.chdir(tmp_path)
+    opt = tiny_test_options("untrained", None, tiny_testset(tmp_path / "set"))
+    assert main(["test", "-opt", write_yaml(tmp_path / "t.yml", opt)]) == 1
+    assert "path.pretrain_network_g is not set" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..utils import check_keys
 from ..utils.options import OptionKeyError, OptionValueError, check_call_options, did_you_mean
+from .option_values import check_option_values
 
 __all__ = [
     "DIST_KEYS",
@@ -115,6 +116,7 @@ def check_option_file(opt: Mapping[str, Any], train: bool) -> None:
         if train:
             check_keys(opt.get("train"), TRAIN_KEYS, "train (DANModel)")
     _check_integers(opt, train)
+    check_option_values(opt, train)
     net = _trial_network(opt)
     if train:
         _check_train_block(opt.get("train"))
@@ -125,7 +127,9 @@ def check_option_file(opt: Mapping[str, Any], train: bool) -> None:
     _check_pretrained(opt.get("path"))
 
 
-def _check_int(value: Any, where: str, minimum: int | None = None, none_ok: bool = False) -> None:
+def _check_int(
+    value: Any, where: str, minimum: int | None = None, none_ok: bool = False, maximum: int | None = None
+) -> None:
     if value is None and none_ok:
         return
     if isinstance(value, bool) or not isinstance(value, int):
@@ -136,6 +140,8 @@ def _check_int(value: Any, where: str, minimum: int | None = None, none_ok: bool
             raise OptionValueError(f"{where} must be an integer, got {value!r} ({type(value).__name__})")
     if minimum is not None and value < minimum:
         raise OptionValueError(f"{where} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise OptionValueError(f"{where} must be <= {maximum}, got {value}")
 
 
 def _check_integers(opt: Mapping[str, Any], train: bool) -> None:
@@ -154,7 +160,7 @@ def _check_integers(opt: Mapping[str, Any], train: bool) -> None:
         _check_int(val["val_freq"], "val.val_freq", 1)
     block = opt.get("train")
     if train and isinstance(block, Mapping):
-        _check_int(block.get("total_iter"), "train.total_iter", 1)
+        _check_int(block.get("total_iter"), "train.total_iter", 1, maximum=2**31 - 1)  # BasicSR: a C int
         _check_int(block.get("warmup_iter"), "train.warmup_iter", -1, none_ok=True)
 
 

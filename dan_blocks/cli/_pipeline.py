@@ -72,7 +72,11 @@ def apply_force_yml(opt: dict[str, Any], argv: list[str]) -> dict[str, Any]:
                 child = {}
                 node[key] = child
             node = child
-        node[last] = yaml.safe_load(value) if value else value
+        try:
+            node[last] = yaml.safe_load(value) if value else value
+        except yaml.YAMLError as err:
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise UsageError(f"--force_yml {entry!r}: the value is not valid YAML ({problem})") from None
     return out
 
 

@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from ..utils import atomic_write_text
-from .errors import UsageError, run_command
+from .errors import UsageError, output_path, run_command
 
 __all__ = [
     "COMMAND",
@@ -196,7 +196,7 @@ def sr_command(weights: str, inputs: str, output: str) -> str:
 
 def _run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    out = os.path.abspath(args.out)
+    out = os.path.abspath(output_path(args.out, "--out", folder=True))
     if args.iters < 1 or args.threads < 1:
         raise UsageError(f"--iters and --threads must be >= 1, got {args.iters} and {args.threads}")
     from dan_blocks.basicsr.console import basicsr_console_quiet

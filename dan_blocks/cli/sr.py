@@ -192,6 +192,12 @@ def _run(argv: list[str]) -> int:
         )
     model = optimize(model.to(device).eval())
     os.makedirs(output, exist_ok=True)
+    from dan_blocks.utils.files import remove_stale_temp_files
+
+    # an image or kernel file whose write a kill interrupted: its hidden temporary file would stay forever (and,
+    # in an output folder that is also an input, be reported as a skipped hidden file on every rerun)
+    for stale in remove_stale_temp_files(output, include_own=True):
+        print(f"dan-blocks {COMMAND}: removed {os.path.basename(stale)}, left by an interrupted run", file=sys.stderr)
     paths, problems = collect_inputs(args.inputs)
     ours = [p for p in paths if _is_own_output(p, output, model.scale)]
     paths = [p for p in paths if p not in ours]  # an output folder that is also an input folder: not our outputs

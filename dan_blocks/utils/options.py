@@ -191,9 +191,31 @@ def check_argument_types(arguments: Mapping[str, Any], hints: Mapping[str, Any],
             )
 
 
+def _unique_key_loader() -> Any:
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} is given twice (lines {seen[key]} and {line}); keep one",
+                        key_node.start_mark,
+                    )
+                seen[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
 def read_yaml_file(path: str | os.PathLike[str], what: str = "option file") -> dict[str, Any]:
-    """A YAML mapping read safely (``yaml.safe_load``: no Python objects), every failure one line naming the
-    file: missing, a folder, not UTF-8 text, not valid YAML (with the line and column), not a mapping.
+    """A YAML mapping read safely (as ``yaml.safe_load``: no Python objects), every failure one line naming the
+    file: missing, a folder, not UTF-8 text, not valid YAML (with the line and column), a key given twice in one
+    mapping (PyYAML would keep the last silently), not a mapping.
 
     Raises:
         FileNotFoundError: no such file.
@@ -208,7 +230,7 @@ def read_yaml_file(path: str | os.PathLike[str], what: str = "option file") -> d
         raise ValueError(f"{what} {path!r} is a folder, expected a YAML file")
     try:
         with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+            data = yaml.load(handle, Loader=_unique_key_loader())  # a SafeLoader subclass: no Python objects
     except UnicodeDecodeError:
         raise ValueError(f"{what} {path!r} is not UTF-8 text (is it a checkpoint or an image?)") from None
     except yaml.YAMLError as err:
