@@ -92,6 +92,12 @@ def _as_kernel_batch(kernel: Tensor) -> tuple[Tensor, tuple[int, int, int] | Non
 def _paired(estimate: Tensor, truth: Tensor) -> tuple[Tensor, Tensor, int, int]:
     """Both as (N, k, k) at the estimate's size (truth aligned on its centre tap), broadcast per pixel, plus
     (B, pixels) to average back."""
+    for name, value in (("estimate", estimate), ("truth", truth)):
+        if not isinstance(value, Tensor):
+            raise TypeError(
+                f"kernel metrics: expected torch tensors, got {type(value).__name__} for {name} "
+                "(convert NumPy kernels with torch.from_numpy)"
+            )
     est, est_map = _as_kernel_batch(estimate)
     ref, ref_map = _as_kernel_batch(truth)
     ref = align_kernel(ref, est.shape[-1]).to(est)
@@ -102,6 +108,11 @@ def _paired(estimate: Tensor, truth: Tensor) -> tuple[Tensor, Tensor, int, int]:
         return est, ref, batch, 1
     est_map = est_map or (batch, 1, 1)
     ref_map = ref_map or (batch, 1, 1)
+    if est_map[1:] != ref_map[1:] and (1, 1) not in (est_map[1:], ref_map[1:]):
+        raise ValueError(
+            f"kernel metrics: per-pixel maps of different spatial sizes, estimate {tuple(estimate.shape)} and "
+            f"truth {tuple(truth.shape)} (expected the same h, w, or a global kernel on one side)"
+        )
     h, w = max(est_map[1], ref_map[1]), max(est_map[2], ref_map[2])
     k = est.shape[-1]
 
@@ -186,10 +197,12 @@ def kernel_error(estimate: Tensor, truth: Tensor, align: bool = False) -> Tensor
     r"""L1 distance between kernels per sample, $\sum_{i,j} |\hat k_{ij} - k_{ij}|$.
 
     Args:
-        estimate: (B, k, k), or per pixel (B, k*k, h, w).
+        estimate: (B, k, k), or per pixel (B, k*k, h, w); a torch tensor (NumPy arrays are refused: convert
+            them with ``torch.from_numpy``).
         truth: ground truth (B, k', k') or per pixel (B, k'*k', h, w); aligned on its centre tap to the
             estimate's size (taps outside the smaller support count as zero). When either side is per pixel,
-            a global kernel is compared with every pixel's and the errors are averaged over pixels.
+            a global kernel is compared with every pixel's and the errors are averaged over pixels; two
+            per-pixel maps must have the same h, w (a (B, k*k, 1, 1) map counts as global).
         align: first shift the truth so that its centre of mass matches the estimate's, with sub-pixel
             accuracy (`shift_kernels`; the best of a Fourier shift, a cubic shift and no shift): the error then
             measures the shape, not the position. DIV2KRK's kernels are deliberately off-centre, while DAN's
@@ -198,6 +211,10 @@ def kernel_error(estimate: Tensor, truth: Tensor, align: bool = False) -> Tensor
     Returns:
         (B,) L1 sums (float32 or the inputs' dtype); 0 for equal kernels, at most 2 for non-negative kernels
         that each sum to 1.
+
+    Raises:
+        TypeError: an input is not a torch tensor.
+        ValueError: bad shapes (naming both), different batch sizes or different per-pixel map sizes.
     """
     est, ref, batch, pixels = _paired(estimate, truth)
     errors = _aligned_distance(est, ref, _l1) if align else _l1(est, ref)

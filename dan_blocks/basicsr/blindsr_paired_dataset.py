@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..data.builtin import is_builtin
-from ..data.div2krk import RELEASE_KERNEL_SIZE, list_pairs, read_kernel
+from ..data.div2krk import RELEASE_KERNEL_SIZE, list_pairs, pairs_layout, read_kernel
 from ..data.image_io import read_image, to_tensor
 from ..degradations.kernels import isotropic_gaussian_kernel
 from ..utils import check_keys
@@ -52,6 +52,10 @@ class BlindSRPairedDataset(Dataset):
 
     Item: ``{"lq": (3, h, w), "gt": (3, h*s, w*s)`` float32 RGB in [0, 1], ``"kernel": (k, k)`` (when known),
     ``"lq_path": str, "gt_path": str}``.
+
+    Sizes: a make-testset folder's GT is mod-cropped when it is made, so each LR must be exactly GT / s (anything
+    else is a damaged or replaced file: an error naming the pair and both sizes). In the other layouts a GT
+    larger than s x LR is cropped at the bottom/right to s x LR (the usual mod-crop); a smaller one is an error.
     """
 
     #: the option keys it accepts (checked before a run starts and on construction)
@@ -70,6 +74,7 @@ class BlindSRPairedDataset(Dataset):
             raise KeyError("BlindSRPairedDataset: missing option 'scale'")
         self.opt, self.root, self.scale = opt, root, int(opt["scale"])
         self._memory: list[dict[str, Any]] = []
+        self._exact_sizes = False
         if is_builtin(root):
             from ..data.testsets import iter_testset, sources
 
@@ -96,13 +101,22 @@ class BlindSRPairedDataset(Dataset):
                 raise KeyError(
                     f"BlindSRPairedDataset: 'protocol' only applies to builtin data roots, not {root!r}"
                 )
+            self._exact_sizes = pairs_layout(root, self.scale) == "manifest"
             self.pairs = list_pairs(root, self.scale)
             if not self.pairs:
                 raise FileNotFoundError(f"BlindSRPairedDataset: no LR/HR pairs found in {root!r}")
 
     def _check(self, lq: np.ndarray, gt: np.ndarray, lq_path: str, gt_path: str) -> np.ndarray:
+        """The GT matching the LR: exact sizes for a manifest folder, else mod-cropped to s x LR."""
         h, w = lq.shape[:2]
         s = self.scale
+        if self._exact_sizes and gt.shape[:2] != (h * s, w * s):
+            gh, gw = gt.shape[:2]
+            raise ValueError(
+                f"test-set pair LR {lq_path!r} / GT {gt_path!r}: the LR is {h}x{w}, expected {gh / s:g}x{gw / s:g} "
+                f"(GT {gh}x{gw} / scale {s}); make-testset writes exact sizes, so one of the files was damaged "
+                "or replaced"
+            )
         if gt.shape[0] < h * s or gt.shape[1] < w * s:
             raise ValueError(
                 f"GT {gt_path!r} ({gt.shape[0]}x{gt.shape[1]}) is smaller than {s}x the LR "

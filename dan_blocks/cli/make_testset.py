@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..settings import SETTING2
-from .errors import output_path, run_command
+from .errors import UsageError, output_path, run_command
 
 __all__ = ["COMMAND", "HELP", "build_parser", "main"]
 
@@ -26,20 +26,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="gaussian8: 8 isotropic sigmas per image (k=21); aniso: one random anisotropic "
         "kernel per image (k=11/21/31 for x2/x3/x4)",
     )
-    parser.add_argument("--scale", type=int, default=4, help="downscaling factor (default 4)")
+    parser.add_argument(
+        "--scale", type=int, default=4, help="downscaling factor (default 4; 2, 3 or 4 for gaussian8, >= 1 for aniso)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the aniso kernels (default 0)")
-    parser.add_argument("--kernel-size", type=int, default=None, help="override the protocol's kernel size")
+    parser.add_argument(
+        "--kernel-size", type=int, default=None, help="override the protocol's kernel size (a positive odd integer)"
+    )
     parser.add_argument(
         "--sigma",
         type=float,
         nargs=2,
         metavar=("LOW", "HIGH"),
-        default=SETTING2.sigma,
-        help="aniso sigma range (default 0.6 5.0)",
+        default=None,
+        help=f"aniso only: sigma range, 0 < LOW <= HIGH (default {SETTING2.sigma[0]} {SETTING2.sigma[1]})",
     )
-    parser.add_argument("--no-disturb", action="store_true", help="aniso: no multiplicative kernel noise")
+    parser.add_argument("--no-disturb", action="store_true", help="aniso only: no multiplicative kernel noise")
     parser.add_argument(
-        "--max-size", type=int, default=None, help="centre-crop HR images to at most this size per side first"
+        "--max-size", type=int, default=None, help="centre-crop HR images to at most this size (>= 1) per side first"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -49,8 +53,30 @@ def main(argv: list[str]) -> int:
     return run_command(COMMAND, lambda: _run(argv))
 
 
+#: make_testset argument -> the option that sets it (how usage errors name it)
+_OPTION_NAMES = {"protocol": "--protocol", "scale": "--scale", "kernel_size": "--kernel-size", "sigma": "--sigma",
+                 "max_size": "--max-size"}
+
+
+def _check_args(args: argparse.Namespace) -> tuple[float, float]:
+    """Usage errors for the option values, before anything is made; returns the sigma range to use."""
+    from dan_blocks.data.testsets import check_testset_options
+
+    if args.protocol != "aniso":
+        for given, option in ((args.sigma is not None, "--sigma"), (args.no_disturb, "--no-disturb")):
+            if given:
+                raise UsageError(f"{option} only applies to --protocol aniso (the protocol is {args.protocol})")
+    sigma = tuple(args.sigma) if args.sigma is not None else tuple(SETTING2.sigma)
+    try:
+        check_testset_options(args.protocol, args.scale, args.kernel_size, sigma, args.max_size, _OPTION_NAMES)
+    except (TypeError, ValueError) as err:
+        raise UsageError(str(err).removeprefix("make_testset: ")) from err
+    return sigma  # type: ignore[return-value]
+
+
 def _run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    sigma = _check_args(args)
     output_path(args.out_dir, "OUT_DIR", folder=True)
     from dan_blocks.data.testsets import make_testset
 
@@ -61,7 +87,7 @@ def _run(argv: list[str]) -> int:
         scale=args.scale,
         seed=args.seed,
         kernel_size=args.kernel_size,
-        sigma=tuple(args.sigma),
+        sigma=sigma,
         random_disturb=not args.no_disturb,
         progress=not args.quiet,
         max_size=args.max_size,

@@ -21,22 +21,39 @@ import numpy as np
 
 from .image_io import list_images
 
-__all__ = ["RELEASE_KERNEL_SIZE", "list_pairs", "read_kernel", "release_sigma"]
+__all__ = ["MANIFEST_NAME", "RELEASE_KERNEL_SIZE", "list_pairs", "pairs_layout", "read_kernel", "read_manifest",
+           "release_sigma"]
 
 _NUMBER = re.compile(r"(\d+)")
 _RELEASE_NAME = re.compile(r"^sig(?P<sigma>[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)_(?P<name>.+)$")
 #: kernel size of the release's Gaussian8 ground truth
 RELEASE_KERNEL_SIZE = 21
+#: the file that marks a make-testset folder
+MANIFEST_NAME = "manifest.json"
 
 
 def read_kernel(path: str | os.PathLike[str]) -> np.ndarray:
-    """A (k, k) float32 kernel from ``.npy`` or ``.mat`` (key ``Kernel``, else the only 2-D array)."""
+    """A (k, k) float32 kernel from ``.npy`` or ``.mat`` (key ``Kernel``, else the only 2-D array).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: naming the file, when it cannot be read as a kernel: a damaged or pickled (object) ``.npy``,
+            a corrupt ``.mat``, a non-numeric, non-square or non-finite array, or another extension.
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"kernel file not found: {path}")
-    if path.endswith(".npy"):
-        arr = np.load(path, allow_pickle=False)
-    elif path.endswith(".mat"):
+    lower = path.lower()
+    if lower.endswith(".npy"):
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:  # damaged header / data, or an object (pickled) array
+            raise ValueError(
+                f"cannot read kernel file {path!r}: not a valid NumPy .npy array of numbers ({err})"
+            ) from err
+        if not isinstance(arr, np.ndarray):
+            raise ValueError(f"cannot read kernel file {path!r}: expected one .npy array")
+    elif lower.endswith(".mat"):
         from scipy.io import loadmat
 
         try:
@@ -52,9 +69,14 @@ def read_kernel(path: str | os.PathLike[str]) -> np.ndarray:
             raise ValueError(f"{path!r}: expected a 'Kernel' array, found keys {sorted(arrays)}")
     else:
         raise ValueError(f"unsupported kernel file {path!r} (expected .npy or .mat)")
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise ValueError(f"kernel in {path!r} must hold real numbers, got dtype {arr.dtype}")
     if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
         raise ValueError(f"kernel in {path!r} must be square (k, k), got shape {arr.shape}")
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    out = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(out).all():
+        raise ValueError(f"kernel in {path!r} has NaN or infinite taps")
+    return out
 
 
 def _by_number(paths: list[str], what: str) -> dict[int, str]:
@@ -124,17 +146,59 @@ def _release_pairs(root: str, scale: int) -> list[dict[str, Any]]:
     return pairs
 
 
+def pairs_layout(root: str | os.PathLike[str], scale: int) -> str:
+    """Which layout `list_pairs()` reads in ``root``: ``"release"`` (``HR/x<s>/``), ``"manifest"``
+    (make-testset output, whose LR sizes are exactly HR / s) or ``"div2krk"``."""
+    root = os.fspath(root)
+    if os.path.isdir(os.path.join(root, "HR", f"x{scale}")):
+        return "release"
+    if os.path.isfile(os.path.join(root, MANIFEST_NAME)):
+        return "manifest"
+    return "div2krk"
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The parsed ``manifest.json`` of a make-testset folder, its structure checked.
+
+    Raises:
+        ValueError: naming the file, when it is not valid JSON (e.g. truncated) or lacks the ``pairs`` list of
+            ``{"lr": ..., "gt": ...}`` entries.
+    """
+    path = os.fspath(path)
+    remake = "remake the test set with dan-blocks make-testset"
+    try:
+        with open(path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"test-set manifest {path!r} is not valid JSON (not UTF-8 text); {remake}") from err
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"test-set manifest {path!r} is not valid JSON ({err.msg} at line {err.lineno} column {err.colno}; "
+            f"truncated or damaged?); {remake}"
+        ) from err
+    pairs = meta.get("pairs") if isinstance(meta, dict) else None
+    if not isinstance(pairs, list) or not all(
+        isinstance(p, dict) and isinstance(p.get("lr"), str) and isinstance(p.get("gt"), str)
+        and isinstance(p.get("kernel"), (str, type(None)))
+        for p in pairs
+    ):
+        raise ValueError(
+            f"test-set manifest {path!r} has no valid 'pairs' list of {{lr: ..., gt: ...}} entries; {remake}"
+        )
+    return meta
+
+
 def list_pairs(root: str | os.PathLike[str], scale: int) -> list[dict[str, Any]]:
     """``[{"lr": path, "gt": path, "kernel": path | None, ...params}]`` of a folder: a manifest, the DAN
     release's Gaussian8 layout (items carry ``sigma``: the kernel is the isotropic Gaussian of that σ) or
-    DIV2KRK."""
+    DIV2KRK (see `pairs_layout()`)."""
     root = os.fspath(root)
-    if os.path.isdir(os.path.join(root, "HR", f"x{scale}")):
+    layout = pairs_layout(root, scale)
+    if layout == "release":
         return _release_pairs(root, scale)
-    manifest = os.path.join(root, "manifest.json")
-    if os.path.isfile(manifest):
-        with open(manifest, encoding="utf-8") as f:
-            meta = json.load(f)
+    if layout == "manifest":
+        manifest = os.path.join(root, MANIFEST_NAME)
+        meta = read_manifest(manifest)
         if meta.get("scale") != scale:
             raise ValueError(
                 f"{manifest!r} was made for scale {meta.get('scale')}, the options ask for {scale}"

@@ -114,10 +114,12 @@ def read_input(path: str) -> InputImage:
     if not path.lower().endswith(SR_EXTENSIONS):
         raise OSError(f"{path}: unsupported file type (expected {', '.join(SR_EXTENSIONS)})")
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img is None and os.path.isfile(path):
+        check_complete(path)  # a cut-off file is named as such even when OpenCV decodes none of it
     if img is None:
         raise OSError(f"{path}: cannot decode the image (corrupt, empty or not an image)")
-    check_complete(path)
-    if path.lower().endswith((".tif", ".tiff")) and img.ndim == 2 and _tiff_samples(path) == 2:
+    check_complete(path)  # by content, as OpenCV decodes: a PNG named .jpg is read (and checked) as a PNG
+    if img.ndim == 2 and _tiff_samples(path) == 2:
         raise OSError(
             f"{path}: grey+alpha TIFF is not supported (OpenCV drops its alpha plane when reading it); save it as "
             "PNG (grey+alpha PNGs are read and written back as grey+alpha) or as RGBA TIFF"
@@ -135,7 +137,7 @@ def read_input(path: str) -> InputImage:
     elif img.ndim == 3 and img.shape[2] == 3:
         planes, alpha, mode = img[:, :, ::-1], None, "rgb"
     elif img.ndim == 3 and img.shape[2] == 4:
-        grey_alpha = path.lower().endswith(".png") and _png_colour_type(path) == 4  # OpenCV: B = G = R = grey
+        grey_alpha = _png_colour_type(path) == 4  # OpenCV: B = G = R = grey (by content, whatever the extension)
         planes, alpha, mode = img[:, :, 2::-1], img[:, :, 3], "grey_alpha" if grey_alpha else "rgba"
     else:
         raise OSError(f"{path}: unsupported channel layout {img.shape} (expected grey, RGB or RGBA)")
@@ -152,16 +154,22 @@ def _quantise(x: Tensor, max_value: int) -> np.ndarray:
 
 def sr_to_array(sr: Tensor, image: InputImage, scale: int, path: str) -> np.ndarray:
     """SR (1, 3, sH, sW) -> an array for `write_array()` in the input's mode (grey (sH, sW), grey+alpha
-    (sH, sW, 2), BGR[A] order) and bit depth; JPEG output drops nothing since JPEG inputs have no alpha."""
+    (sH, sW, 2), BGR[A] order) and bit depth.
+
+    The output's format is its name's (``path``), as `write_array()` writes it: a JPEG output is 8-bit without
+    alpha even when the input (a PNG named ``.jpg``, read by content) was 16-bit or had an alpha plane.
+    """
     rgb = sr[0].detach().float().cpu()
-    keep_alpha = image.alpha is not None and not path.lower().endswith((".jpg", ".jpeg"))
+    jpeg = path.lower().endswith((".jpg", ".jpeg"))
+    keep_alpha = image.alpha is not None and not jpeg
+    max_value = 255 if jpeg else image.max_value
     if image.mode in ("grey", "grey_alpha"):
-        planes = [_quantise(sum(w * rgb[i] for i, w in enumerate(_LUMA)), image.max_value)]
+        planes = [_quantise(sum(w * rgb[i] for i, w in enumerate(_LUMA)), max_value)]
     else:
-        planes = [_quantise(rgb[i], image.max_value) for i in (2, 1, 0)]
+        planes = [_quantise(rgb[i], max_value) for i in (2, 1, 0)]
     if keep_alpha:
         alpha = imresize(image.alpha.float(), scale)[0, 0]  # type: ignore[union-attr]
-        planes.append(_quantise(alpha, image.max_value))
+        planes.append(_quantise(alpha, max_value))
     if len(planes) == 1:
         return planes[0]
     return np.ascontiguousarray(np.stack(planes, axis=2))

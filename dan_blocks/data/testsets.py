@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 from ..degradations.blur import blur
+from ..degradations.checks import check_range
 from ..degradations.imresize import imresize
 from ..degradations.kernels import AnisotropicGaussianKernel, gaussian8_sigmas, isotropic_gaussian_kernel
-from ..settings import DIV2KRK_KERNEL_SIZES, SETTING2
+from ..settings import DIV2KRK_KERNEL_SIZES, GAUSSIAN8_SIGMA_RANGES, SETTING2
 from ..utils import atomic_path
 from .builtin import is_builtin, load_builtin
 from .image_io import list_images, read_image, to_tensor, to_uint8, write_image
@@ -32,6 +33,7 @@ __all__ = [
     "MANIFEST_FORMAT",
     "PROTOCOLS",
     "center_crop",
+    "check_testset_options",
     "degrade_image",
     "iter_testset",
     "make_testset",
@@ -52,9 +54,10 @@ def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
 
 
 def center_crop(img: np.ndarray, max_size: int | None) -> np.ndarray:
-    """Centre-crop an (H, W, ...) array so that neither side exceeds ``max_size`` (None: unchanged)."""
-    if not max_size:
+    """Centre-crop an (H, W, ...) array so that neither side exceeds ``max_size`` (None: unchanged; else >= 1)."""
+    if max_size is None:
         return img
+    _check_int(max_size, "max_size", 1)
     h, w = img.shape[:2]
     top, left = max(0, (h - max_size) // 2), max(0, (w - max_size) // 2)
     return img[top : top + max_size, left : left + max_size]
@@ -86,9 +89,62 @@ def _save_npy(path: str, arr: np.ndarray) -> None:
 
 
 def _kernel_size(protocol: str, scale: int, kernel_size: int | None) -> int:
-    if kernel_size:
+    if kernel_size is not None:
         return kernel_size
     return 21 if protocol == "gaussian8" else _ANISO_KERNEL_SIZES.get(scale, 21)
+
+
+def _check_int(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"make_testset: {name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"make_testset: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+#: argument -> how errors name it (the CLI passes its option names)
+_NAMES = {"protocol": "protocol", "scale": "scale", "kernel_size": "kernel_size", "sigma": "sigma",
+          "max_size": "max_size"}
+
+
+def check_testset_options(
+    protocol: str = "gaussian8",
+    scale: int = 4,
+    kernel_size: int | None = None,
+    sigma: Any = SETTING2.sigma,
+    max_size: int | None = None,
+    names: dict[str, str] | None = None,
+) -> None:
+    """Check the arguments of `make_testset()` / `iter_testset()` before anything is read or written.
+
+    Args:
+        protocol, scale, kernel_size, sigma, max_size: as `make_testset()`.
+        names: how the errors name each argument (``{"scale": "--scale", ...}``; default: the argument names).
+
+    Raises:
+        TypeError: an argument of the wrong type (naming it).
+        ValueError: an unknown protocol; a scale that is not an integer >= 1 (2, 3 or 4 for gaussian8); a
+            kernel size that is not a positive odd integer; a sigma range that is not ``0 < low <= high``
+            (finite); a ``max_size`` < 1.
+    """
+    n = {**_NAMES, **(names or {})}
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"make_testset: unknown {n['protocol']} {protocol!r}; accepted: {list(PROTOCOLS)}")
+    _check_int(scale, n["scale"], 1)
+    if protocol == "gaussian8" and scale not in GAUSSIAN8_SIGMA_RANGES:
+        raise ValueError(
+            f"make_testset: Gaussian8 is defined for scales {sorted(GAUSSIAN8_SIGMA_RANGES)}, got "
+            f"{n['scale']} {scale!r} (the aniso protocol takes any integer scale >= 1)"
+        )
+    if kernel_size is not None:
+        odd = f"make_testset: {n['kernel_size']} must be a positive odd integer (e.g. 11, 21, 31), got {kernel_size!r}"
+        if isinstance(kernel_size, bool) or not isinstance(kernel_size, (int, np.integer)):
+            raise TypeError(odd)
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(odd)
+    check_range(sigma, f"make_testset: {n['sigma']} (aniso sigma range)", minimum=0.0, strict=True)
+    if max_size is not None:
+        _check_int(max_size, n["max_size"], 1)
 
 
 def iter_testset(
@@ -105,10 +161,7 @@ def iter_testset(
     ``gt`` is the mod-cropped uint8 HR, ``items`` a list of
     ``(stem, lr uint8, kernel (k, k) float32, params)``.
     """
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"make_testset: unknown protocol {protocol!r}; accepted: {list(PROTOCOLS)}")
-    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-        raise ValueError(f"make_testset: scale must be an integer >= 1, got {scale!r}")
+    check_testset_options(protocol, scale, kernel_size, sigma, max_size)
     k = _kernel_size(protocol, scale, kernel_size)
     sampler = None
     if protocol == "gaussian8":
@@ -160,24 +213,30 @@ def make_testset(
             ``"aniso"`` (one anisotropic kernel per image, σx, σy ~ U(sigma), θ ~ U(-π, π), random_disturb;
             k = 11/21/31 for x2/x3/x4; drawn from ``torch.Generator().manual_seed(seed)`` in image order).
         scale: 2, 3 or 4 for gaussian8; any integer >= 1 for aniso.
-        kernel_size: override the protocol's k.
+        kernel_size: override the protocol's k (a positive odd integer).
+        sigma: the aniso sigma range ``(low, high)``, ``0 < low <= high``.
         progress: show a tqdm progress bar.
-        max_size: centre-crop each HR image to at most ``max_size`` per side first (small, fast sets).
+        max_size: centre-crop each HR image to at most ``max_size`` (>= 1) per side first (small, fast sets).
+
+    Raises:
+        TypeError, ValueError: a bad argument (see `check_testset_options()`), checked before ``out_dir`` is
+            made.
+        FileNotFoundError, NotADirectoryError: ``hr_dir`` is missing, a file, or holds no image.
     """
     from tqdm import tqdm
 
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"make_testset: unknown protocol {protocol!r}; accepted: {list(PROTOCOLS)}")
+    check_testset_options(protocol, scale, kernel_size, sigma, max_size)
     hr_dir, out_dir = os.fspath(hr_dir), os.fspath(out_dir)
     srcs = sources(hr_dir)
     dirs = {"gt": "gt", "lr": f"lr_x{scale}", "kernel": f"gt_k_x{scale}"}
-    for d in dirs.values():
-        os.makedirs(os.path.join(out_dir, d), exist_ok=True)
     pairs: list[dict[str, Any]] = []
     records = iter_testset(srcs, protocol, scale, seed, kernel_size, sigma, random_disturb, max_size)
     for rec in tqdm(
         records, total=len(srcs), desc=f"make-testset {protocol} x{scale}", disable=not progress, unit="img"
     ):
+        if not pairs:  # made once the first image went through: an image smaller than the kernel leaves nothing
+            for d in dirs.values():
+                os.makedirs(os.path.join(out_dir, d), exist_ok=True)
         gt_rel = f"{dirs['gt']}/{rec['name']}.png"
         write_image(os.path.join(out_dir, gt_rel), rec["gt"])
         source = rec["source"] or f"{hr_dir}/{rec['name']}"

@@ -6,6 +6,8 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import Tensor, nn
 
+from .checks import check_finite
+
 __all__ = ["Blur", "blur"]
 
 
@@ -20,13 +22,24 @@ def blur(img: Tensor, kernels: Tensor) -> Tensor:
     Args:
         img: (B, C, H, W) floating tensor.
         kernels: (B, k, k) (or (B, 1, k, k)) one kernel per sample, applied to all its channels, or (k, k)
-            shared by all.
+            shared by all; finite taps.
             Cast to ``img``'s device and dtype. Square kernels; an even k uses the release's padding
             (k//2 before, k//2 - 1 after).
 
     Returns:
         (B, C, H, W) tensor, same device/dtype as ``img``.
+
+    Raises:
+        TypeError: ``img`` or ``kernels`` is not a floating tensor (a uint8 image: convert it to [0, 1] floats).
+        ValueError: wrong shapes, a kernel too large for the image, or NaN / infinite taps (checked with one
+            reduction over the small kernel tensor).
     """
+    if not isinstance(img, Tensor) or not img.is_floating_point():
+        what = img.dtype if isinstance(img, Tensor) else type(img).__name__
+        raise TypeError(f"blur: img must be a floating tensor (e.g. float32 in [0, 1]), got {what}")
+    if not isinstance(kernels, Tensor) or not kernels.is_floating_point():
+        what = kernels.dtype if isinstance(kernels, Tensor) else type(kernels).__name__
+        raise TypeError(f"blur: kernels must be a floating tensor, got {what}")
     if img.dim() != 4:
         raise ValueError(f"blur: img must be (B, C, H, W), got shape {tuple(img.shape)}")
     if kernels.dim() == 4 and kernels.shape[1] == 1:  # (B, 1, k, k), as conv weights are laid out
@@ -45,6 +58,7 @@ def blur(img: Tensor, kernels: Tensor) -> Tensor:
         raise ValueError(
             f"blur: kernel size {k} is too large for a {h}x{w} image (reflect padding needs k//2 < H and < W)"
         )
+    check_finite(kernels, "blur: kernel taps")
     kernels = kernels.to(device=img.device, dtype=img.dtype)
     padded = F.pad(img, _padding(k), mode="reflect")
     if kernels.dim() == 2:

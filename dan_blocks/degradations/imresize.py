@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from numbers import Integral
 
 import torch
 from torch import Tensor, nn
+
+from .checks import check_number
 
 __all__ = ["Imresize", "imresize", "imresize_matrix", "output_size", "stride_downsample"]
 
@@ -74,9 +77,15 @@ def imresize_matrix(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
-    """The (ceil(in_len*scale), in_len) resampling matrix of one axis (cached per size/scale/device/dtype)."""
-    if in_len < 1 or not scale > 0:
-        raise ValueError(f"imresize: need a positive length and scale, got length {in_len} and scale {scale}")
+    """The (ceil(in_len*scale), in_len) resampling matrix of one axis (cached per size/scale/device/dtype).
+
+    Raises:
+        TypeError / ValueError: ``scale`` is not a finite number > 0, or ``in_len`` not an integer >= 1.
+    """
+    scale = check_number(scale, "imresize: scale", minimum=0.0, strict=True)
+    if isinstance(in_len, bool) or not isinstance(in_len, Integral) or in_len < 1:
+        raise ValueError(f"imresize: need a length >= 1, got {in_len!r}")
+    in_len = int(in_len)
     out_len = output_size(in_len, scale)
     key = (in_len, out_len, float(scale), bool(antialiasing), str(torch.device(device or "cpu")), dtype)
     matrix = _DEVICE_CACHE.get(key)
@@ -96,16 +105,22 @@ def imresize(img: Tensor, scale: float, antialiasing: bool = True) -> Tensor:
 
     Args:
         img: (B, C, H, W) or (C, H, W) floating tensor, any device.
-        scale: factor applied to both axes; output size ``ceil(H*scale) x ceil(W*scale)``.
+        scale: factor applied to both axes, a finite number > 0; output size ``ceil(H*scale) x ceil(W*scale)``.
         antialiasing: widen the kernel when downsampling (MATLAB's default, True).
 
     Returns:
         Resized tensor with ``img``'s leading dims, device and dtype (no clamping, no rounding).
+
+    Raises:
+        TypeError: ``img`` is not a floating tensor, or ``scale`` is not a number (e.g. the string ``"0.5"``).
+        ValueError: ``img`` has the wrong number of dims, or ``scale`` is NaN, infinite or <= 0.
     """
+    scale = check_number(scale, "imresize: scale", minimum=0.0, strict=True)
+    if not isinstance(img, Tensor) or not img.is_floating_point():
+        what = img.dtype if isinstance(img, Tensor) else type(img).__name__
+        raise TypeError(f"imresize: img must be a floating tensor, got {what}")
     if img.dim() not in (3, 4):
         raise ValueError(f"imresize: img must be (B, C, H, W) or (C, H, W), got shape {tuple(img.shape)}")
-    if not img.is_floating_point():
-        raise ValueError(f"imresize: img must be a floating tensor, got {img.dtype}")
     h, w = img.shape[-2:]
     wh = imresize_matrix(h, scale, antialiasing, img.device, img.dtype)
     ww = imresize_matrix(w, scale, antialiasing, img.device, img.dtype)
@@ -117,7 +132,7 @@ class Imresize(nn.Module):
 
     def __init__(self, scale: float = 0.25, antialiasing: bool = True) -> None:
         super().__init__()
-        self.scale = float(scale)
+        self.scale = check_number(scale, "Imresize: scale", minimum=0.0, strict=True)
         self.antialiasing = bool(antialiasing)
 
     def forward(self, img: Tensor) -> Tensor:

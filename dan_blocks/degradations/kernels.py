@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from ..settings import GAUSSIAN8_SIGMA_RANGES, SETTING1, SETTING1_SIGMA_RANGES, SETTING2
+from .checks import check_finite, check_number, check_range, parameter_tensor
 
 __all__ = [
     "GAUSSIAN8_SIGMA_RANGES",
@@ -46,15 +47,6 @@ def check_kernel_size(kernel_size: int) -> int:
     ):
         raise ValueError(f"kernel_size must be a positive odd integer (e.g. 11, 21, 31), got {kernel_size!r}")
     return kernel_size
-
-
-def _as_range(value: float | Sequence[float], name: str) -> tuple[float, float]:
-    if isinstance(value, (int, float)):
-        return float(value), float(value)
-    values = [float(v) for v in value]
-    if len(values) != 2 or values[0] > values[1]:
-        raise ValueError(f"{name} must be a number or a [low, high] pair with low <= high, got {value!r}")
-    return values[0], values[1]
 
 
 def uniform(
@@ -88,16 +80,19 @@ def isotropic_gaussian_kernel(
     r"""Normalised isotropic Gaussians $k(x, y) \propto \exp(-(x^2 + y^2) / (2\sigma^2))$.
 
     Args:
-        sigma: (B,) tensor or a float (B = 1).
+        sigma: (B,) tensor or a float (B = 1); finite and > 0.
         kernel_size: odd k.
         device, dtype: of the result (default: sigma's device, float32).
 
     Returns:
         (B, k, k) kernels summing to 1.
+
+    Raises:
+        TypeError: ``sigma`` is not a tensor or number(s).
+        ValueError: a sigma is NaN, infinite or <= 0.
     """
-    sigma = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1)
-    if (sigma <= 0).any():
-        raise ValueError(f"sigma must be > 0, got {sigma.tolist()}")
+    sigma = parameter_tensor(sigma, "isotropic_gaussian_kernel: sigma")
+    check_finite(sigma, "isotropic_gaussian_kernel: sigma", positive=True)
     x, y = kernel_grid(kernel_size, sigma.device)
     s = sigma[:, None, None]
     return _finish(torch.exp(-(x**2 + y**2) / (2.0 * s**2)), device, dtype)
@@ -118,16 +113,22 @@ def anisotropic_gaussian_kernel(
     offset. Evaluated as $u^2/\sigma_x^2 + v^2/\sigma_y^2$ with $(u, v) = R^\top p$.
 
     Args:
-        sigma_x, sigma_y, theta: (B,) tensors or floats (theta in radians).
+        sigma_x, sigma_y, theta: (B,) tensors or floats (theta in radians); sigmas finite and > 0, theta
+            finite.
 
     Returns:
         (B, k, k) kernels summing to 1.
+
+    Raises:
+        TypeError: a parameter is not a tensor or number(s).
+        ValueError: a sigma is NaN, infinite or <= 0, or theta is not finite.
     """
-    sx = torch.as_tensor(sigma_x, dtype=torch.float64).reshape(-1)
-    sy = torch.as_tensor(sigma_y, dtype=torch.float64, device=sx.device).reshape(-1)
-    th = torch.as_tensor(theta, dtype=torch.float64, device=sx.device).reshape(-1)
-    if (sx <= 0).any() or (sy <= 0).any():
-        raise ValueError(f"sigma_x and sigma_y must be > 0, got {sx.tolist()} and {sy.tolist()}")
+    sx = parameter_tensor(sigma_x, "anisotropic_gaussian_kernel: sigma_x")
+    sy = parameter_tensor(sigma_y, "anisotropic_gaussian_kernel: sigma_y", sx.device)
+    th = parameter_tensor(theta, "anisotropic_gaussian_kernel: theta", sx.device)
+    check_finite(sx, "anisotropic_gaussian_kernel: sigma_x", positive=True)
+    check_finite(sy, "anisotropic_gaussian_kernel: sigma_y", positive=True)
+    check_finite(th, "anisotropic_gaussian_kernel: theta")
     sx, sy, th = torch.broadcast_tensors(sx, sy, th)
     x, y = kernel_grid(kernel_size, sx.device)
     cos, sin = torch.cos(th)[:, None, None], torch.sin(th)[:, None, None]
@@ -141,11 +142,20 @@ def random_disturb(kernels: Tensor, generator: torch.Generator | None = None, hi
     r"""The release's multiplicative noise: $k \leftarrow k\,(1 + U(0, high))$ per tap, renormalised.
 
     Args:
-        kernels: (B, k, k).
+        kernels: (B, k, k) non-negative kernels.
+        generator: source of the U(0, high) draws (float64 on its device, CPU for None).
+        high: upper end of the per-tap noise, a finite number >= 0 (the factors ``1 + U(0, high)`` stay >= 1,
+            so taps keep their sign).
 
     Returns:
         (B, k, k) kernels summing to 1, same device/dtype as ``kernels``.
+
+    Raises:
+        TypeError: ``high`` is not a number.
+        ValueError: ``high`` is negative or not finite (a negative ``high`` could make taps negative), or
+            ``kernels`` is not (B, k, k).
     """
+    check_number(high, "random_disturb: high (the noise is U(0, high))", minimum=0.0)
     if kernels.dim() != 3:
         raise ValueError(f"kernels must be (B, k, k), got shape {tuple(kernels.shape)}")
     b, kh, kw = kernels.shape
@@ -156,7 +166,7 @@ def random_disturb(kernels: Tensor, generator: torch.Generator | None = None, hi
 
 def gaussian8_sigmas(scale: int) -> Tensor:
     """The 8 Gaussian8 test sigmas for ``scale`` (2, 3 or 4): ``torch.linspace(low, high, 8)`` in float64."""
-    if scale not in GAUSSIAN8_SIGMA_RANGES:
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale not in GAUSSIAN8_SIGMA_RANGES:
         raise ValueError(f"Gaussian8 is defined for scales {sorted(GAUSSIAN8_SIGMA_RANGES)}, got {scale!r}")
     low, high = GAUSSIAN8_SIGMA_RANGES[scale]
     return torch.linspace(low, high, 8, dtype=torch.float64)
@@ -201,9 +211,7 @@ class IsotropicGaussianKernel(KernelSampler):
 
     def __init__(self, kernel_size: int = 21, sigma: float | Sequence[float] = SETTING1.sigma) -> None:
         self.kernel_size = check_kernel_size(kernel_size)
-        self.sigma = _as_range(sigma, "sigma")
-        if self.sigma[0] <= 0:
-            raise ValueError(f"sigma must be > 0, got {sigma!r}")
+        self.sigma = check_range(sigma, "degradation sigma", minimum=0.0, strict=True)
 
     def sample_params(self, batch: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         return {"sigma": uniform(batch, *self.sigma, generator)}
@@ -235,12 +243,10 @@ class AnisotropicGaussianKernel(KernelSampler):
         disturb_high: float = 0.25,
     ) -> None:
         self.kernel_size = check_kernel_size(kernel_size)
-        self.sigma = _as_range(sigma, "sigma")
-        if self.sigma[0] <= 0:
-            raise ValueError(f"sigma must be > 0, got {sigma!r}")
-        self.theta = _as_range(theta, "theta")
+        self.sigma = check_range(sigma, "degradation sigma", minimum=0.0, strict=True)
+        self.theta = check_range(theta, "degradation theta")
         self.random_disturb = bool(random_disturb)
-        self.disturb_high = float(disturb_high)
+        self.disturb_high = check_number(disturb_high, "degradation disturb_high", minimum=0.0)
 
     def sample_params(self, batch: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         return {
@@ -284,9 +290,16 @@ class FixedGaussianKernel(KernelSampler):
 
     def __init__(self, kernel_size: int = 21, sigmas: Sequence[float] | None = None, scale: int = 4) -> None:
         self.kernel_size = check_kernel_size(kernel_size)
-        values = gaussian8_sigmas(scale) if sigmas is None else torch.as_tensor(sigmas, dtype=torch.float64)
-        if values.dim() != 1 or values.numel() == 0 or (values <= 0).any():
-            raise ValueError(f"sigmas must be a non-empty list of positive numbers, got {sigmas!r}")
+        expected = f"degradation sigmas must be a non-empty list of finite positive numbers, got {sigmas!r}"
+        if sigmas is None:
+            values = gaussian8_sigmas(scale)
+        else:
+            try:
+                values = parameter_tensor(sigmas, "degradation sigmas")
+            except TypeError:
+                raise TypeError(expected) from None
+        if values.numel() == 0 or not bool((torch.isfinite(values) & (values > 0)).all()):
+            raise ValueError(expected)
         self.sigmas = values.reshape(-1)
 
     def sample_params(self, batch: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:

@@ -13,7 +13,7 @@ from ..utils import check_keys
 from .blur import blur
 from .imresize import imresize, stride_downsample
 from .kernels import AnisotropicGaussianKernel, FixedGaussianKernel, IsotropicGaussianKernel
-from .noise import add_gaussian_noise, quantize, sample_noise_levels
+from .noise import add_gaussian_noise, check_noise_options, quantize, sample_noise_levels
 
 __all__ = ["DOWNSAMPLERS", "KERNEL_SAMPLERS", "BlindSRDegradation", "build_kernel_sampler"]
 
@@ -80,13 +80,13 @@ class BlindSRDegradation:
         self.quantize = bool(quantize)
         self.noise: dict[str, Any] | None = None
         if noise:
+            if not isinstance(noise, Mapping):
+                raise TypeError(f"degradation noise must be {{level: σ or [low, high], rate_clean: p}}, got {noise!r}")
             noise = dict(noise)
             check_keys(noise, _NOISE_KEYS, "degradation noise")
             if "level" not in noise:
                 raise KeyError(f"degradation noise: missing 'level'; accepted: {list(_NOISE_KEYS)}")
-            level = noise["level"]
-            low, high = (0.0, float(level)) if isinstance(level, (int, float)) else map(float, level)
-            self.noise = {"low": low, "high": high, "rate_clean": float(noise.get("rate_clean", 0.0))}
+            self.noise = check_noise_options(noise, "degradation")
 
     @property
     def setting(self) -> int:

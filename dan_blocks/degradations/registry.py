@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from ..settings import SETTING1_SIGMA_RANGES, SETTING2
 from ..utils import Registry, check_keys
 from .blur import blur
+from .checks import check_integer
 from .imresize import imresize, stride_downsample
 from .kernels import (
     AnisotropicGaussianKernel,
@@ -75,7 +76,7 @@ def _release_pipeline(scale: int, kernel: dict[str, Any]) -> dict[str, Any]:
 
 
 def _setting1(scale: int, sigma_range: str = "paper", kernel_size: int = 21) -> dict[str, Any]:
-    if sigma_range not in SETTING1_SIGMA_RANGES:
+    if not isinstance(sigma_range, str) or sigma_range not in SETTING1_SIGMA_RANGES:
         raise ValueError(
             f"setting1: unknown sigma_range {sigma_range!r}; accepted: {list(SETTING1_SIGMA_RANGES)}"
         )
@@ -113,8 +114,9 @@ _PIPELINE_KEYS = ("type", "scale", "kernel", "downsample", "noise", "quantize")
 
 def preset_options(name: str, scale: int = 4, **overrides: Any) -> dict[str, Any]:
     """The full option block of a preset, with ``overrides`` applied (see `build_degradation()`)."""
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:
         raise ValueError(f"unknown degradation preset {name!r}; accepted: {sorted(PRESETS)}")
+    check_integer(scale, f"degradation preset {name!r}: scale", 1)
     accepted = ["preset", *_PIPELINE_KEYS, *_PRESET_KEYS[name], *_KERNEL_SHORTHANDS]
     check_keys(overrides, accepted, f"degradation preset {name!r}")
     builder_args = {k: overrides.pop(k) for k in _PRESET_KEYS[name] if k in overrides}

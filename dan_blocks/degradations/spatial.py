@@ -26,10 +26,11 @@ from einops import rearrange
 from torch import Tensor
 
 from ..utils import check_keys
+from .checks import check_finite, check_range
 from .imresize import imresize, stride_downsample
 from .kernels import check_kernel_size, kernel_grid
 from .kernels import uniform as draw_uniform
-from .noise import add_gaussian_noise, quantize, sample_noise_levels
+from .noise import add_gaussian_noise, check_noise_options, quantize, sample_noise_levels
 from .pipeline import DOWNSAMPLERS
 from .registry import register_degradation
 
@@ -97,8 +98,9 @@ def gaussian_kernel_field(
     sx, sy, th = (f.to(torch.float64) for f in torch.broadcast_tensors(sigma_x, sigma_y, theta))
     if sx.dim() != 3:
         raise ValueError(f"sigma/theta fields must be (B, H, W), got shape {tuple(sx.shape)}")
-    if (sx <= 0).any() or (sy <= 0).any():
-        raise ValueError("sigma_x and sigma_y fields must be > 0 everywhere")
+    check_finite(sx, "gaussian_kernel_field: sigma_x field", positive=True)
+    check_finite(sy, "gaussian_kernel_field: sigma_y field", positive=True)
+    check_finite(th, "gaussian_kernel_field: theta field")
     b, h, w = sx.shape
     coefficients = rearrange(_quadratic_coefficients(sx, sy, th), "b j h w -> b j (h w)")
     kernels = torch.matmul(_tap_offsets(k, torch.float64, sx.device), coefficients).exp_()  # (B, k*k, H*W)
@@ -191,8 +193,9 @@ def gaussian_field_blur(
     padded = F.pad(img, (k // 2,) * 4, mode="reflect")
     fields = [corner_field(p, torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), h, w)
               for p in (sigma_x, sigma_y, theta)]
-    if (fields[0] <= 0).any() or (fields[1] <= 0).any():
-        raise ValueError("sigma_x and sigma_y corner values must be > 0")
+    check_finite(fields[0], "gaussian_field_blur: sigma_x corner values", positive=True)
+    check_finite(fields[1], "gaussian_field_blur: sigma_y corner values", positive=True)
+    check_finite(fields[2], "gaussian_field_blur: theta corner values")
     coefficients = _quadratic_coefficients(*fields).to(img.device, img.dtype)
     offsets = _tap_offsets(k, img.dtype, img.device)
     band = max(1, band_elements // (b * k * k * w))
@@ -210,13 +213,6 @@ def lr_centres(lr_len: int, hr_len: int, scale: int, downsample: str = "bicubic"
     i = torch.arange(lr_len, dtype=torch.float64)
     pos = (i + 0.5) * scale - 0.5 if downsample == "bicubic" else i * scale
     return pos.clamp(0, hr_len - 1)
-
-
-def _range(value: float | Sequence[float], name: str) -> tuple[float, float]:
-    low, high = (value, value) if isinstance(value, (int, float)) else tuple(float(v) for v in value)
-    if low > high:
-        raise ValueError(f"spatially variant degradation: {name} must be a number or [low, high], got {value!r}")
-    return float(low), float(high)
 
 
 @register_degradation
@@ -260,21 +256,22 @@ class SpatiallyVariantDegradation:
             )
         self.scale = scale
         self.kernel_size = check_kernel_size(kernel_size)
-        self.sigma = _range(sigma, "sigma")
-        if self.sigma[0] <= 0:
-            raise ValueError(f"SpatiallyVariantDegradation: sigma must be > 0, got {sigma!r}")
-        self.theta = _range(theta, "theta")
+        self.sigma = check_range(sigma, "SpatiallyVariantDegradation sigma", minimum=0.0, strict=True)
+        self.theta = check_range(theta, "SpatiallyVariantDegradation theta")
         self.isotropic, self.uniform = bool(isotropic), bool(uniform)
         self.downsample, self.quantize, self.band_elements = downsample, bool(quantize), int(band_elements)
         self.noise: dict[str, float] | None = None
         if noise:
+            if not isinstance(noise, Mapping):
+                raise TypeError(
+                    "SpatiallyVariantDegradation noise must be {level: σ or [low, high], rate_clean: p}, "
+                    f"got {noise!r}"
+                )
             noise = dict(noise)
             check_keys(noise, ["level", "rate_clean"], "SpatiallyVariantDegradation noise")
-            level = noise.get("level")
-            if level is None:
+            if noise.get("level") is None:
                 raise KeyError("SpatiallyVariantDegradation noise: missing 'level'; accepted: ['level', 'rate_clean']")
-            low, high = (0.0, float(level)) if isinstance(level, (int, float)) else _range(level, "noise level")
-            self.noise = {"low": low, "high": high, "rate_clean": float(noise.get("rate_clean", 0.0))}
+            self.noise = check_noise_options(noise, "SpatiallyVariantDegradation")
 
     @property
     def setting(self) -> int:
