@@ -379,3 +379,13 @@ def test_make_testset_library_checks_before_making_folders(tmp_path: pathlib.Pat
     assert center_crop(np.zeros((6, 4, 3), np.uint8), 3).shape == (3, 3, 3)
     manifest = make_testset(hr, tmp_path / "ok", protocol="aniso", scale=2, kernel_size=5, progress=False)
     assert json.loads((tmp_path / "ok" / "manifest.json").read_text())["kernel_size"] == manifest["kernel_size"] == 5
+
+
+def test_finite_checks_never_synchronise_an_accelerator() -> None:
+    """The NaN checks of the per-batch parameters run on CPU tensors only: on another device they would stall
+    the training loop on a host synchronisation per batch. A meta tensor (no data, no sync possible) passes."""
+    from dan_blocks.degradations.checks import check_finite
+
+    check_finite(torch.full((4, 21, 21), float("nan"), device="meta"), "kernels")
+    with pytest.raises(ValueError, match="kernels must be finite"):
+        check_finite(torch.full((4, 21, 21), float("nan")), "kernels")

@@ -114,8 +114,12 @@ def parameter_tensor(value: Any, name: str, device: torch.device | str | None = 
 def check_finite(value: Tensor, name: str, *, positive: bool = False) -> None:
     """Raise a ValueError naming ``name`` unless every element is finite (and > 0 when ``positive``).
 
-    One reduction and one host sync: meant for small parameter tensors ((B,) sigmas, (B, k, k) kernels).
+    One reduction: meant for small parameter tensors ((B,) sigmas, (B, k, k) kernels). Only CPU tensors are
+    checked: on an accelerator the check would stall the training loop on a host synchronisation per batch
+    (there a NaN reaches the output, as in any torch op).
     """
+    if value.device.type != "cpu":
+        return
     ok = torch.isfinite(value)
     if positive:
         ok = ok & (value > 0)

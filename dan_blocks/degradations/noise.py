@@ -87,7 +87,8 @@ def add_gaussian_noise(
         check_number(level, "add_gaussian_noise: level (a standard deviation)", minimum=0.0)
     else:
         level = parameter_tensor(level, "add_gaussian_noise: level")  # (B,): one small reduction to check
-        if not bool(((level >= 0) & torch.isfinite(level)).all()):
+        # CPU tensors only: on an accelerator this would be a host synchronisation per batch (see check_finite)
+        if level.device.type == "cpu" and not bool(((level >= 0) & torch.isfinite(level)).all()):
             raise ValueError(f"add_gaussian_noise: level must be finite and >= 0, got {level.tolist()}")
     level = torch.as_tensor(level, dtype=img.dtype).to(img.device).reshape(-1)
     if level.numel() not in (1, img.shape[0]):
