@@ -177,3 +177,19 @@ def test_testing_random_weights_is_refused(tmp_path, monkeypatch, capsys) -> Non
     assert main(["test", "-opt", write_yaml(tmp_path / "t.yml", opt)]) == 1
     assert "path.pretrain_network_g is not set" in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
+
+
+def test_a_test_set_of_another_scale_is_named_before_any_work(tmp_path, monkeypatch, capsys) -> None:
+    from test_cli_train_support import TINY_NET, tiny_test_options, tiny_testset
+
+    import dan_blocks
+
+    monkeypatch.chdir(tmp_path)
+    x4 = tiny_testset(tmp_path / "set", scale=4)
+    weights = tmp_path / "w.pth"
+    dan_blocks.save_model(dan_blocks.dan_v2(**{k: v for k, v in TINY_NET.items() if k != "type"}), weights)
+    opt = tiny_test_options("wrong_scale", str(weights), x4)  # an x2 network on an x4 set
+    assert main(["test", "-opt", write_yaml(tmp_path / "t.yml", opt)]) == 1
+    err = capsys.readouterr().err
+    assert "datasets.test_1:" in err and "scale 4" in err
+    assert not (tmp_path / "results").exists()

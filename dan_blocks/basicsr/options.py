@@ -123,7 +123,7 @@ def check_option_file(opt: Mapping[str, Any], train: bool) -> None:
         if dan_model:
             _check_degradation(opt, net)
     _check_metrics(opt.get("val"))
-    _check_datasets(datasets)
+    _check_datasets(datasets, opt.get("scale"))
     _check_pretrained(opt.get("path"))
 
 
@@ -264,7 +264,7 @@ def _check_metrics(val: Any) -> None:
 _DATA_ROOTS = ("dataroot", "dataroot_gt", "dataroot_lq")
 
 
-def _check_datasets(datasets: Any) -> None:
+def _check_datasets(datasets: Any, scale: Any = None) -> None:
     if not isinstance(datasets, Mapping):
         return
     from basicsr.utils.registry import DATASET_REGISTRY
@@ -279,6 +279,23 @@ def _check_datasets(datasets: Any) -> None:
             root = block.get(key)
             if isinstance(root, str) and not root.startswith("builtin:") and not os.path.exists(root):
                 raise FileNotFoundError(f"datasets.{phase}.{key}: {root!r} does not exist")
+        if accepted is not None:  # dan-blocks' datasets only list their files when built: cheap, done now
+            _trial_dataset(dataset, block, str(phase), scale)
+
+
+def _trial_dataset(dataset: Any, block: Mapping[str, Any], phase: str, scale: Any) -> None:
+    """Build a dataset as BasicSR will (``phase`` and ``scale`` added), so that an empty folder, a test set of
+    another scale or a missing file is named before any work; the error keeps its type."""
+    options = {**block, "phase": phase.split("_")[0], **({"scale": scale} if scale is not None else {})}
+    try:
+        dataset(options)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        message = f"datasets.{phase}: {err.args[0] if isinstance(err, KeyError) and err.args else err}"
+        try:
+            raised = type(err)(message)
+        except Exception:
+            raised = ValueError(message)
+        raise raised from None
 
 
 def _check_pretrained(paths: Any) -> None:
