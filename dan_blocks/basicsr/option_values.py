@@ -57,17 +57,28 @@ def _number(low: float | None = None, high: float | None = None, *, open_low: bo
     return check
 
 
-def _integer(low: int, high: int = _INT_MAX) -> Callable[[Any, str], None]:
-    expected = f"an integer >= {low}" if high == _INT_MAX else f"an integer from {low} to {high}"
+def _integer(low: int | None, high: int = _INT_MAX, *, text_ok: bool = False) -> Callable[[Any, str], None]:
+    """A checker of an integer in [low, high] (``5.0e+3``, a float YAML reads, counts; ``text_ok``: a string
+    of digits too, for values BasicSR int()s)."""
+    expected = "an integer" if low is None else f"an integer >= {low}"
+    if high != _INT_MAX:
+        expected = f"an integer from {low} to {high}"
 
     def check(value: Any, where: str) -> None:
         whole = isinstance(value, float) and value.is_integer()  # 5.0e+3
-        if not (isinstance(value, int) and not isinstance(value, bool)) and not whole:
+        digits = text_ok and isinstance(value, str) and value.strip().lstrip("-").isdigit()
+        number = int(value) if whole or digits else value
+        if not isinstance(number, int) or isinstance(number, bool):
             raise _fail(where, expected, value)
-        if not low <= value <= high:
-            raise _fail(where, f"an integer from {low} to {high}" if value > high else expected, value)
+        if (low is not None and number < low) or number > high:
+            raise _fail(where, expected if number <= high else f"an integer from {low} to {high}", value)
 
     return check
+
+
+def _gpus(value: Any, where: str) -> None:
+    if value != "auto":
+        _integer(0)(value, f"{where} ('auto' or an integer)")
 
 
 def _boolean(value: Any, where: str) -> None:
@@ -132,7 +143,24 @@ _TRAIN: dict[str, Callable[[Any, str], None]] = {
     "kernel_opt.reduction": _choice("none", "mean", "sum"),
 }
 
-_FLAGS = {"logger.use_tb_logger": _boolean, "path.strict_load_g": _boolean, "path.strict_load_estimator": _boolean}
+#: keys read anywhere in the file (a missing key is left to its reader's default)
+_ANYWHERE: dict[str, Callable[[Any, str], None]] = {
+    "scale": _integer(1),
+    "num_gpu": _gpus,
+    "manual_seed": _integer(None),
+    "logger.print_freq": _integer(1),
+    "logger.save_checkpoint_freq": _integer(1),
+    "logger.use_tb_logger": _boolean,
+    "val.val_freq": _integer(1),
+    "path.strict_load_g": _boolean,
+    "path.strict_load_estimator": _boolean,
+}
+
+#: ``train:`` keys of any training run (BasicSR's own loop reads them, int()-ing total_iter)
+_TRAINING: dict[str, Callable[[Any, str], None]] = {
+    "total_iter": _integer(1, text_ok=True),
+    "warmup_iter": _integer(-1, text_ok=True),
+}
 
 
 def _lookup(block: Any, dotted: str) -> tuple[bool, Any]:
@@ -221,12 +249,17 @@ def check_option_values(opt: Mapping[str, Any], train: bool) -> None:
         OptionKeyError: a block or key the run needs is missing or empty.
         OptionValueError: a value of the wrong type or out of range; the message names the key.
     """
+    _check_table(opt, _ANYWHERE, "")
+    if train:
+        block = opt.get("train")
+        if isinstance(block, Mapping) and block.get("total_iter") is None:
+            raise OptionKeyError("train: missing 'total_iter' (the number of training iterations)")
+        _check_table(block, _TRAINING, "train.")
     _check_name(opt)
     _check_model_type(opt)
     _check_blocks(opt, train)
     _check_gpus(opt)
     _check_datasets(opt["datasets"], opt.get("scale"))
-    _check_table(opt, _FLAGS, "")
     if train and opt.get("model_type") == "DANModel":
         block = opt.get("train")
         _check_table(block, _TRAIN, "train.")

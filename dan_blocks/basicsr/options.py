@@ -115,7 +115,6 @@ def check_option_file(opt: Mapping[str, Any], train: bool) -> None:
         check_keys(opt.get("val"), VAL_KEYS, "val (DANModel)")
         if train:
             check_keys(opt.get("train"), TRAIN_KEYS, "train (DANModel)")
-    _check_integers(opt, train)
     check_option_values(opt, train)
     net = _trial_network(opt)
     if train:
@@ -125,43 +124,6 @@ def check_option_file(opt: Mapping[str, Any], train: bool) -> None:
     _check_metrics(opt.get("val"))
     _check_datasets(datasets, opt.get("scale"))
     _check_pretrained(opt.get("path"))
-
-
-def _check_int(
-    value: Any, where: str, minimum: int | None = None, none_ok: bool = False, maximum: int | None = None
-) -> None:
-    if value is None and none_ok:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        digits = isinstance(value, str) and value.strip().lstrip("-").isdigit()  # BasicSR calls int() on these
-        if digits or (isinstance(value, float) and value.is_integer()):  # 5.0e+3 in YAML is a float
-            value = int(value)
-        else:
-            raise OptionValueError(f"{where} must be an integer, got {value!r} ({type(value).__name__})")
-    if minimum is not None and value < minimum:
-        raise OptionValueError(f"{where} must be >= {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise OptionValueError(f"{where} must be <= {maximum}, got {value}")
-
-
-def _check_integers(opt: Mapping[str, Any], train: bool) -> None:
-    if "scale" in opt:
-        _check_int(opt["scale"], "scale", 1)
-    if opt.get("num_gpu") != "auto" and "num_gpu" in opt:
-        _check_int(opt["num_gpu"], "num_gpu ('auto' or an integer)", 0)
-    _check_int(opt.get("manual_seed"), "manual_seed", none_ok=True)
-    logger = opt.get("logger")
-    if isinstance(logger, Mapping):
-        for key in ("print_freq", "save_checkpoint_freq"):
-            if key in logger:
-                _check_int(logger[key], f"logger.{key}", 1)
-    val = opt.get("val")
-    if isinstance(val, Mapping) and "val_freq" in val:
-        _check_int(val["val_freq"], "val.val_freq", 1)
-    block = opt.get("train")
-    if train and isinstance(block, Mapping):
-        _check_int(block.get("total_iter"), "train.total_iter", 1, maximum=2**31 - 1)  # BasicSR: a C int
-        _check_int(block.get("warmup_iter"), "train.warmup_iter", -1, none_ok=True)
 
 
 def _trial_network(opt: Mapping[str, Any]) -> Any:
