@@ -193,3 +193,19 @@ def test_a_test_set_of_another_scale_is_named_before_any_work(tmp_path, monkeypa
     err = capsys.readouterr().err
     assert "datasets.test_1:" in err and "scale 4" in err
     assert not (tmp_path / "results").exists()
+
+
+def test_an_empty_force_yml_key_is_a_usage_error(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    yml = write_yaml(tmp_path / "o.yml", tiny_train_options("force", total_iter=2))
+    assert main(["train", "-opt", yml, "--force_yml", "=3"]) == 2
+    assert "--force_yml '=3': expected KEY:SUBKEY=VALUE, with no empty key" in capsys.readouterr().err
+
+
+def test_a_val_block_without_a_val_set_warns() -> None:
+    from dan_blocks.basicsr.option_values import check_option_values
+
+    opt = tiny_train_options("noval", total_iter=2)
+    opt["val"] = {"val_freq": 2}
+    with pytest.warns(UserWarning, match="a 'val' block but no datasets.val"):
+        check_option_values(opt, train=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -260,6 +261,9 @@ def check_option_values(opt: Mapping[str, Any], train: bool) -> None:
     _check_blocks(opt, train)
     _check_gpus(opt)
     _check_datasets(opt["datasets"], opt.get("scale"))
+    if train and isinstance(opt.get("val"), Mapping) and not any(str(k).startswith("val") for k in opt["datasets"]):
+        warnings.warn("the option file has a 'val' block but no datasets.val*: this training never validates",
+                      stacklevel=2)
     if train and opt.get("model_type") == "DANModel":
         block = opt.get("train")
         _check_table(block, _TRAIN, "train.")

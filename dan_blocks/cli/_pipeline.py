@@ -64,6 +64,8 @@ def apply_force_yml(opt: dict[str, Any], argv: list[str]) -> dict[str, Any]:
         if "=" not in entry:
             raise UsageError(f"--force_yml {entry!r}: expected KEY:SUBKEY=VALUE")
         keys, value = (part.strip() for part in entry.split("=", 1))
+        if not keys or "" in keys.split(":"):
+            raise UsageError(f"--force_yml {entry!r}: expected KEY:SUBKEY=VALUE, with no empty key")
         node = out
         *parents, last = keys.split(":")
         for key in parents:
