@@ -129,6 +129,15 @@ def load_weights(model: nn.Module, path: str, param_key: str | None = "params", 
     return model
 
 
+def _unknown_file(where: str, state: Mapping[str, Tensor], detail: str) -> CheckpointReadError:
+    first = ", ".join(list(state)[:4])
+    return CheckpointReadError(
+        f"{where} is no model file dan-blocks knows: it records no options, and its tensors (first keys: {first}) "
+        "fit neither the DAN release layout (Restorer.* / Estimator.*), MANet's stage-1 / stage-3 layout, nor a "
+        f"DANv1 / DANv2 state dict{detail}"
+    )
+
+
 def _from_legacy(state: dict[str, Tensor], where: str, overrides: Mapping[str, Any]) -> DAN:
     """DANv1/DANv2 sized from the tensors of a checkpoint that records no options (see the module docstring)."""
     try:
@@ -142,19 +151,9 @@ def _from_legacy(state: dict[str, Tensor], where: str, overrides: Mapping[str, A
                 if ours is not None and ours != key:
                     text = text.replace(repr(ours), repr(key))  # the tensor as the file spells it
             raise CheckpointMismatchError(f"{where}: {text}") from None
-        first = ", ".join(list(state)[:4])
-        raise CheckpointReadError(
-            f"{where} is no model file dan-blocks knows: it records no options, and its tensors (first keys: "
-            f"{first}) fit neither the DAN release layout (Restorer.* / Estimator.*), MANet's stage-1 / stage-3 "
-            "layout, nor a DANv1 / DANv2 state dict"
-        ) from None
+        raise _unknown_file(where, state, "") from None
     except KeyError as err:
-        first = ", ".join(list(state)[:4])
-        raise CheckpointReadError(
-            f"{where} is no model file dan-blocks knows: it records no options, and its tensors (first keys: "
-            f"{first}) fit neither the DAN release layout (Restorer.* / Estimator.*), MANet's stage-1 / stage-3 "
-            f"layout, nor a DANv1 / DANv2 state dict ({err.args[0] if err.args else err})"
-        ) from None
+        raise _unknown_file(where, state, f" ({err.args[0] if err.args else err})") from None
     version = cfg.pop("version")
     _refuse_unused(overrides, ("loop", "setting") if version == 1 else ("loop", "setting", *_UNREADABLE_V2),
                    f"{where} (a DAN v{version} checkpoint without options; its sizes are read off the tensors)")

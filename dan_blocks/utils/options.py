@@ -107,14 +107,10 @@ def _describe(kinds: tuple[type, ...], literals: tuple[Any, ...]) -> str:
 
 
 def annotations_of(target: Any, signature: inspect.Signature | None = None) -> dict[str, Any]:
-    """Each parameter's annotation of ``target`` (a class: its ``__init__``), resolved one by one; see
-    `check_argument_types`."""
-    return _annotations(target, signature or inspect.signature(target))
-
-
-def _annotations(target: Any, signature: inspect.Signature) -> dict[str, Any]:
-    """Each parameter's annotation, resolved one by one (string annotations evaluated in the defining module);
-    one that does not resolve is left out, and its values are not checked."""
+    """Each parameter's annotation of ``target`` (a class: its ``__init__``), resolved one by one (string
+    annotations evaluated in the defining module); one that does not resolve is left out, and its values are not
+    checked (see `check_argument_types`)."""
+    signature = signature or inspect.signature(target)
     function = target.__init__ if inspect.isclass(target) else target
     namespace = getattr(inspect.unwrap(function), "__globals__", {})
     hints: dict[str, Any] = {}
@@ -175,7 +171,7 @@ def check_call_options(
     missing += [name for name in positional_only if name not in given]
     if missing:
         raise OptionKeyError(f"{where}: missing required key(s) {', '.join(map(repr, missing))}")
-    hints = _annotations(target, signature)
+    hints = annotations_of(target, signature)
     check_argument_types({k: v for k, v in block.items() if k not in skip}, hints, where)
 
 
