@@ -41,7 +41,7 @@ from torch import Tensor
 
 from dan_blocks import optimize
 from dan_blocks.archs import DAN
-from dan_blocks.archs.official import to_release_state_dict
+from dan_blocks.formats.official import to_release_state_dict
 from dan_blocks.layers import CRB, DPCB
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

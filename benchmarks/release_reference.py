@@ -4,7 +4,7 @@ Written here from the published architecture facts (``shared/spec/dan-reference.
 code: the same modules, parameter names (``Restorer.*``, ``Estimator.*``, buffers ``encoder``, ``init_kernel``,
 ``init_ker_map``) and execution structure as the release — NCHW, ``nn.Sequential`` bodies, the code stretched and
 concatenated in every v1 CRB, the v2 blocks updating the list they are given (so the group "residual" doubles),
-the estimator run after every restorer pass. A release checkpoint (or :func:`dan_blocks.archs.official.
+the estimator run after every restorer pass. A release checkpoint (or :func:`dan_blocks.formats.official.
 to_release_state_dict` of a dan-blocks model) loads into it strictly. Returns ``(srs, kernels_or_codes)``.
 """
 

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from torch import Tensor, nn
 
 from .archs import DAN, DANv1, DANv2, MANetRRDB
-from .archs.manet_files import manet_release_kind
-from .archs.model_files import file_metadata
+from .formats.manet_files import manet_release_kind
+from .formats.model_files import file_metadata
 from .inference import load_model
 
 if TYPE_CHECKING:

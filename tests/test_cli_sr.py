@@ -12,9 +12,9 @@ from skimage import data
 
 import dan_blocks
 import dan_blocks.basicsr
-from dan_blocks.archs import to_release_state_dict
 from dan_blocks.cli.main import main
 from dan_blocks.cli.sr import output_names
+from dan_blocks.formats import to_release_state_dict
 
 SCALE = 2
 

@@ -125,7 +125,7 @@ def test_mismatches_name_both_sizes(tmp_path) -> None:
 def test_release_encoder_keeps_a_zero_mean_buffer() -> None:
     """Regression: an uncentred encoder carried its fitted mean, so its model's state dict looked centred and
     could not be converted to the release's layout."""
-    from dan_blocks.archs.official import to_release_state_dict
+    from dan_blocks.formats.official import to_release_state_dict
 
     kernels = torch.rand(200, 5, 5) + 1.0
     enc = PCAEncoder.fit(kernels, 3)

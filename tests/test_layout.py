@@ -22,6 +22,7 @@ FLOORS: dict[str, float] = {
     "_version": 0,
     "layers": 1,
     "archs": 2,
+    "formats": 2.5,
     "fast": 3,
     "degradations": 4.0,
     "data": 4.1,
@@ -196,11 +197,18 @@ def test_no_import_cycles() -> None:
 def test_the_scan_sees_function_local_and_relative_imports(tmp_path: pathlib.Path) -> None:
     # the cycle scan is only worth something if it resolves what the package writes
     graph = _graph()
-    assert "dan_blocks.archs.pca_files" in graph["dan_blocks.archs.builders"]  # module-level relative
+    assert "dan_blocks.formats.pca_files" in graph["dan_blocks.archs.builders"]  # module-level relative
     assert "dan_blocks.data.testsets" in graph["dan_blocks.cli.make_testset"]  # function-local absolute
 
 
+#: modules whose floor is not their package's: the PCA file reader lives with the file formats but sits below the
+#: architectures, because the presets are built from the shipped PCA matrices (it imports only the layers)
+MODULE_FLOORS: dict[str, float] = {"dan_blocks.formats.pca_files": 1.5}
+
+
 def _floor(module: str) -> float:
+    if module in MODULE_FLOORS:
+        return MODULE_FLOORS[module]
     parts = module.split(".")
     return -1 if len(parts) == 1 else FLOORS[parts[1]]
 

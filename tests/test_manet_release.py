@@ -12,14 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dan_blocks import load_model, optimize, upscale
-from dan_blocks.archs import (
-    DAN,
-    MANetEstimator,
-    MANetRRDB,
-    from_manet_state_dict,
-    load_manet_checkpoint,
-    to_manet_state_dict,
-)
+from dan_blocks.archs import DAN, MANetEstimator, MANetRRDB
+from dan_blocks.formats import from_manet_state_dict, load_manet_checkpoint, to_manet_state_dict
 from dan_blocks.utils import CheckpointMismatchError
 
 E = "kernel_estimation."

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from dan_blocks import DAN, dan_v1, dan_v2, load_official_checkpoint, load_official_weights
-from dan_blocks.archs import CheckpointMismatchError, default_pca, to_release_state_dict
+from dan_blocks.archs import default_pca
+from dan_blocks.formats import CheckpointMismatchError, to_release_state_dict
 from dan_blocks.layers import PCAEncoder
 
 # ---------------------------------------------------------------------------------------------------
@@ -344,7 +345,8 @@ def test_loaded_model_finetunes_strictly() -> None:
 def test_v1_channel_attention_reduction_is_read_off_the_tensors() -> None:
     """Bug: a v1 release-layout file with a non-default channel-attention reduction failed to load (the
     reduction was not inferred and the default 16 was used)."""
-    from dan_blocks.archs import DANv1, infer_release_config, load_official_checkpoint, to_release_state_dict
+    from dan_blocks.archs import DANv1
+    from dan_blocks.formats import infer_release_config, load_official_checkpoint, to_release_state_dict
 
     model = DANv1(scale=2, kernel_size=7, code_length=4, pca=torch.eye(49)[:, :4], nf=16, nb=1, est_nf=16,
                   est_nb=1, reduction=4)

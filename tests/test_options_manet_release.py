@@ -13,8 +13,9 @@ from _helpers import randomise
 
 import dan_blocks.basicsr  # noqa: F401  (makes basicsr importable, registers dan-blocks)
 from dan_blocks import load_model
-from dan_blocks.archs import MANetEstimator, MANetRRDB, from_manet_state_dict, to_manet_state_dict
+from dan_blocks.archs import MANetEstimator, MANetRRDB
 from dan_blocks.cli.main import main
+from dan_blocks.formats import from_manet_state_dict, to_manet_state_dict
 
 OPTIONS = Path(__file__).resolve().parents[1] / "basicsr_options" / "manet"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -12,8 +12,9 @@ import torch
 import yaml
 
 import dan_blocks
-from dan_blocks.archs import DANv1, DANv2, arch_options, save_model, to_release_state_dict
+from dan_blocks.archs import DANv1, DANv2, arch_options
 from dan_blocks.cli.main import main
+from dan_blocks.formats import save_model, to_release_state_dict
 from dan_blocks.utils import atomic_path, atomic_save, atomic_write_text
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

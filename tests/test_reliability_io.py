@@ -14,8 +14,8 @@ from PIL import Image
 
 import dan_blocks
 import dan_blocks.basicsr  # makes BasicSR importable: its MATLAB imresize is an expectation here
-from dan_blocks.archs import to_release_state_dict
 from dan_blocks.cli.main import main
+from dan_blocks.formats import to_release_state_dict
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -13,13 +13,8 @@ from _helpers import randomise
 from torch import Tensor, nn
 
 import dan_blocks
-from dan_blocks.archs import (
-    MANetEstimator,
-    MANetRRDB,
-    from_manet_state_dict,
-    load_manet_checkpoint,
-    to_manet_state_dict,
-)
+from dan_blocks.archs import MANetEstimator, MANetRRDB
+from dan_blocks.formats import from_manet_state_dict, load_manet_checkpoint, to_manet_state_dict
 from dan_blocks.utils import CheckpointMismatchError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

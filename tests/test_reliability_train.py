@@ -20,9 +20,9 @@ import torch
 from test_cli_train_support import tiny_train_options, write_yaml
 
 import dan_blocks  # noqa: F401  (registers everything)
-from dan_blocks.archs import to_release_state_dict
 from dan_blocks.basicsr import DANModel, compat
 from dan_blocks.cli.main import main
+from dan_blocks.formats import to_release_state_dict
 from dan_blocks.utils import CheckpointReadError, load_file
 from dan_blocks.utils.files import remove_stale_temp_files, stale_temp_files, temp_path
 

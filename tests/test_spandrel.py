@@ -11,15 +11,8 @@ spandrel = pytest.importorskip("spandrel")
 from _helpers import randomise  # noqa: E402
 
 from dan_blocks import load_model  # noqa: E402
-from dan_blocks.archs import (  # noqa: E402
-    DANv1,
-    DANv2,
-    MANetEstimator,
-    MANetRRDB,
-    save_model,
-    to_manet_state_dict,
-    to_release_state_dict,
-)
+from dan_blocks.archs import DANv1, DANv2, MANetEstimator, MANetRRDB  # noqa: E402
+from dan_blocks.formats import save_model, to_manet_state_dict, to_release_state_dict  # noqa: E402
 from dan_blocks.spandrel import ARCH_IDS, install  # noqa: E402
 
 

@@ -1,28 +1,19 @@
-"""DAN v1/v2 architectures, MANet (estimator, RRDB-SFT restorer, stage 3), the generic alternation, presets
-and the releases' checkpoints.
+"""DAN v1/v2 architectures, MANet (estimator, RRDB-SFT restorer, stage 3), the generic alternation, presets.
+
+The files they are read from and written to (the releases', MANet's, dan-blocks' own, PCA files) are
+`dan_blocks.formats`.
 
 Every class here is registered in dan-blocks' `ARCH_REGISTRY`; ``import dan_blocks.basicsr`` mirrors
 them into BasicSR's, ``import dan_blocks.timm`` registers ``dan_v1_x2`` ... ``dan_v2_x4`` in timm.
 """
 
+from ..formats.pca_files import available_default_pcas, default_pca
 from .builders import PCALike, build_arch, build_module, lookup_arch, resolve_pca
 from .dan_arch import DAN, STARTS, SROnly
 from .dan_v1_arch import EstimatorV1, RestorerV1
 from .dan_v2_arch import EstimatorV2, RestorerV2
 from .manet_arch import MANetEstimator
-from .manet_files import from_manet_state_dict, load_manet_checkpoint, to_manet_state_dict
 from .manet_rrdb_arch import MANetRRDB
-from .model_files import model_metadata, save_model
-from .official import (
-    CheckpointMismatchError,
-    from_release_state_dict,
-    infer_release_config,
-    load_official_checkpoint,
-    load_official_weights,
-    read_state_dict,
-    to_release_state_dict,
-)
-from .pca_files import available_default_pcas, default_pca
 from .presets import DANv1, DANv2, dan_v1, dan_v2
 from .protocols import DANOutput, EstimatorProtocol, RestorerProtocol
 from .registry import ARCH_REGISTRY, arch_options, register_arch
@@ -33,7 +24,6 @@ __all__ = [
     "ARCH_REGISTRY",
     "DAN",
     "STARTS",
-    "CheckpointMismatchError",
     "DANOutput",
     "DANv1",
     "DANv2",
@@ -56,19 +46,8 @@ __all__ = [
     "dan_v1",
     "dan_v2",
     "default_pca",
-    "from_manet_state_dict",
-    "from_release_state_dict",
-    "infer_release_config",
-    "load_manet_checkpoint",
-    "load_official_checkpoint",
-    "load_official_weights",
     "lookup_arch",
     "make_upsampler",
-    "model_metadata",
-    "read_state_dict",
     "register_arch",
     "resolve_pca",
-    "save_model",
-    "to_manet_state_dict",
-    "to_release_state_dict",
 ]

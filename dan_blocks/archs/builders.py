@@ -10,9 +10,9 @@ from typing import Any, TypeAlias
 import torch
 from torch import Tensor, nn
 
+from ..formats.pca_files import default_pca
 from ..layers import PCAEncoder
 from ..utils.options import OptionKeyError, OptionValueError, check_call_options, did_you_mean
-from .pca_files import default_pca
 from .registry import ARCH_REGISTRY
 
 __all__ = ["PCALike", "build_arch", "build_module", "lookup_arch", "resolve_pca"]

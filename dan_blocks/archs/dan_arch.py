@@ -9,8 +9,8 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from ..formats.pca_files import with_default_kernel_mean
 from .builders import PCALike, build_module, resolve_pca
-from .pca_files import with_default_kernel_mean
 from .protocols import OUTPUT_KINDS, DANOutput
 from .registry import register_arch
 

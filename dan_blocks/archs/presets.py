@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..formats.pca_files import PCA_DIR, available_default_pcas, default_pca
 from .dan_arch import DAN, PCALike
 from .dan_v1_arch import EstimatorV1, RestorerV1
 from .dan_v2_arch import EstimatorV2, RestorerV2
-from .pca_files import PCA_DIR, available_default_pcas, default_pca
 from .registry import register_arch
 
 __all__ = ["PCA_DIR", "DANv1", "DANv2", "available_default_pcas", "dan_v1", "dan_v2", "default_pca"]

@@ -29,7 +29,7 @@ from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import get_dist_info, master_only
 from torch import Tensor
 
-from ..archs.model_files import file_metadata, model_file_payload
+from ..formats.model_files import file_metadata, model_file_payload
 from ..inference.loading import dan_state_dict, estimator_state_dict
 from ..metrics import as_kernel_map, kernel_error, kernel_picture, kernel_psnr, mean_kernel
 from ..utils import CheckpointMismatchError, atomic_save, atomic_write_text, check_keys, load_file, load_state_strict

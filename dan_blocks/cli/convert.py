@@ -91,7 +91,7 @@ def write_checkpoint(
 ) -> None:
     """``{"params": state}`` plus, with ``network_g``, the options that rebuild the network (a self-describing
     file, see `dan_blocks.archs.save_model`), written atomically; an existing folder as ``output`` is an error."""
-    from dan_blocks.archs.model_files import model_file_payload
+    from dan_blocks.formats.model_files import model_file_payload
     from dan_blocks.utils import atomic_save
 
     if os.path.isdir(output):

@@ -59,7 +59,8 @@ def run_smoke(
     import torch.nn.functional as F
     from skimage import data
 
-    from dan_blocks.archs import available_default_pcas, dan_v2, default_pca, load_official_checkpoint
+    from dan_blocks.archs import available_default_pcas, dan_v2, default_pca
+    from dan_blocks.formats import load_official_checkpoint
 
     torch.manual_seed(seed)
     if weights is not None:

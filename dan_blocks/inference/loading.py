@@ -28,23 +28,19 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..archs import (
-    DAN,
-    DANv1,
-    DANv2,
-    build_arch,
+from ..archs import DAN, DANv1, DANv2, build_arch, lookup_arch
+from ..formats import (
     from_manet_state_dict,
     from_release_state_dict,
     infer_release_config,
     load_manet_checkpoint,
     load_official_checkpoint,
     load_official_weights,
-    lookup_arch,
     to_release_state_dict,
 )
-from ..archs.manet_files import manet_release_kind
-from ..archs.model_files import META_KEY, file_metadata
-from ..archs.official import release_key
+from ..formats.manet_files import manet_release_kind
+from ..formats.model_files import META_KEY, file_metadata
+from ..formats.official import release_key
 from ..layers import PCAEncoder
 from ..utils import (
     CheckpointMismatchError,

@@ -1,4 +1,4 @@
-"""The shipped default PCA matrices ``dan_blocks/archs/pca/setting{S}_k{K}_c{C}.pt``."""
+"""The shipped default PCA matrices ``dan_blocks/formats/pca/setting{S}_k{K}_c{C}.pt``."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def available_default_pcas() -> list[str]:
 
 
 def default_pca(kernel_size: int = 21, code_length: int = 10, setting: int = 1) -> PCAEncoder:
-    """The shipped PCA for a training-kernel distribution: ``dan_blocks/archs/pca/setting{S}_k{K}_c{C}.pt``.
+    """The shipped PCA for a training-kernel distribution: ``dan_blocks/formats/pca/setting{S}_k{K}_c{C}.pt``.
 
     Fitted (30,000 kernels, seed 0) by ``dan-blocks fit-pca``; see docs/degradations.md.
 

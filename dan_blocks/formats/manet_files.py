@@ -18,10 +18,10 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from ..archs.manet_arch import MANetEstimator
+from ..archs.manet_rrdb_arch import MANetRRDB
 from ..layers import PCAEncoder
 from ..utils import CheckpointMismatchError, load_state_strict, read_checkpoint, state_dict_diff
-from .manet_arch import MANetEstimator
-from .manet_rrdb_arch import MANetRRDB
 
 __all__ = [
     "MANET_PAD_MULTIPLE",

@@ -23,8 +23,8 @@ from typing import Any
 from torch import Tensor, nn
 
 from .._version import __version__
+from ..archs.registry import arch_options
 from ..utils import atomic_save
-from .registry import arch_options
 
 __all__ = ["FORMAT", "META_KEY", "file_metadata", "model_file_payload", "model_metadata", "save_model"]
 
@@ -192,8 +192,8 @@ def _check_save_arguments(
 def _check_describes(network_g: Mapping[str, Any], model: nn.Module, path: str | os.PathLike[str]) -> None:
     """A ValueError listing the differences when the network ``network_g`` builds has other state-dict keys or
     shapes than ``model`` (a file that could never load)."""
+    from ..archs.builders import build_arch
     from ..utils import state_dict_diff
-    from .builders import build_arch  # here: builders is imported after this module by the package
 
     built = build_arch(network_g, "save_model: network_g")
     state = {k.removeprefix("module."): v for k, v in model.state_dict().items()}

@@ -17,12 +17,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..archs.dan_arch import DAN
+from ..archs.dan_v1_arch import RestorerV1
+from ..archs.dan_v2_arch import RestorerV2
+from ..archs.presets import DANv1, DANv2
 from ..layers import PCAEncoder
 from ..utils import CheckpointMismatchError, read_checkpoint
-from .dan_arch import DAN
-from .dan_v1_arch import RestorerV1
-from .dan_v2_arch import RestorerV2
-from .presets import DANv1, DANv2
 
 __all__ = [
     "CheckpointMismatchError",
