@@ -35,6 +35,7 @@ from __future__ import annotations
 import copy
 import warnings
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -42,7 +43,17 @@ from torch import Tensor, nn
 
 from .tiling import Tile, check_size, iter_tiles
 
-__all__ = ["DEFAULT_MAX_HALO", "TiledModule", "TilingPlan", "check_device", "local_radius", "tiled"]
+__all__ = [
+    "DEFAULT_MAX_HALO",
+    "SingleSRBuffer",
+    "TiledModule",
+    "TilingPlan",
+    "check_device",
+    "local_radius",
+    "only_final_sr",
+    "single_sr_copy",
+    "tiled",
+]
 
 #: by default a declared unit reaching further than this is split into its children: a DAN v2 restorer (104
 #: pixels) and its DPCGs (20) run block by block (a 2-pixel halo each, whole LR feature maps between blocks:
@@ -175,6 +186,17 @@ class TilingPlan:
         self.output_device = output_device
         self.max_halo = max_halo
         self.untiled: list[str] = []
+        #: the device of the input (where the computation runs); set by `tiled()`
+        self.compute_device: torch.device | None = None
+        #: called with (done, total) after each tile of an upsampling unit (progress within an image)
+        self.progress: Callable[[int, int], None] | None = None
+
+    def to_compute(self, value: Any) -> Any:
+        """``value`` moved to the compute device when it is a tensor stored elsewhere (an SR map kept on
+        ``output_device``): non-local code combines it with tensors on the compute device."""
+        if isinstance(value, Tensor) and self.compute_device is not None and value.device != self.compute_device:
+            return value.to(self.compute_device)
+        return value
 
     def factor(self, x: Tensor) -> int | None:
         """``f`` when ``x`` is (B, C, f h, f w) on the grid; None for a global (B, C, 1, 1) or non-spatial tensor.
@@ -245,7 +267,9 @@ class TiledModule(nn.Module):
         device = self._device(first.device)
         outputs: list[Tensor | None] | None = None
         single = False
-        for tile in iter_tiles(plan.grid, tile_size, halo):
+        tiles = list(iter_tiles(plan.grid, tile_size, halo))
+        report = plan.progress if upsamples else None
+        for index, tile in enumerate(tiles):
             crop_args = [a if f is None else tile.crop(a, f).to(device) for a, f in zip(args, factors, strict=True)]
             crop_kwargs = {k: v if kw_factors[k] is None else tile.crop(v, kw_factors[k]).to(device)
                            for k, v in kwargs.items()}
@@ -260,6 +284,8 @@ class TiledModule(nn.Module):
                     tile.place(out, factor).copy_(tile.interior(part, factor))
             if any(o is None for o in outputs):  # global outputs: the same in every tile, keep the first
                 outputs = [part if o is None else o for o, part in zip(outputs, parts, strict=True)]
+            if report is not None:
+                report(index + 1, len(tiles))
         assert outputs is not None
         return outputs[0] if single else tuple(outputs)
 
@@ -316,7 +342,80 @@ def _tiling_copy(module: nn.Module, plan: TilingPlan, name: str) -> nn.Module:
         child_name: (None if child is None else _tiling_copy(child, plan, f"{name}.{child_name}"))
         for child_name, child in module._modules.items()
     }
+    if plan.output_device is not None:
+        # a non-local forward combines its inputs with tensors it makes on the compute device (an estimator's
+        # ``sr - lr.mean()``): SR maps kept on output_device come back to the compute device for it
+        object.__setattr__(proxy, "forward", _OnComputeDevice(proxy.forward, plan))
     return proxy
+
+
+class _OnComputeDevice:
+    """A non-local module's bound ``forward`` whose tensor arguments are moved to the plan's compute device."""
+
+    def __init__(self, forward: Callable[..., Any], plan: TilingPlan) -> None:
+        self.forward = forward
+        self.plan = plan
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        move = self.plan.to_compute
+        return self.forward(*(move(a) for a in args), **{k: move(v) for k, v in kwargs.items()})
+
+
+class SingleSRBuffer(nn.Module):
+    """Wraps a DAN's restorer so that every iteration's SR image is written into one tensor.
+
+    The alternation consumes each SR image (the next estimate) before the next restore, so only the latest is
+    needed: the srs list then holds the same tensor ``loop`` times (callers see only the final image), and the
+    peak memory holds two SR images instead of ``loop``. Attributes read through to the restorer.
+    """
+
+    def __init__(self, restorer: nn.Module) -> None:
+        super().__init__()
+        self.inner = restorer
+        self.buffer: Tensor | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["inner"], name)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        result = self.inner(*args, **kwargs)
+        buffer = self.buffer
+        if (
+            not isinstance(result, Tensor)
+            or buffer is None
+            or buffer.shape != result.shape
+            or buffer.dtype != result.dtype
+            or buffer.device != result.device
+        ):
+            self.buffer = result if isinstance(result, Tensor) else None
+            return result
+        buffer.copy_(result)
+        del result
+        return buffer
+
+
+def single_sr_copy(model: nn.Module) -> nn.Module:
+    """A shallow copy of ``model`` (sharing its parameters) whose ``restorer`` keeps one SR buffer
+    (`SingleSRBuffer`); ``model`` itself when it has no ``restorer`` child or no ``alternate`` loop."""
+    restorer = model._modules.get("restorer")
+    if restorer is None or not callable(getattr(model, "alternate", None)):
+        return model
+    proxy = copy.copy(model)
+    proxy._modules = dict(model._modules)  # type: ignore[assignment]
+    proxy._modules["restorer"] = SingleSRBuffer(restorer)
+    return proxy
+
+
+def only_final_sr(result: Any) -> Any:
+    """A `DANOutput` made with `single_sr_copy` holds the final image ``loop`` times: keep one."""
+    srs = getattr(result, "srs", None)
+    replace = getattr(result, "_replace", None)
+    if isinstance(srs, list) and srs and callable(replace):
+        return replace(srs=[result.sr])
+    return result
 
 
 def check_device(where: str, name: str, device: Any) -> torch.device:
@@ -358,6 +457,8 @@ def tiled(
     output_device: torch.device | str | None = None,
     max_halo: int | None = DEFAULT_MAX_HALO,
     warn_untiled: bool = True,
+    keep_srs: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Any:
     """``model(lr)`` computed with every local sub-module run tile by tile (see the module docstring).
 
@@ -370,6 +471,10 @@ def tiled(
         max_halo: declared units with a larger radius are split into their children (see `DEFAULT_MAX_HALO`);
             None tiles every declared unit whole.
         warn_untiled: warn, naming them, about leaves with parameters that run untiled.
+        keep_srs: False: a DAN's iterations share one SR buffer and ``srs`` holds only the final image (peak
+            memory: two SR images instead of ``loop``; see `SingleSRBuffer`).
+        progress: called as ``progress(done, total)`` after each tile of an upsampling unit (the SR image's
+            tiles, once per iteration), e.g. to advance a progress bar within a large image.
 
     Returns:
         what ``model(lr)`` returns, equal up to float summation order.
@@ -392,7 +497,11 @@ def tiled(
         None if output_device is None else check_device("tiled", "output_device", output_device),
         max_halo,
     )
+    plan.compute_device = lr.device
+    plan.progress = progress
     proxy = _tiling_copy(model, plan, type(model).__name__)
+    if not keep_srs:
+        proxy = single_sr_copy(proxy)
     if plan.untiled and warn_untiled:
         warnings.warn(
             "tiled: these modules hold parameters but declare no receptive_radius(), so they run untiled (exact, "
@@ -401,4 +510,5 @@ def tiled(
             "spatially local (see dan_blocks.inference.tiled)",
             stacklevel=2,
         )
-    return proxy(lr)
+    result = proxy(lr)
+    return result if keep_srs else only_final_sr(result)

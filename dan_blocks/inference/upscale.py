@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ..fast import optimize as optimize_model
-from .tiled import DEFAULT_MAX_HALO, TilingPlan, _tiling_copy, check_device, check_lr, tiled
+from .tiled import (
+    DEFAULT_MAX_HALO,
+    TilingPlan,
+    _tiling_copy,
+    check_device,
+    check_lr,
+    only_final_sr,
+    single_sr_copy,
+    tiled,
+)
 from .tiling import check_size
 
 __all__ = ["supports_tiling", "upscale"]
@@ -50,6 +60,8 @@ def upscale(
     fallback: str = "warn",
     optimize: bool = True,
     max_halo: int | None = DEFAULT_MAX_HALO,
+    keep_srs: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Any:
     """Super-resolve ``lr`` with a DAN (or any model built from dan-blocks' modules); equals ``model(lr)``.
 
@@ -67,6 +79,11 @@ def upscale(
         fallback: ``"warn"`` (parts that cannot be tiled run untiled, with a warning naming them) or
             ``"error"`` (raise TypeError instead).
         optimize: first apply `dan_blocks.optimize()` to ``model`` (in place, exact; idempotent).
+        max_halo: see `dan_blocks.inference.tiled.tiled()`.
+        keep_srs: False: a DAN's iterations write their SR images into one buffer and the result's ``srs`` holds
+            only the final image (``[out.sr]``): peak memory two SR images instead of ``loop`` (what
+            ``dan-blocks sr`` uses).
+        progress: with ``tile_size``, called as ``progress(done, total)`` after each SR tile (per iteration).
 
     Returns:
         what ``model(lr)`` returns (a `DANOutput` for a DAN), equal up to float
@@ -93,9 +110,11 @@ def upscale(
         output_device = check_device("upscale", "output_device", output_device)
     if optimize:
         optimize_model(model)
+    if not isinstance(keep_srs, bool):
+        raise TypeError(f"upscale: keep_srs must be True or False, got {keep_srs!r}")
     with torch.no_grad():
         if tile_size is None:
-            return model(lr)
+            return model(lr) if keep_srs else only_final_sr(single_sr_copy(model)(lr))
         reason = supports_tiling(model)
         if reason is not None and fallback == "error":
             raise TypeError(f"upscale: cannot tile every part exactly: {reason}")
@@ -103,5 +122,5 @@ def upscale(
             warnings.warn(f"upscale: running parts untiled (exact, without the memory saving): {reason}", stacklevel=2)
         return tiled(
             model, lr, tile_size, upsampler_tile=upsampler_tile, output_device=output_device, max_halo=max_halo,
-            warn_untiled=False,
+            warn_untiled=False, keep_srs=keep_srs, progress=progress,
         )
