@@ -103,9 +103,8 @@ class DAN(nn.Module):
             alone (IKC's predictor); None: the estimator itself with ``sr=None``. Same forms as ``estimator``
             and the same ``output_kind``.
 
-    `dan_blocks.optimize()` turns a DAN into `dan_blocks.fast.FastDAN` (same numbers): LR-only work
-    computed once per call, channels_last, and no estimator pass after the last restorer in
-    `super_resolve()`.
+    `super_resolve()` skips the estimator pass after the last restorer (its estimate would be unused).
+    `dan_blocks.optimize()` switches on the exact fast forms of the sub-modules.
 
     Shape:
         lr: (B, 3, h, w) -> `DANOutput` (sr: (B, 3, s h, s w))
@@ -236,6 +235,10 @@ class DAN(nn.Module):
         training distribution's mean kernel)."""
         if self.output_kind == "kernel":
             kernel = self.as_kernel(out)
+            if _autocast(kernel.device.type):  # mixed precision: the kernel and its PCA code stay fp32
+                kernel = kernel.float()
+                with torch.autocast(kernel.device.type, enabled=False):
+                    return self.pca.encode(kernel), kernel
             return self.pca.encode(kernel), kernel
         return out, self.pca.reconstruct(out)
 
@@ -250,7 +253,7 @@ class DAN(nn.Module):
         (``start="prior"``), or ``loop`` times estimate then restore, from the LR alone (``start="estimate"``).
 
         ``restore(lr, code)`` and ``estimate(sr or None, lr) -> (code, kernel)`` are `restore()` and
-        `estimate()` here; `dan_blocks.fast.FastDAN` passes its own versions.
+        `estimate()` here.
         ``final_estimate=False`` skips the estimate after the last restore of ``start="prior"`` (then ``codes``
         and ``kernels`` hold ``loop - 1`` entries); ``start="estimate"`` makes no estimate after its last restore.
         """
@@ -281,8 +284,10 @@ class DAN(nn.Module):
         return self.alternate(lr, self.restore, self.estimate)
 
     def super_resolve(self, lr: Tensor) -> Tensor:
-        """Only the final SR image (B, 3, s h, s w), equal to ``forward(lr).sr``."""
-        return self.forward(lr).sr
+        """Only the final SR image (B, 3, s h, s w), equal to ``forward(lr).sr``: ``loop`` restorer and ``loop - 1``
+        estimator passes (the estimate after the last restore would be unused)."""
+        self.check_input(lr)
+        return self.alternate(lr, self.restore, self.estimate, final_estimate=False).sr
 
     def extra_repr(self) -> str:
         return (

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from torch import Tensor, nn
 
-from ..layers import CRB
+from ..layers import CRB, StretchConcat, get_fusion
 from .checks import check_code, check_estimator_inputs, check_image
 from .registry import register_arch
 from .upsample import make_upsampler
@@ -83,6 +83,10 @@ class RestorerV1(nn.Module):
         scale: SR factor (1, 2, 3, 4, 8, ...).
         code_length: code length ``C`` (10).
         reduction: channel-attention squeeze ratio (16).
+        fusion: how each CRB fuses the code into the features, a registered name or a class
+            (`dan_blocks.layers.list_fusions()`; ``"stretch_concat"`` as released).
+        fusion_kwargs: the fusion's arguments (``stretch_concat`` defaults to ``stretch_mode="error"`` here: a
+            code map must be on the LR grid).
 
     Shape:
         lr: (B, in_nc, h, w); code: (B, C) or per pixel (B, C, h, w) -> sr (B, out_nc, s h, s w)
@@ -97,13 +101,20 @@ class RestorerV1(nn.Module):
         scale: int = 4,
         code_length: int = 10,
         reduction: int = 16,
+        fusion: str | type[nn.Module] = "stretch_concat",
+        fusion_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.in_nc = in_nc
         self.scale = scale
         self.code_length = code_length
+        kwargs = dict(fusion_kwargs or {})
+        if get_fusion(fusion) is StretchConcat:
+            kwargs.setdefault("stretch_mode", "error")
         self.head = nn.Conv2d(in_nc, nf, 3, 1, 1)
-        self.body = nn.ModuleList(CRB(nf, code_length, reduction, stretch_mode="error") for _ in range(nb))
+        self.body = nn.ModuleList(
+            CRB(nf, code_length, reduction, fusion=fusion, fusion_kwargs=kwargs) for _ in range(nb)
+        )
         self.fusion = nn.Conv2d(nf, nf, 3, 1, 1)
         self.upscale = make_upsampler(nf, out_nc, scale)
 

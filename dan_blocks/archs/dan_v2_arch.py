@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from einops.layers.torch import Rearrange
 from torch import Tensor, nn
@@ -106,6 +106,9 @@ class RestorerV2(nn.Module):
         scale: SR factor (1, 2, 3, 4, 8, ...).
         code_length: code length ``C`` (10).
         residual: DPCG residual, ``"double"`` as released or ``"add"``.
+        fusion: how each DPCB fuses the condition into the features, a registered name or a class
+            (`dan_blocks.layers.list_fusions()`; ``"dual_path"`` as released).
+        fusion_kwargs: the fusion's arguments.
 
     Shape:
         lr: (B, in_nc, h, w); code: (B, C) or per pixel (B, C, h, w) -> sr (B, out_nc, s h, s w)
@@ -121,6 +124,8 @@ class RestorerV2(nn.Module):
         scale: int = 4,
         code_length: int = 10,
         residual: str = "double",
+        fusion: str | type[nn.Module] = "dual_path",
+        fusion_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.in_nc = in_nc
@@ -128,7 +133,9 @@ class RestorerV2(nn.Module):
         self.code_length = code_length
         self.head1 = nn.Conv2d(in_nc, nf, 3, 1, 1)
         self.head2 = nn.Conv2d(code_length, nf, 1, 1, 0)
-        self.body = nn.ModuleList(DPCG(nf, nf, 3, 1, nb, residual=residual) for _ in range(ng))
+        self.body = nn.ModuleList(
+            DPCG(nf, nf, 3, 1, nb, residual=residual, fusion=fusion, fusion_kwargs=fusion_kwargs) for _ in range(ng)
+        )
         self.fusion = nn.Conv2d(nf, nf, 3, 1, 1)
         self.upscale = make_upsampler(nf, out_nc, scale)
         self.as_map = Rearrange("b c -> b c 1 1")

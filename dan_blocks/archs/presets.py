@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from torch import nn
+
 from ..formats.pca_files import PCA_DIR, available_default_pcas, default_pca
 from .dan_arch import DAN, PCALike
 from .dan_v1_arch import EstimatorV1, RestorerV1
@@ -29,6 +31,7 @@ class DANv1(DAN):
         loop: iterations (4). detach: as in `DAN`.
         in_nc: image channels (3). nf, nb: restorer width (64) and CRB count (40).
         est_nf, est_nb: estimator width (32) and CRB count (5). reduction: channel attention (16).
+        fusion, fusion_kwargs: the restorer's fusion (`RestorerV1`; ``"stretch_concat"`` as released).
     """
 
     def __init__(
@@ -46,9 +49,11 @@ class DANv1(DAN):
         est_nf: int = 32,
         est_nb: int = 5,
         reduction: int = 16,
+        fusion: str | type[nn.Module] = "stretch_concat",
+        fusion_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(
-            RestorerV1(in_nc, in_nc, nf, nb, scale, code_length, reduction),
+            RestorerV1(in_nc, in_nc, nf, nb, scale, code_length, reduction, fusion, fusion_kwargs),
             EstimatorV1(in_nc, est_nf, est_nb, scale, code_length, reduction=reduction),
             _pca(pca, kernel_size, code_length, setting),
             loop=loop,
@@ -71,6 +76,7 @@ class DANv2(DAN):
         residual: DPCG residual, ``"double"`` (as released; needed for the released weights) or ``"add"``.
         est_input_norm: the estimator subtracts each LR image's mean first (off as released; see
             `EstimatorV2`).
+        fusion, fusion_kwargs: the restorer's fusion (`RestorerV2`; ``"dual_path"`` as released).
     """
 
     def __init__(
@@ -91,9 +97,11 @@ class DANv2(DAN):
         est_tail_nf: int = 64,
         residual: str = "double",
         est_input_norm: bool = False,
+        fusion: str | type[nn.Module] = "dual_path",
+        fusion_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(
-            RestorerV2(in_nc, in_nc, nf, nb, ng, scale, code_length, residual),
+            RestorerV2(in_nc, in_nc, nf, nb, ng, scale, code_length, residual, fusion, fusion_kwargs),
             EstimatorV2(in_nc, est_nf, est_nb, scale, kernel_size, est_tail_nf, residual, est_input_norm),
             _pca(pca, kernel_size, code_length, setting),
             loop=loop,

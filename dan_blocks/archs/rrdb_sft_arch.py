@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
 from ..layers import RRDBSFT
@@ -33,6 +35,9 @@ class RRDBSFTRestorer(nn.Module):
         gc: growth channels of the dense blocks (32).
         scale: SR factor ``s`` (4).
         code_length: code length ``C`` (15, MANet's PCA).
+        fusion: how each block fuses the code map into the features, a registered name or a class
+            (``"sft_concat"``, MANet's SFT layer, as released).
+        fusion_kwargs: the fusion's arguments.
 
     Shape:
         lr: (B, in_nc, h, w); code: per pixel (B, C, h, w) or global (B, C) -> sr (B, out_nc, s h, s w)
@@ -47,6 +52,8 @@ class RRDBSFTRestorer(nn.Module):
         gc: int = 32,
         scale: int = 4,
         code_length: int = 15,
+        fusion: str | type[nn.Module] = "sft_concat",
+        fusion_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if scale < 1:
@@ -55,7 +62,9 @@ class RRDBSFTRestorer(nn.Module):
         self.scale = scale
         self.code_length = code_length
         self.conv_first = nn.Conv2d(in_nc, nf, 3, 1, 1)
-        self.trunk = nn.ModuleList(RRDBSFT(nf, gc, code_length) for _ in range(nb))
+        self.trunk = nn.ModuleList(
+            RRDBSFT(nf, gc, code_length, fusion=fusion, fusion_kwargs=fusion_kwargs) for _ in range(nb)
+        )
         self.trunk_conv = nn.Conv2d(nf, nf, 3, 1, 1)
         self.upsampler = nn.Sequential(nn.Conv2d(nf, out_nc * scale * scale, 3, 1, 1), nn.PixelShuffle(scale))
         #: tiling protocol: the output is ``scale`` times the LR's size

@@ -1,33 +1,9 @@
-"""Optimised exact variants of the paper's blocks, applied once by `optimize()`.
+"""`optimize()`: the exact fast forms of the modules it knows, switched on per device, in place.
 
-Nothing here changes a plain block: `optimize()` swaps a module's class for its fast variant (same
-parameters and ``state_dict``), in place. Each variant is tested against the plain block (<= 1e-5 relative).
+The fast forms belong to the modules themselves (a ``fast`` flag read by their one ``forward``); the work is
+done by functions of `dan_blocks.ops`. Nothing here changes a class or switches anything globally.
 """
 
-from .archs import FastDAN, FastEstimatorV2, FastRestorerV1, FastRestorerV2
-from .crb import FastCRB, conv_with_constant_channels
-from .dpcb import FastDPCB, FastDPCG
-from .fused import fused_conv_leaky_relu
-from .lr_memo import LRMemo
-from .subpixel_fold import FoldedChain, fold_subpixel_chain
-from .upsample import FoldedUpsampler
-from .variants import FAST_VARIANTS, is_optimized, optimize
+from .optimize import FAST_FORMS, fast_form_types, is_optimized, optimize, skipped_by_optimize
 
-__all__ = [
-    "FAST_VARIANTS",
-    "FastCRB",
-    "FastDAN",
-    "FastDPCB",
-    "FastDPCG",
-    "FastEstimatorV2",
-    "FastRestorerV1",
-    "FastRestorerV2",
-    "FoldedChain",
-    "FoldedUpsampler",
-    "LRMemo",
-    "conv_with_constant_channels",
-    "fold_subpixel_chain",
-    "fused_conv_leaky_relu",
-    "is_optimized",
-    "optimize",
-]
+__all__ = ["FAST_FORMS", "fast_form_types", "is_optimized", "optimize", "skipped_by_optimize"]

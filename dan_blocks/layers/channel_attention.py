@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..ops import pointwise_gate
+
 __all__ = ["ChannelAttention"]
 
 
@@ -28,6 +30,9 @@ class ChannelAttention(nn.Module):
         x: (B, C, H, W) -> (B, C, H, W)
     """
 
+    #: compute the gate's 1x1 convs on the pooled map as matrix products (`dan_blocks.optimize()` sets it)
+    fast: bool = False
+
     def __init__(self, channels: int, reduction: int = 16, negative_slope: float = 0.2) -> None:
         super().__init__()
         if channels < 1 or reduction < 1 or channels // reduction < 1:
@@ -50,7 +55,9 @@ class ChannelAttention(nn.Module):
 
         Split out so that tiled inference can pool over all tiles first and gate each tile exactly.
         """
-        return self.body(pooled)
+        if self.fast:
+            return pointwise_gate(self.body, pooled)
+        return self.body(pooled)  # type: ignore[no-any-return]
 
     def attention(self, x: Tensor) -> Tensor:
         """The per-channel gate $\\sigma(\\cdot)$ of shape (B, C, 1, 1)."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import torch
+from typing import Any
+
 from torch import Tensor, nn
 
 from .channel_attention import ChannelAttention
-from .kernel_stretch import stretch_code
+from .fusion import conv_after_fusion, create_fusion
 
 __all__ = ["CRB"]
 
@@ -15,27 +16,26 @@ class CRB(nn.Module):
     r"""Conditional residual block (DAN v1, eq. 6 of the NeurIPS paper).
 
     $$
-    f' = f + \mathrm{CA}\big(W_2 * \delta(W_1 * [f, S(c)])\big), \qquad c' = c
+    f' = f + \mathrm{CA}\big(W_2 * \delta(W_1 * \mathrm{fuse}(f, c))\big), \qquad c' \text{ from the fusion}
     $$
 
-    where $[\cdot,\cdot]$ concatenates channels, $S$ is `stretch_code()`,
-    $W_1$ a 3x3 conv ``nf + cond_nf -> nf + cond_nf``, $\delta$ LeakyReLU(0.2), $W_2$ a
-    3x3 conv ``nf + cond_nf -> nf`` and CA a `ChannelAttention`. Parameter names (``body.0``,
-    ``body.2``, ``body.3.body.*``) follow the release's ``CRB_Layer``. The inputs are never modified.
+    With the default fusion ``stretch_concat``, $\mathrm{fuse}(f, c) = [f, S(c)]$ ($S$ = `stretch_code()`),
+    $W_1$ a 3x3 conv ``nf + cond_nf -> nf + cond_nf``, $\delta$ LeakyReLU(0.2), $W_2$ a 3x3 conv
+    ``nf + cond_nf -> nf``, CA a `ChannelAttention`, and $c' = c$: the release's ``CRB_Layer`` (keys ``body.0``,
+    ``body.2``, ``body.3.body.*``). Another fusion (`dan_blocks.layers.fusion`) gives $W_1$, $W_2$ its
+    ``out_channels`` inputs and is kept as ``fusion``. The inputs are never modified.
 
     Args:
         nf: channels of the basic (feature) path.
         cond_nf: channels of the condition (code) path.
         reduction: channel-attention squeeze ratio (16).
         negative_slope: LeakyReLU slope (0.2).
-        stretch_mode: how a spatial condition of another size is resized, see `stretch_code()`.
-
-    The fast variant of `dan_blocks.optimize()` computes the same block without building the stretched
-    code (`dan_blocks.fast.FastCRB`).
+        fusion: a registered fusion name or class (``"stretch_concat"``).
+        fusion_kwargs: its arguments (``stretch_concat``: ``stretch_mode``).
 
     Shape:
         feat: (B, nf, H, W); cond: (B, cond_nf), (B, cond_nf, 1, 1) or (B, cond_nf, h, w)
-        -> (feat', cond) with feat' of shape (B, nf, H, W) and cond returned as given.
+        -> (feat', cond') with feat' of shape (B, nf, H, W).
     """
 
     def __init__(
@@ -44,14 +44,15 @@ class CRB(nn.Module):
         cond_nf: int = 10,
         reduction: int = 16,
         negative_slope: float = 0.2,
-        stretch_mode: str = "nearest",
+        fusion: str | type[nn.Module] = "stretch_concat",
+        fusion_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.nf = nf
         self.cond_nf = cond_nf
-        self.stretch_mode = stretch_mode
         self.negative_slope = negative_slope
-        width = nf + cond_nf
+        self.fusion = create_fusion(fusion, nf, cond_nf, fusion_kwargs, negative_slope=negative_slope)
+        width = int(self.fusion.out_channels)
         self.body = nn.Sequential(
             nn.Conv2d(width, width, 3, 1, 1),
             nn.LeakyReLU(negative_slope),
@@ -70,8 +71,10 @@ class CRB(nn.Module):
 
     def forward(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
         self.check_inputs(feat, cond)
-        stretched = stretch_code(cond, (feat.shape[-2], feat.shape[-1]), self.stretch_mode)
-        return feat + self.body(torch.cat((feat, stretched), dim=1)), cond
+        hidden, cond = conv_after_fusion(self.fusion, self.body[0], feat, cond)  # W1 * fuse(f, c)
+        res = self.body[2](self.body[1](hidden))
+        return feat + self.body[3](res), cond
 
     def extra_repr(self) -> str:
-        return f"nf={self.nf}, cond_nf={self.cond_nf}"
+        name = getattr(self.fusion, "fusion_name", "") or type(self.fusion).__name__
+        return f"nf={self.nf}, cond_nf={self.cond_nf}" + ("" if name == "stretch_concat" else f", fusion={name!r}")

@@ -2,77 +2,93 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
+
+from .fusion import DualPath, as_map, create_fusion
+from .two_conv import TwoConv
 
 __all__ = ["DPCB", "DPCG", "RESIDUAL_MODES"]
 
 RESIDUAL_MODES = ("add", "double")
 
 
-def _two_convs(c_in: int, c_out: int, ksize: int, negative_slope: float) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, ksize, 1, ksize // 2),
-        nn.LeakyReLU(negative_slope),
-        nn.Conv2d(c_out, c_out, ksize, 1, ksize // 2),
-    )
-
-
 class DPCB(nn.Module):
     r"""Dual-path conditional block (DAN v2).
+
+    $$
+    f' = f + \mathrm{fuse}\big(B_1(f), c\big), \qquad c' \text{ from the fusion}
+    $$
+
+    with $B_1$ = conv(k) -> LeakyReLU(0.2) -> conv(k) on the basic path (``body1``, a `TwoConv`). The default
+    fusion ``dual_path`` is the paper's condition path ``body2`` = $B_2$, conv(k_c) -> LeakyReLU(0.2) -> conv(k_c):
 
     $$
     f' = f + B_1(f) \odot B_2(c), \qquad c' = c + B_2(c)
     $$
 
-    with $B_1$ = conv(k) -> LeakyReLU(0.2) -> conv(k) on the basic path (``body1``) and $B_2$ =
-    conv(k_c) -> LeakyReLU(0.2) -> conv(k_c) on the condition path (``body2``). $B_2(c)$ is computed
-    once and used on both paths. A (B, C, 1, 1) condition broadcasts over the feature map, which is how the
-    v2 Restorer conditions on a global code at the cost of 1x1 convs on a 1x1 map.
+    A (B, C, 1, 1) condition broadcasts over the feature map, which is how the v2 Restorer conditions on a global
+    code. Another fusion (`dan_blocks.layers.fusion`) takes ``body2``'s place; one whose output is wider than
+    ``nf`` (``stretch_concat``) is followed by a 1x1 projection ``proj`` back to ``nf``.
 
     Args:
         nf: channels of the basic path.
-        cond_nf: channels of the condition path; must equal ``nf`` because of the residual $c + B_2(c)$.
+        cond_nf: channels of the condition path (``nf`` in DAN v2, where the condition takes the residual).
         ksize: kernel size of the basic path (3).
         cond_ksize: kernel size of the condition path (1 in the Restorer, 3 in the Estimator).
         negative_slope: LeakyReLU slope (0.2).
-
-    `dan_blocks.optimize()` swaps in `dan_blocks.fast.FastDPCB` (same numbers, fewer passes).
+        fusion: a registered fusion name or class (``"dual_path"``).
+        fusion_kwargs: its arguments.
 
     Shape:
-        feat: (B, nf, H, W); cond: (B, nf, 1, 1) or (B, nf, H, W) -> (feat', cond') of the same shapes.
+        feat: (B, nf, H, W); cond: (B, cond_nf, 1, 1) or (B, cond_nf, H, W) -> (feat', cond').
     """
 
     def __init__(
-        self, nf: int = 64, cond_nf: int = 64, ksize: int = 3, cond_ksize: int = 1, negative_slope: float = 0.2
+        self,
+        nf: int = 64,
+        cond_nf: int = 64,
+        ksize: int = 3,
+        cond_ksize: int = 1,
+        negative_slope: float = 0.2,
+        fusion: str | type[nn.Module] = "dual_path",
+        fusion_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if cond_nf != nf:
-            raise ValueError(
-                f"DPCB needs cond_nf == nf for its condition residual c + B2(c); got nf={nf}, cond_nf={cond_nf}"
-            )
         if ksize % 2 == 0 or cond_ksize % 2 == 0:
             raise ValueError(f"DPCB kernel sizes must be odd, got ksize={ksize}, cond_ksize={cond_ksize}")
         self.nf = nf
+        self.cond_nf = cond_nf
         self.negative_slope = negative_slope
-        self.body1 = _two_convs(nf, nf, ksize, negative_slope)
-        self.body2 = _two_convs(cond_nf, nf, cond_ksize, negative_slope)
+        self.body1 = TwoConv(nf, nf, ksize, negative_slope)
+        self.body2 = create_fusion(
+            fusion, nf, cond_nf, fusion_kwargs, cond_ksize=cond_ksize, negative_slope=negative_slope
+        )
+        width = int(self.body2.out_channels)
+        self.proj = None if width == nf else nn.Conv2d(width, nf, 1)
 
     def check_inputs(self, feat: Tensor, cond: Tensor) -> None:
-        """Raise ``ValueError`` unless feat is (B, nf, H, W) and cond (B, nf, 1|H, 1|W)."""
-        if feat.dim() != 4 or cond.dim() != 4 or feat.shape[1] != self.nf or cond.shape[1] != self.nf:
+        """Raise ``ValueError`` unless feat is (B, nf, H, W) and cond (B, cond_nf[, 1|H, 1|W])."""
+        if feat.dim() != 4 or cond.dim() not in (2, 4) or feat.shape[1] != self.nf or cond.shape[1] != self.cond_nf:
             raise ValueError(
-                f"DPCB expects features (B, {self.nf}, H, W) and a condition (B, {self.nf}, 1|H, 1|W), got "
+                f"DPCB expects features (B, {self.nf}, H, W) and a condition (B, {self.cond_nf}, 1|H, 1|W), got "
                 f"{list(feat.shape)} and {list(cond.shape)}"
             )
 
     def receptive_radius(self) -> int:
-        """Tiling protocol: spatially local, within ``2 max(k, k_c) // 2`` pixels (two convs per path)."""
-        return 2 * (max(self.body1[0].kernel_size[0], self.body2[0].kernel_size[0]) // 2)
+        """Tiling protocol: spatially local, within the basic path's radius plus the fusion's (for a spatial
+        condition, its two convs)."""
+        basic = self.body1.receptive_radius()
+        fusion = int(self.body2.receptive_radius())
+        if isinstance(self.body2, DualPath):  # its convs run on the condition, in parallel with B1
+            return max(basic, fusion)
+        return basic + fusion
 
     def forward(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
         self.check_inputs(feat, cond)
-        gate = self.body2(cond)
-        return feat + self.body1(feat) * gate, cond + gate
+        fused, cond = self.body2(self.body1(feat), cond)
+        return feat + (fused if self.proj is None else self.proj(fused)), cond
 
 
 class DPCG(nn.Module):
@@ -96,12 +112,13 @@ class DPCG(nn.Module):
 
     Args:
         nf: channels of the basic path, as in `DPCB`.
-        cond_nf: channels of the condition path (must equal ``nf``).
+        cond_nf: channels of the condition path.
         ksize: kernel size of the basic path.
         cond_ksize: kernel size of the condition path.
         num_blocks: number of DPCBs (10 in the Restorer, 5 in the Estimator).
         residual: ``"add"`` or ``"double"``.
         negative_slope: LeakyReLU slope (0.2).
+        fusion, fusion_kwargs: of every block, see `DPCB`.
 
     Shape:
         as `DPCB`.
@@ -116,6 +133,8 @@ class DPCG(nn.Module):
         num_blocks: int = 10,
         residual: str = "add",
         negative_slope: float = 0.2,
+        fusion: str | type[nn.Module] = "dual_path",
+        fusion_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if residual not in RESIDUAL_MODES:
@@ -124,7 +143,7 @@ class DPCG(nn.Module):
             raise ValueError(f"DPCG needs num_blocks >= 1, got {num_blocks}")
         self.residual = residual
         self.body = nn.ModuleList(
-            DPCB(nf, cond_nf, ksize, cond_ksize, negative_slope) for _ in range(num_blocks)
+            DPCB(nf, cond_nf, ksize, cond_ksize, negative_slope, fusion, fusion_kwargs) for _ in range(num_blocks)
         )
 
     def receptive_radius(self) -> int:
@@ -137,7 +156,7 @@ class DPCG(nn.Module):
             f, c = block(f, c)
         if self.residual == "double":
             return f + f, c + c
-        return feat + f, cond + c
+        return feat + f, (as_map(cond) if c.dim() == 4 else cond) + c  # a (B, C) code may come back as a map
 
     def extra_repr(self) -> str:
         return f"num_blocks={len(self.body)}, residual={self.residual!r}"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
-from .sft import SFTLayer
+from .fusion import create_fusion
 
 __all__ = ["RRDBSFT", "ResidualDenseBlock"]
 
@@ -56,30 +58,45 @@ class RRDBSFT(nn.Module):
     = f + \rho\, \mathrm{RDB}_3\big(\mathrm{RDB}_2(\mathrm{RDB}_1(\mathrm{SFT}(f, c)))\big)
     $$
 
-    The code map $c$ passes through unchanged (returned with the features, so blocks chain).
+    The code map $c$ passes through the fusion (unchanged by MANet's SFT layer; returned with the features, so
+    blocks chain).
 
     Args:
         nf: feature channels (64).
         gc: growth channels of the dense blocks (32).
         code_length: channels of the code map (15).
         res_scale: $\rho$ of the outer residual (0.2).
+        fusion: a registered fusion name or class (``"sft_concat"``, MANet's SFT layer, kept as ``sft``); one
+            whose output is wider than ``nf`` is followed by a 1x1 projection ``proj``.
+        fusion_kwargs: its arguments.
 
     Shape:
         feat: (B, nf, H, W); code: (B, C, H, W) or (B, C) -> ((B, nf, H, W), code)
     """
 
-    def __init__(self, nf: int = 64, gc: int = 32, code_length: int = 15, res_scale: float = 0.2) -> None:
+    def __init__(
+        self,
+        nf: int = 64,
+        gc: int = 32,
+        code_length: int = 15,
+        res_scale: float = 0.2,
+        fusion: str | type[nn.Module] = "sft_concat",
+        fusion_kwargs: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__()
         self.res_scale = res_scale
-        self.sft = SFTLayer(nf, code_length)
+        self.sft = create_fusion(fusion, nf, code_length, fusion_kwargs)
+        width = int(self.sft.out_channels)
+        self.proj = None if width == nf else nn.Conv2d(width, nf, 1)
         self.rdb1 = ResidualDenseBlock(nf, gc)
         self.rdb2 = ResidualDenseBlock(nf, gc)
         self.rdb3 = ResidualDenseBlock(nf, gc)
 
     def receptive_radius(self) -> int:
         """Tiling protocol: the SFT layer and three dense blocks (17 pixels)."""
-        return self.sft.receptive_radius() + 3 * self.rdb1.receptive_radius()
+        return int(self.sft.receptive_radius()) + 3 * self.rdb1.receptive_radius()
 
     def forward(self, feat: Tensor, code: Tensor) -> tuple[Tensor, Tensor]:
-        out = self.rdb3(self.rdb2(self.rdb1(self.sft(feat, code))))
+        fused, code = self.sft(feat, code)
+        out = self.rdb3(self.rdb2(self.rdb1(fused if self.proj is None else self.proj(fused))))
         return feat + self.res_scale * out, code

@@ -1,4 +1,5 @@
-"""The code-as-bias CRB: DAN v1's block without building the stretched code."""
+"""A convolution of features concatenated with a code that is constant in space, without building the
+concatenation (the fast form of DAN v1's stretch-and-concat)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,24 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..layers import CRB, stretch_code
-from .capture import is_capturing
-from .fused import fused_conv_leaky_relu
+__all__ = ["can_use_constant_channels", "conv_with_constant_channels"]
 
-__all__ = ["FastCRB", "conv_with_constant_channels"]
+
+def can_use_constant_channels(conv: nn.Module) -> bool:
+    """Whether `conv_with_constant_channels` applies to ``conv``: an ``nn.Conv2d`` with an odd square kernel,
+    stride 1, dilation 1, groups 1 and zero padding ``k // 2``."""
+    if type(conv) is not nn.Conv2d:
+        return False
+    ksize = conv.kernel_size[0]
+    return (
+        conv.kernel_size == (ksize, ksize)
+        and ksize % 2 == 1
+        and conv.stride == (1, 1)
+        and conv.dilation == (1, 1)
+        and conv.groups == 1
+        and conv.padding == (ksize // 2, ksize // 2)
+        and conv.padding_mode == "zeros"
+    )
 
 
 def _valid_taps(positions: Tensor, size: int, ksize: int, pad: int) -> Tensor:
@@ -113,40 +127,3 @@ def conv_with_constant_channels(feat: Tensor, conv: nn.Conv2d, const: Tensor) ->
     out[:, :, pad:height - pad, :pad] -= missing_cols[:, :, None, :pad]
     out[:, :, pad:height - pad, width - pad:] -= missing_cols[:, :, None, pad:]
     return out
-
-
-class FastCRB(CRB):
-    """`CRB` computed without the stretch-and-concatenate (same parameters, same numbers).
-
-    A global code (B, C) or (B, C, 1, 1) enters the first conv as a per-channel bias with exact borders
-    (`conv_with_constant_channels()`); a spatial code map is concatenated as in the paper, with the
-    LeakyReLU fused into the conv for CPU inference; the update is one ``addcmul``. Made by
-    `dan_blocks.optimize()`; equal to the plain block up to float rounding (tested <= 1e-5 relative).
-    """
-
-    def residual(self, feat: Tensor, cond: Tensor) -> Tensor:
-        r"""The branch before channel attention, $W_2 * \delta(W_1 * [f, S(c)])$, shape (B, nf, H, W)."""
-        first = self.body[0]
-        is_global = cond.dim() == 2 or (cond.shape[-2] == 1 and cond.shape[-1] == 1)
-        if is_global and not is_capturing():  # traced graphs keep the size-generic concatenation
-            hidden = conv_with_constant_channels(feat, first, cond.reshape(cond.shape[0], self.cond_nf))
-            return self.body[2](F.leaky_relu(hidden, self.negative_slope, inplace=not torch.is_grad_enabled()))
-        stretched = stretch_code(cond, (feat.shape[-2], feat.shape[-1]), self.stretch_mode)
-        joined = torch.cat((feat, stretched), dim=1)
-        return self.body[2](fused_conv_leaky_relu(joined, first, self.negative_slope))
-
-    def forward(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
-        self.check_inputs(feat, cond)
-        res = self.residual(feat, cond)
-        return torch.addcmul(feat, res, _attention(self.body[3], res)), cond
-
-
-def _attention(ca: nn.Module, x: Tensor) -> Tensor:
-    """`ChannelAttention.attention` with its 1x1 convs on the pooled (B, C, 1, 1) map as matrix products (no
-    im2col for one pixel); the plain call under graph capture. Shape: (B, C, H, W) -> (B, C, 1, 1)."""
-    first, act, last = ca.body[0], ca.body[1], ca.body[2]
-    if is_capturing() or not isinstance(first, nn.Conv2d) or not isinstance(act, nn.LeakyReLU):
-        return ca.attention(x)  # type: ignore[no-any-return]
-    pooled = x.mean(dim=(2, 3))
-    hidden = F.leaky_relu(F.linear(pooled, first.weight.flatten(1), first.bias), act.negative_slope)
-    return torch.sigmoid(F.linear(hidden, last.weight.flatten(1), last.bias))[:, :, None, None]

@@ -1,0 +1,104 @@
+"""``optimize(model)``: switch on the exact fast forms of the modules it knows, per device (timm's
+``reparameterize_model`` spirit: a plain walk of the module tree).
+
+Each module that has a fast form owns it: a ``fast`` flag read by its one ``forward`` (`TwoConv`,
+`ChannelAttention`, the ``stretch_concat`` and ``dual_path`` fusions, `Upsampler`), the work done by functions of
+`dan_blocks.ops`. `optimize()` sets the flag only on modules whose exact type it knows; a subclass (which may
+have changed the forward the fast form assumes) or any other module is left as it is. No class is changed or
+made, nothing is switched globally.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..archs import Upsampler
+from ..layers import ChannelAttention, DualPath, StretchConcat, TwoConv
+
+__all__ = ["FAST_FORMS", "fast_form_types", "is_optimized", "optimize", "skipped_by_optimize"]
+
+#: the exact module types whose fast form pays on a device type; others run their plain form there
+FAST_FORMS: dict[str, frozenset[type[nn.Module]]] = {
+    # CPU (oneDNN): fused conv + LeakyReLU, 1x1 convs on one pixel as matrix products, the code as a bias
+    # instead of a stretched map, the upsampler folded into one sub-pixel conv
+    "cpu": frozenset({TwoConv, DualPath, ChannelAttention, StretchConcat, Upsampler}),
+    # CUDA: launch-bound at the sizes DAN runs; the rewrites add small kernels (border bands) that cost more than
+    # they save, so only the memory format changes (capture the model with a CUDA graph for speed)
+    "cuda": frozenset(),
+}
+
+
+def fast_form_types() -> frozenset[type[nn.Module]]:
+    """Every module type that has a fast form on some device."""
+    return frozenset().union(*FAST_FORMS.values())
+
+
+def _device_type(model: nn.Module, device: str | torch.device | None) -> str:
+    if device is not None:
+        return torch.device(device).type
+    first = next(iter(model.parameters()), None)
+    return "cpu" if first is None else first.device.type
+
+
+def skipped_by_optimize(model: nn.Module) -> list[str]:
+    """``"name (Type)"`` of every sub-module that looks optimisable but that `optimize()` leaves alone: an instance
+    of a subclass of a type with a fast form (its forward may differ from the one the fast form assumes)."""
+    known = fast_form_types()
+    bases = tuple(known)
+    return [
+        f"{name or '<root>'} ({type(module).__qualname__})"
+        for name, module in model.named_modules()
+        if type(module) not in known and isinstance(module, bases)
+    ]
+
+
+def optimize(
+    model: nn.Module,
+    *,
+    channels_last: bool = True,
+    device: str | torch.device | None = None,
+    strict: bool = False,
+) -> nn.Module:
+    """Switch on the exact fast forms of ``model``'s sub-modules, in place, and return ``model``; idempotent.
+
+    For every sub-module whose exact type has a fast form on the device (`FAST_FORMS`), its ``fast`` flag is set:
+    same parameters, ``state_dict`` and class, the same numbers (<= 1e-5 relative in fp32, tested), with gradients
+    too (the inference-only forms step aside while gradients are recorded). The model still pickles, deep-copies,
+    trains and loads state dicts as before.
+
+    Args:
+        model: any module; sub-modules of other types are left as they are.
+        channels_last: also store 4-d weights channels_last (faster convolutions on CPU and GPU); activations
+            follow the weights.
+        device: the device type to choose fast forms for (``"cpu"``, ``"cuda"``); default: where the model's
+            parameters are.
+        strict: raise ``ValueError`` naming the sub-modules left alone because their type is a subclass of one
+            with a fast form (`skipped_by_optimize`) instead of leaving them silently.
+
+    Returns:
+        ``model`` itself.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"optimize expects an nn.Module, got {type(model).__name__}")
+    kind = _device_type(model, device)
+    if strict:
+        skipped = skipped_by_optimize(model)
+        if skipped:
+            raise ValueError(
+                "optimize(strict=True): these modules are subclasses of types with a fast form and would be left "
+                f"in their plain form: {', '.join(skipped)}"
+            )
+    known = FAST_FORMS.get(kind, frozenset())
+    for module in model.modules():
+        if type(module) in known:
+            module.fast = True  # type: ignore[assignment]
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def is_optimized(model: nn.Module, device: str | torch.device | None = None) -> bool:
+    """True when every sub-module of a type with a fast form on the device has it switched on."""
+    known = FAST_FORMS.get(_device_type(model, device), frozenset())
+    return all(bool(getattr(m, "fast", False)) for m in model.modules() if type(m) in known)

@@ -1,0 +1,47 @@
+"""FiLM (Perez et al., AAAI 2018): a per-channel scale and shift of the features from one MLP of the code."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..two_conv import TwoConv
+from .base import Fusion, as_map
+
+__all__ = ["FiLM"]
+
+
+class FiLM(Fusion):
+    r"""$\mathrm{fuse}(f, c) = f \odot \gamma(c) + \beta(c)$, $c' = c$, with $[\gamma, \beta]$ = one MLP of the code
+    (1x1 convolutions ``cond_nf -> hidden -> 2 nf``, LeakyReLU between).
+
+    Not in any release: one shared hidden layer for scale and shift (SFT has two branches). The $\gamma$ half of
+    the last bias starts at 1 and its weights at 0, so a new FiLM starts as the identity on the features.
+
+    Args:
+        nf: feature channels.
+        cond_nf: code channels.
+        hidden: width of the MLP (64).
+        negative_slope: LeakyReLU slope (0.2).
+
+    Shape:
+        feat (B, nf, H, W); cond (B, cond_nf), (B, cond_nf, 1, 1) or (B, cond_nf, H, W) -> (B, nf, H, W), cond
+    """
+
+    def __init__(self, nf: int, cond_nf: int, hidden: int = 64, negative_slope: float = 0.2) -> None:
+        super().__init__(nf, cond_nf)
+        self.mlp = TwoConv(cond_nf, 2 * nf, 1, negative_slope, hidden)
+        with torch.no_grad():
+            last = self.mlp[2]
+            last.weight[:nf].zero_()
+            last.bias[:nf].fill_(1.0)
+
+    def forward(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
+        self.check_feat(feat)
+        self.check_cond(feat, cond)
+        code = as_map(cond)
+        if code.shape[-2:] != (1, 1) and code.shape[-2:] != feat.shape[-2:]:
+            raise ValueError(f"FiLM code map {list(code.shape)} must be global or on the features' grid "
+                             f"{list(feat.shape[-2:])}")
+        gamma, beta = self.mlp(code).chunk(2, dim=1)
+        return feat * gamma + beta, cond
