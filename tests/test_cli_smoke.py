@@ -72,3 +72,52 @@ def test_convert_reports_errors(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert "bad.pth is no model file dan-blocks knows" in err and "the DAN release layout" in err
     assert not (tmp_path / "out.pth").exists()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_convert_refuses_non_finite_weights(value: float, tmp_path, capsys) -> None:
+    state = release_state_dict(2, 2, 21, 10, seed=3)
+    name = next(key for key, tensor in state.items() if tensor.is_floating_point() and tensor.numel() > 4)
+    state[name] = state[name].clone()
+    state[name].view(-1)[[1, 3]] = value  # two damaged values
+    src = tmp_path / "diverged.pth"
+    torch.save(state, src)
+    out = tmp_path / "out.pth"
+    assert main(["convert", str(src), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "diverged.pth" in err and "non-finite" in err and "2 non-finite value(s)" in err
+    assert not out.exists()
+    # the tensor is named as dan-blocks calls it: the release name, mapped (the file's layout is the release's)
+    named = err.split("tensor '", 1)[1].split("'", 1)[0]
+    if named != name:  # named as dan-blocks calls the release's tensor: the same tensor under its mapped name
+        reference = load_official_checkpoint(_finite_copy(state, name, tmp_path)).state_dict()
+        assert named in reference and reference[named].numel() == state[name].numel()
+
+
+def _finite_copy(state: dict, name: str, tmp_path) -> str:
+    fixed = dict(state)
+    fixed[name] = torch.nan_to_num(state[name], nan=0.0, posinf=0.0)
+    path = tmp_path / "finite.pth"
+    torch.save(fixed, path)
+    return str(path)
+
+
+def test_convert_output_spellings(tmp_path, capsys) -> None:
+    src = tmp_path / "danv2_x2.pth"
+    torch.save(release_state_dict(2, 2, 21, 10, seed=5), src)
+    assert main(["convert", str(src), "-o", str(tmp_path / "models") + "/"]) == 0  # a folder gets its own name
+    assert (tmp_path / "models" / "danv2_x2_basicsr.pth").is_file()
+    capsys.readouterr()
+
+
+def test_smoke_threads_and_device(tmp_path, capsys) -> None:
+    threads = torch.get_num_threads()
+    try:
+        assert main(["smoke", "-o", str(tmp_path), "--size", "12", "--scale", "2", "--loop", "1", "--threads", "1",
+                     "--device", "cpu"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    assert "ms on CPU, 1 thread(s)" in capsys.readouterr().out
+    assert main(["smoke", "-o", str(tmp_path), "--device", "tpu"]) == 2
+    assert "--device tpu" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 import subprocess
 import sys
@@ -123,42 +124,72 @@ def test_reduced_quickstart_writes_results_pictures_and_the_bicubic_baseline(tmp
 
 
 def test_bad_arguments_are_reported(tmp_path, capsys) -> None:
-    assert main(["quickstart", "--out", str(tmp_path), "--iters", "0"]) == 2  # a usage error
+    assert main(["quickstart", "-o", str(tmp_path), "--iters", "0"]) == 2  # a usage error
     assert "--iters" in capsys.readouterr().err
 
 
 def _printed_sr_command(printed: str) -> tuple[str, list[str]]:
     lines = printed.splitlines()
     model = next(line.split(": ", 1)[1] for line in lines if line.startswith("trained model: "))
-    command = next(line.strip() for line in lines if line.strip().startswith("dan-blocks sr "))
+    command = lines[lines.index("super-resolve your own pictures with it (files or folders; add --tile 256 for "
+                                "large ones):") + 1].strip()
     return model, shlex.split(command)
 
 
+def _path_without_this_environment() -> str:
+    """PATH without the folder of the running Python (a virtual environment's bin/): a new shell that has not
+    activated the environment."""
+    here = os.path.realpath(os.path.dirname(sys.executable))
+    kept = [p for p in os.environ.get("PATH", os.defpath).split(os.pathsep) if p and os.path.realpath(p) != here]
+    return os.pathsep.join(kept)
+
+
 @pytest.mark.usefixtures("fresh_basicsr_logger")
-def test_the_printed_sr_command_runs_the_trained_model(tmp_path, monkeypatch, capsys) -> None:
+def test_the_printed_sr_command_runs_as_printed(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setitem(quickstart.NETWORK, "nf", 8)
     monkeypatch.setattr(quickstart, "GT_SIZE", 32)
     monkeypatch.setattr(quickstart, "BATCH", 2)
+    monkeypatch.setenv("PATH", _path_without_this_environment())  # the README's commands do not activate .venv
     out = tmp_path / "quick start"  # a space: the printed command must quote it
     threads = torch.get_num_threads()
     try:
-        assert main(["quickstart", "--out", str(out), "--iters", "1"]) == 0
+        assert main(["quickstart", "-o", str(out), "--iters", "1"]) == 0
     finally:
         torch.set_num_threads(threads)
     model, args = _printed_sr_command(capsys.readouterr().out)
     assert model == str(out / "experiments" / quickstart.TRAIN_NAME / "models" / "net_g_latest.pth")
     assert Path(model).is_file()
-    assert args[:4] == ["dan-blocks", "sr", "-m", model] and args[-2] == "-o"
-    # the command as printed, in a fresh process (``python -m dan_blocks`` is the ``dan-blocks`` script)
-    proc = subprocess.run([sys.executable, "-m", "dan_blocks", *args[1:], "--no-progress"], capture_output=True,
-                          text=True, timeout=300)
+    program = quickstart.dan_blocks_program()
+    assert args[: len(program) + 3] == [*program, "sr", "-m", model] and args[-2] == "-o"
+    assert program != ["dan-blocks"]  # not on this PATH: the full path of this environment's script
+    # the command as printed, in a fresh process whose shell has not activated the environment
+    proc = subprocess.run([*args, "--no-progress"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PATH": _path_without_this_environment()})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    stem = Path(args[4]).stem
+    lr_path = args[len(program) + 3]
+    stem = Path(lr_path).stem
     written = Path(args[-1])
-    assert (written / f"{stem}_x4.png").is_file() and (written / f"{stem}_x4_kernel.png").is_file()
+    assert (written / f"{stem}_x4.png").is_file() and (written / f"{stem}_x4_kernel_png.png").is_file()
     sr = cv2.imread(str(written / f"{stem}_x4.png"))
-    lr = cv2.imread(args[4])
+    lr = cv2.imread(lr_path)
     assert sr.shape == (4 * lr.shape[0], 4 * lr.shape[1], 3)
+
+
+def test_the_program_is_the_short_name_only_when_path_finds_this_installation(tmp_path, monkeypatch) -> None:
+    script = Path(sys.executable).parent / "dan-blocks"
+    if not script.is_file():
+        monkeypatch.setenv("PATH", str(tmp_path))
+        assert quickstart.dan_blocks_program() == [sys.executable, "-m", "dan_blocks"]
+        return
+    monkeypatch.setenv("PATH", os.pathsep.join([str(script.parent), os.defpath]))
+    assert quickstart.dan_blocks_program() == ["dan-blocks"]
+    other = tmp_path / "dan-blocks"  # another installation's script first on PATH
+    other.write_text("#!/bin/sh\nexit 3\n")
+    other.chmod(0o755)
+    monkeypatch.setenv("PATH", os.pathsep.join([str(tmp_path), str(script.parent)]))
+    assert quickstart.dan_blocks_program() == [str(script)]
+    monkeypatch.setenv("PATH", _path_without_this_environment())
+    assert quickstart.dan_blocks_program() == [str(script)]
 
 
 @pytest.mark.usefixtures("fresh_basicsr_logger")

@@ -5,26 +5,33 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Mapping
 from typing import Any
 
+from .conventions import add_output, command_parser
 from .errors import UsageError, output_path, run_command
 
-__all__ = ["COMMAND", "HELP", "build_parser", "main", "network_options", "write_checkpoint"]
+__all__ = ["COMMAND", "HELP", "build_parser", "first_non_finite", "main", "network_options", "write_checkpoint"]
 
 COMMAND = "convert"
 HELP = "convert a released DAN or MANet checkpoint to a BasicSR checkpoint and print the network_g options"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"dan-blocks {COMMAND}", description=HELP)
+    parser = command_parser(COMMAND, HELP + ". A file holding NaN or infinite weights is refused (exit 1).", [
+        "dan-blocks convert danv2_x4_setting1.pth -o experiments/pretrained_models/",
+        "dan-blocks convert stage3_MANet+RRDB_x4.pth manet_x4_basicsr.pth   # OUTPUT as a second argument",
+    ])
     parser.add_argument(
-        "official", help="release checkpoint, e.g. danv2_x4_setting1.pth or stage3_MANet+RRDB_x4.pth (any file "
-        "dan_blocks.load_model reads)"
+        "official", metavar="MODEL", help="release checkpoint, e.g. danv2_x4_setting1.pth or stage3_MANet+RRDB_x4.pth "
+        "(any file dan_blocks.load_model reads)"
     )
     parser.add_argument(
-        "output",
-        help="output .pth holding {'params': state_dict}; a folder (existing, or a path ending in /) gets "
-        "<release name>_basicsr.pth in it",
+        "output_positional", nargs="?", default=None, metavar="OUTPUT", help="the same as -o/--output"
+    )
+    add_output(
+        parser, "output .pth holding {'params': state_dict}; a folder (existing, or a path ending in /) gets "
+        "<release name>_basicsr.pth in it", metavar="OUTPUT",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file (never the input)")
     parser.add_argument(
@@ -32,6 +39,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="iterations to record in the options (default: 4 for DAN release files, the file's own otherwise)",
     )
     return parser
+
+
+def first_non_finite(state: Mapping[str, Any]) -> tuple[str, int, int] | None:
+    """``(name, non-finite count, size)`` of the first floating-point tensor of ``state`` holding NaN or
+    infinity, or None when every value is finite."""
+    import torch
+
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                return name, bad, value.numel()
+    return None
 
 
 def network_options(model: Any) -> dict[str, Any]:
@@ -123,9 +143,14 @@ def main(argv: list[str]) -> int:
 def _run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if not args.official:
-        raise UsageError("OFFICIAL: the path is empty")
+        raise UsageError("MODEL: the path is empty")
+    if args.output is not None and args.output_positional is not None and args.output != args.output_positional:
+        raise UsageError(f"two outputs given ({args.output_positional} and -o {args.output}); give one")
+    given = args.output if args.output is not None else args.output_positional
+    if given is None:
+        raise UsageError("give the file to write: dan-blocks convert MODEL -o OUTPUT")
     stem = os.path.splitext(os.path.basename(os.path.normpath(args.official)))[0]
-    output = output_path(args.output, "OUTPUT", default_name=f"{stem}_basicsr.pth")
+    output = output_path(given, "OUTPUT", default_name=f"{stem}_basicsr.pth")
     _check_not_the_input(args.official, output)
     if args.loop is not None and args.loop < 1:
         raise UsageError(f"--loop must be >= 1, got {args.loop}")
@@ -139,6 +164,13 @@ def _run(argv: list[str]) -> int:
     if options is None:
         raise ValueError(f"{args.official}: {type(model).__name__} records no options to write")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    bad = first_non_finite(state)
+    if bad is not None:
+        name, count, size = bad
+        raise ValueError(
+            f"{args.official}: tensor {name!r} holds {count} non-finite value(s) (NaN or infinity) of {size}; the "
+            "file is damaged or comes from a training that diverged. Nothing was written."
+        )
     write_checkpoint(state, output, options, model)
     params = sum(p.numel() for p in model.parameters())
     sizes = [f"x{model.scale}"] if getattr(model, "scale", None) else []

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 
+from .conventions import add_output, command_parser
 from .errors import UsageError, output_path, run_command
 
 __all__ = ["COMMAND", "HELP", "build_parser", "main"]
@@ -14,9 +16,17 @@ HELP = "fit the PCA kernel encoder of a setting (the release's method, seeded) a
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"dan-blocks {COMMAND}", description=HELP)
-    parser.add_argument("--kernel-size", type=int, default=21, help="odd kernel size k (default 21)")
-    parser.add_argument("--code-length", type=int, default=10, help="number of PCA components C (default 10)")
+    parser = command_parser(COMMAND, HELP + ". Pass the file to a model as pca='FILE' (network_g's pca: FILE).", [
+        "dan-blocks fit-pca --kernel-size 15 --code-length 10 --setting 2 -o my_pca/",
+        "python -c \"import dan_blocks; m = dan_blocks.dan_v2(4, kernel_size=15, pca='my_pca/setting2_k15_c10.pt')\"",
+    ])
+    parser.add_argument(
+        "--kernel-size", type=int, default=21, metavar="K", help="odd kernel size k (default 21)"
+    )
+    parser.add_argument(
+        "--code-length", type=int, default=10, metavar="C",
+        help="number of PCA components C, 1 <= C <= min(k*k, samples) (default 10)",
+    )
     parser.add_argument(
         "--setting",
         type=int,
@@ -36,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="override the setting's sigma range",
     )
-    parser.add_argument(
-        "-o", "--output", required=True,
-        help="output .pt file; a folder (existing, or a path ending in /) gets setting<S>_k<k>_c<C>.pt in it",
+    add_output(
+        parser, "output .pt file; a folder (existing, or a path ending in /) gets setting<S>_k<k>_c<C>.pt in it",
+        required=True,
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     return parser
@@ -48,8 +58,26 @@ def main(argv: list[str]) -> int:
     return run_command(COMMAND, lambda: _run(argv))
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """Usage errors naming the option, before any work."""
+    k, c = args.kernel_size, args.code_length
+    if k < 1 or k % 2 == 0:
+        raise UsageError(f"--kernel-size must be a positive odd integer (e.g. 11, 21, 31), got {k}")
+    if args.samples < 1:
+        raise UsageError(f"--samples must be >= 1, got {args.samples}")
+    if not 1 <= c <= min(k * k, args.samples):
+        raise UsageError(
+            f"--code-length must be in [1, min(k*k = {k * k}, --samples = {args.samples})], got {c}"
+        )
+    if args.sigma is not None:
+        low, high = args.sigma
+        if not (math.isfinite(low) and math.isfinite(high) and 0 < low <= high):
+            raise UsageError(f"--sigma LOW HIGH must satisfy 0 < LOW <= HIGH, got {low:g} {high:g}")
+
+
 def _run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    _check_args(args)
     output = output_path(
         args.output, "-o/--output", default_name=f"setting{args.setting}_k{args.kernel_size}_c{args.code_length}.pt"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..settings import SETTING2
+from .conventions import add_output, add_quiet, add_threads, command_parser
 from .errors import UsageError, output_path, run_command
 
 __all__ = ["COMMAND", "HELP", "build_parser", "main"]
@@ -14,11 +15,13 @@ HELP = "make a Gaussian8 or DIV2KRK-style anisotropic blind-SR test set from HR 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"dan-blocks {COMMAND}", description=HELP)
+    parser = command_parser(COMMAND, HELP + ". The folder it writes is what BlindSRPairedDataset reads.", [
+        "dan-blocks make-testset my_hr_photos/ -o testsets/gaussian8_x4",
+        "dan-blocks make-testset builtin:skimage-test -o testsets/aniso_x2 --protocol aniso --scale 2 --seed 1",
+    ])
     parser.add_argument("hr_dir", metavar="HR_DIR", help="folder of HR images, or builtin:skimage-test")
-    parser.add_argument(
-        "out_dir", metavar="OUT_DIR", help="output folder (gt/, lr_xS/, gt_k_xS/, manifest.json)"
-    )
+    parser.add_argument("out_positional", nargs="?", default=None, metavar="OUT_DIR", help="the same as -o/--output")
+    add_output(parser, "output folder (gt/, lr_xS/, gt_k_xS/, manifest.json)", metavar="OUT_DIR")
     parser.add_argument(
         "--protocol",
         choices=("gaussian8", "aniso"),
@@ -45,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-size", type=int, default=None, help="centre-crop HR images to at most this size (>= 1) per side first"
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(parser)
+    add_threads(parser)
     return parser
 
 
@@ -76,13 +80,21 @@ def _check_args(args: argparse.Namespace) -> tuple[float, float]:
 
 def _run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if args.output is not None and args.out_positional is not None and args.output != args.out_positional:
+        raise UsageError(f"two output folders given ({args.out_positional} and -o {args.output}); give one")
+    out_dir = args.output if args.output is not None else args.out_positional
+    if out_dir is None:
+        raise UsageError("give the output folder: dan-blocks make-testset HR_DIR -o OUT_DIR")
     sigma = _check_args(args)
-    output_path(args.out_dir, "OUT_DIR", folder=True)
+    output_path(out_dir, "OUT_DIR", folder=True)
     from dan_blocks.data.testsets import make_testset
+    from dan_blocks.utils.threads import apply_threads
+
+    apply_threads(args.threads)
 
     manifest = make_testset(
         args.hr_dir,
-        args.out_dir,
+        out_dir,
         protocol=args.protocol,
         scale=args.scale,
         seed=args.seed,
@@ -92,5 +104,5 @@ def _run(argv: list[str]) -> int:
         progress=not args.quiet,
         max_size=args.max_size,
     )
-    print(f"wrote {len(manifest['pairs'])} LR/HR pairs ({args.protocol}, x{args.scale}) to {args.out_dir}")
+    print(f"wrote {len(manifest['pairs'])} LR/HR pairs ({args.protocol}, x{args.scale}) to {out_dir}")
     return 0

@@ -19,10 +19,12 @@ import argparse
 import json
 import os
 import shlex
+import shutil
+import sys
 import time
 from typing import Any
 
-from ..utils import atomic_write_text
+from .conventions import add_output, add_threads, command_parser, spelling_used
 from .errors import UsageError, output_path, run_command
 
 __all__ = [
@@ -30,6 +32,8 @@ __all__ = [
     "DEFAULT_OUT",
     "HELP",
     "bicubic_baseline",
+    "build_parser",
+    "dan_blocks_program",
     "main",
     "quickstart_test_options",
     "quickstart_train_options",
@@ -153,6 +157,8 @@ def bicubic_baseline(dataset_opt: dict[str, Any], scale: int) -> dict[str, float
 def _write_yaml(path: str, opt: dict[str, Any]) -> None:
     import yaml
 
+    from dan_blocks.utils.files import atomic_write_text
+
     os.makedirs(os.path.dirname(path), exist_ok=True)
     atomic_write_text(path, yaml.safe_dump(opt, sort_keys=False))
 
@@ -170,14 +176,17 @@ def _table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dan-blocks quickstart", description=HELP)
-    parser.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
-    parser.add_argument("--iters", type=int, default=DEFAULT_ITERS,
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser(COMMAND, HELP + ". About 2-3 minutes on 2 CPU cores; ends by printing a `dan-blocks sr` "
+                            "command that uses the trained model.", [
+        "dan-blocks quickstart",
+        "dan-blocks quickstart -o my_quickstart --iters 300 --threads 2   # shorter, on 2 threads",
+    ])
+    add_output(parser, f"output folder (default: {DEFAULT_OUT})", default=DEFAULT_OUT, metavar="DIR", old=("--out",))
+    parser.add_argument("--iters", type=int, default=DEFAULT_ITERS, metavar="N",
                         help=f"training iterations (default: {DEFAULT_ITERS})")
     parser.add_argument("--seed", type=int, default=0, help="manual_seed of training and test set (default: 0)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default: 1, robust when other processes share the cores)")
+    add_threads(parser, default=1)
     return parser
 
 
@@ -189,16 +198,35 @@ def _step(text: str) -> None:
     print(f"quickstart: {text}", flush=True)
 
 
+def dan_blocks_program() -> list[str]:
+    """The ``dan-blocks`` command of this installation, spelled so that it runs as printed in a new shell:
+    ``dan-blocks`` when that name on PATH is this installation's script; else the script's full path beside the
+    running Python (a virtual environment's ``bin/``, so that no activation is needed); else
+    ``<python> -m dan_blocks``."""
+    folder = os.path.dirname(os.path.abspath(sys.executable))
+    for name in ("dan-blocks", "dan-blocks.exe"):
+        script = os.path.join(folder, name)
+        if os.path.isfile(script) and os.access(script, os.X_OK):
+            found = shutil.which("dan-blocks")
+            if found is not None and os.path.realpath(found) == os.path.realpath(script):
+                return ["dan-blocks"]
+            return [script]
+    return [sys.executable, "-m", "dan_blocks"]
+
+
 def sr_command(weights: str, inputs: str, output: str) -> str:
-    """The ``dan-blocks sr`` command line (shell-quoted) that super-resolves ``inputs`` with ``weights``."""
-    return shlex.join(["dan-blocks", "sr", "-m", weights, inputs, "-o", output])
+    """The ``dan-blocks sr`` command line (shell-quoted) that super-resolves ``inputs`` with ``weights``; it runs
+    as printed (`dan_blocks_program`)."""
+    return shlex.join([*dan_blocks_program(), "sr", "-m", weights, inputs, "-o", output])
 
 
 def _run(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    out = os.path.abspath(output_path(args.out, "--out", folder=True))
-    if args.iters < 1 or args.threads < 1:
-        raise UsageError(f"--iters and --threads must be >= 1, got {args.iters} and {args.threads}")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    option = next(action for action in parser._actions if action.dest == "output")
+    out = os.path.abspath(output_path(args.output, spelling_used(argv, option), folder=True))
+    if args.iters < 1:
+        raise UsageError(f"--iters must be >= 1, got {args.iters}")
     from dan_blocks.basicsr.console import basicsr_console_quiet
 
     with basicsr_console_quiet() as log_files:
@@ -211,6 +239,7 @@ def _quickstart(args: argparse.Namespace, out: str, log_files: list[str]) -> int
     from dan_blocks.basicsr.console import pipeline_stdout
     from dan_blocks.cli._pipeline import run_basicsr_pipeline
     from dan_blocks.cli.quickstart_figure import quickstart_figure
+    from dan_blocks.utils.files import atomic_write_text
 
     torch.set_num_threads(args.threads)
     from dan_blocks.data import make_testset

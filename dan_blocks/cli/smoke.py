@@ -8,17 +8,24 @@ import time
 from typing import Any
 
 from ..settings import SETTING1
+from .conventions import add_device, add_output, add_threads, command_parser, resolve_device
 from .errors import run_command
 
 __all__ = ["COMMAND", "HELP", "build_parser", "main", "run_smoke"]
 
 COMMAND = "smoke"
 HELP = "end-to-end smoke run on CPU: a small DAN v2 upsamples skimage's astronaut, writes PNGs and timings"
+DEFAULT_OUT = os.path.join("dan_blocks_out", "smoke")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"dan-blocks {COMMAND}", description=HELP)
-    parser.add_argument("--out", default=os.path.join("dan_blocks_out", "smoke"), help="output folder")
+    parser = command_parser(COMMAND, HELP + ". Random weights unless --weights is given: it checks the install, "
+                            "not the picture quality.", [
+        "dan-blocks smoke",
+        "dan-blocks smoke --full --size 128 -o smoke_full --threads 2",
+        "dan-blocks smoke --weights danv2_x4_setting1.pth --device cuda",
+    ])
+    add_output(parser, f"output folder (default: {DEFAULT_OUT})", default=DEFAULT_OUT, metavar="DIR", old=("--out",))
     parser.add_argument("--size", type=int, default=64, help="LR side length in pixels (default 64)")
     parser.add_argument("--scale", type=int, default=4, choices=(1, 2, 3, 4), help="SR factor (default 4)")
     parser.add_argument("--loop", type=int, default=4, help="DAN iterations (default 4)")
@@ -27,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--weights", default=None, help="a release or dan-blocks checkpoint to use instead of random weights"
     )
+    add_device(parser, default="cpu")
+    add_threads(parser)
     return parser
 
 
@@ -53,8 +62,10 @@ def run_smoke(
     seed: int = 0,
     full: bool = False,
     weights: str | None = None,
+    device: Any = "cpu",
 ) -> dict[str, Any]:
-    """Do the smoke run; returns shapes, timings and the written file paths."""
+    """Do the smoke run on ``device`` (a ``torch.device`` or its name); returns shapes, timings and the written
+    file paths."""
     import torch
     import torch.nn.functional as F
     from skimage import data
@@ -70,13 +81,18 @@ def run_smoke(
         pca = default_pca(21, 10, 1) if "setting1_k21_c10.pt" in available_default_pcas() else _fallback_pca()
         sizes: dict[str, Any] = {} if full else {"nf": 32, "nb": 2, "ng": 2, "est_nb": 2}
         model = dan_v2(scale, pca=pca, loop=loop, **sizes)
-    model.eval()
+    device = torch.device(device)
+    model.eval().to(device)
     hr = torch.from_numpy(data.astronaut().copy()).permute(2, 0, 1)[None].float() / 255.0
     lr = F.interpolate(hr, size=(size, size), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
     start = time.perf_counter()
     with torch.no_grad():
-        result = model(lr)
+        result = model(lr.to(device))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
+    result = type(result)(*(_to_cpu(field) for field in result))
+    model.cpu()
     os.makedirs(out, exist_ok=True)
     files = {name: os.path.join(out, f"{name}.png") for name in ("lr", "sr", "kernel")}
     _write_png(files["lr"], lr[0].permute(1, 2, 0).numpy())
@@ -102,6 +118,13 @@ def run_smoke(
     }
 
 
+def _to_cpu(value: Any) -> Any:
+    """A DANOutput field (a tensor, or a list of tensors/None) on the CPU."""
+    if isinstance(value, list):
+        return [_to_cpu(item) for item in value]
+    return value.cpu() if hasattr(value, "cpu") else value
+
+
 def _fallback_pca() -> Any:
     """PCA of isotropic Gaussians (sigma 0.2..4) when the shipped matrix is missing."""
     import torch
@@ -120,10 +143,15 @@ def main(argv: list[str]) -> int:
 
 def _run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    info = run_smoke(args.out, args.size, args.scale, args.loop, args.seed, args.full, args.weights)
+    from dan_blocks.utils.threads import apply_threads
+
+    device = resolve_device(args.device)
+    threads = apply_threads(args.threads)
+    info = run_smoke(args.output, args.size, args.scale, args.loop, args.seed, args.full, args.weights, device)
     print(f"{info['model']} ({info['params']:,} parameters, loop {args.loop})")
     print(f"lr {info['lr']} -> sr {info['sr']}; code {info['code']}; kernel {info['kernel']}")
-    print(f"forward: {info['seconds'] * 1000:.1f} ms on CPU")
+    where = f"CPU, {threads} thread(s)" if device.type == "cpu" else str(device)
+    print(f"forward: {info['seconds'] * 1000:.1f} ms on {where}")
     for name, path in info["files"].items():
         print(f"wrote {name}: {path}")
     return 0

@@ -38,11 +38,20 @@ def default_pca(kernel_size: int = 21, code_length: int = 10, setting: int = 1) 
     name = f"setting{setting}_k{kernel_size}_c{code_length}.pt"
     path = PCA_DIR / name
     if not path.is_file():
+        # sizes no PCA can have get no fit-pca advice (fit-pca refuses them too); the advice never writes into
+        # the installed package: the user's file is passed explicitly
+        from ..degradations.kernels import check_kernel_size
+
+        check_kernel_size(kernel_size)
+        if isinstance(code_length, bool) or not isinstance(code_length, int) or not 1 <= code_length <= kernel_size**2:
+            raise ValueError(
+                f"code_length must be an integer in [1, kernel_size**2 = {kernel_size**2}], got {code_length!r}"
+            )
         shipped = ", ".join(available_default_pcas()) or "none"
         raise FileNotFoundError(
-            f"no default PCA {name} in {PCA_DIR} (shipped: {shipped}). Make it with `dan-blocks fit-pca "
-            f"--kernel-size {kernel_size} --code-length {code_length} --setting {setting} -o {path}` or pass "
-            f"pca=PCAEncoder/tensor/path explicitly"
+            f"no default PCA {name} ships with dan-blocks (shipped: {shipped}). Make one with `dan-blocks fit-pca "
+            f"--kernel-size {kernel_size} --code-length {code_length} --setting {setting} -o {name}` and pass it: "
+            f"pca='{name}' (a path, a PCAEncoder or a (k*k, C) tensor; in an option file, network_g's pca: {name})"
         )
     return PCAEncoder.load(path)
 
