@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name is i
     )
     from .fast import optimize
     from .formats import load_official_checkpoint, load_official_weights, save_model
-    from .inference import load_model, upscale
+    from .inference import load_model, upscale, upscale_image
     from .layers import (
         CRB,
         DPCB,
@@ -56,7 +56,7 @@ _LAZY: dict[str, str] = {
     ),
     "optimize": ".fast",
     **dict.fromkeys(["load_official_checkpoint", "load_official_weights", "save_model"], ".formats"),
-    **dict.fromkeys(["load_model", "upscale"], ".inference"),
+    **dict.fromkeys(["load_model", "upscale", "upscale_image"], ".inference"),
     **dict.fromkeys(
         ["CRB", "DPCB", "DPCG", "ChannelAttention", "KernelStretch", "MAConv", "MAConvBlock", "PCAEncoder"],
         ".layers",
@@ -111,4 +111,5 @@ __all__ = [
     "save_model",
     "settings",
     "upscale",
+    "upscale_image",
 ]

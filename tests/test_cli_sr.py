@@ -80,9 +80,9 @@ def test_released_checkpoint_every_mode_tiled(setup: dict, tmp_path: pathlib.Pat
     assert cv2.imread(str(out_dir / "rgb_tif_x2.tif"), cv2.IMREAD_UNCHANGED).shape == (44, 38, 3)
     assert cv2.imread(str(out_dir / "rgb_jpg_x2.jpg"), cv2.IMREAD_UNCHANGED).shape == (44, 38, 3)
     # kernel of the last iteration, as a .npy and a normalised enlarged picture
-    kernel = np.load(out_dir / "rgb_png_x2_kernel.npy")
+    kernel = np.load(out_dir / "rgb_png_x2_kernel_png.npy")
     assert np.allclose(kernel, ref.kernels[-1][0].numpy(), atol=1e-6)
-    picture = cv2.imread(str(out_dir / "rgb_png_x2_kernel.png"), cv2.IMREAD_UNCHANGED)
+    picture = cv2.imread(str(out_dir / "rgb_png_x2_kernel_png.png"), cv2.IMREAD_UNCHANGED)
     assert picture.ndim == 2 and picture.shape[0] >= 256 and picture.shape[0] % 21 == 0 and picture.max() == 255
     factor = picture.shape[0] // 21
     assert np.abs(picture[::factor, ::factor] - np.round(255 * kernel / kernel.max())).max() <= 1
@@ -124,7 +124,7 @@ def test_basicsr_checkpoint_option_file_and_untiled_agree(setup: dict, tmp_path:
         mean = dan_blocks.default_pca(21, 10, 1).kernel_mean.double().numpy()
         code = ref.codes[-1][0].double().numpy()
         decoded = mean + (code - mean @ matrix) @ matrix.T
-        kernel = np.load(tmp_path / name / "rgb_x2_kernel.npy")
+        kernel = np.load(tmp_path / name / "rgb_x2_kernel_png.npy")
         assert np.allclose(kernel.reshape(-1), decoded, atol=1e-5), name
 
 
@@ -151,7 +151,7 @@ def test_nothing_is_overwritten_without_the_flag(setup: dict, tmp_path: pathlib.
     assert _run("-m", setup["root"] / "danv2_release.pth", image, "-o", out_dir) == 1
     assert "--overwrite" in capsys.readouterr().err
     assert target.read_bytes() == b"keep me"
-    assert not (out_dir / "grey_x2_kernel.npy").exists()
+    assert not (out_dir / "grey_x2_kernel_png.npy").exists()
     assert _run("-m", setup["root"] / "danv2_release.pth", image, "-o", out_dir, "--overwrite") == 0
     assert cv2.imread(str(target), cv2.IMREAD_UNCHANGED).shape == (34, 40)
 
@@ -201,4 +201,4 @@ def test_bf16_precision_is_close_to_fp32(setup: dict, tmp_path: pathlib.Path) ->
     assert _run("-m", setup["root"] / "danv2_release.pth", image, "-o", tmp_path, "--precision", "bf16") == 0
     got = cv2.imread(str(tmp_path / "rgb_x2.png"))[:, :, ::-1].astype(np.float64)
     assert np.abs(got - expected).mean() < 1.0 and np.abs(got - expected).max() <= 12
-    assert np.load(tmp_path / "rgb_x2_kernel.npy").dtype == np.float32
+    assert np.load(tmp_path / "rgb_x2_kernel_png.npy").dtype == np.float32

@@ -287,10 +287,10 @@ def test_cli_sr_with_manets_files(tmp_path, capsys) -> None:
     lr = torch.from_numpy(pixels[..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255
     with torch.no_grad():
         _, k_ref = ref_stage3(sd, lr, 1, 1, 2)
-    per_pixel = torch.from_numpy(np.load(tmp_path / "out" / "in_x2_kernel.npy"))
+    per_pixel = torch.from_numpy(np.load(tmp_path / "out" / "in_x2_kernel_png.npy"))
     assert per_pixel.shape == (25, 13, 11)  # the whole per-pixel map; the picture shows the image average
     assert _rel(per_pixel, k_ref[0]) <= 1e-5
-    assert (tmp_path / "out" / "in_x2.png").is_file() and (tmp_path / "out" / "in_x2_kernel.png").is_file()
+    assert (tmp_path / "out" / "in_x2.png").is_file() and (tmp_path / "out" / "in_x2_kernel_png.png").is_file()
     capsys.readouterr()
     assert main(["sr", "-m", str(stage1), str(tmp_path / "in.png"), "-o", str(tmp_path / "o1")]) == 2
     assert "holds a MANetEstimator, not a super-resolution model" in capsys.readouterr().err

@@ -134,9 +134,9 @@ def test_a_rerun_resumes_and_overwrite_recomputes(model_file, tmp_path, capsys) 
     _photos(tmp_path / "in")
     out = tmp_path / "out"
     assert _sr("-m", model_file, tmp_path / "in", "-o", out) == 0
-    real_kernel = np.load(out / "a_x2_kernel.npy")
+    real_kernel = np.load(out / "a_x2_kernel_png.npy")
     b_image = (out / "b_x2.png").read_bytes()
-    np.save(out / "a_x2_kernel.npy", np.zeros(3))  # a marker: a skipped image's outputs stay as they are
+    np.save(out / "a_x2_kernel_png.npy", np.zeros(3))  # a marker: a skipped image's outputs stay as they are
     (out / "b_x2.png").unlink()  # as a run killed between b's kernel files and its image leaves it
     capsys.readouterr()
 
@@ -144,11 +144,11 @@ def test_a_rerun_resumes_and_overwrite_recomputes(model_file, tmp_path, capsys) 
     err = capsys.readouterr().err
     assert "a.png: outputs exist, skipped (--overwrite recomputes them)" in err
     assert "1 image(s) written" in err and "1 already done" in err and "0 failed" in err
-    assert np.array_equal(np.load(out / "a_x2_kernel.npy"), np.zeros(3))
+    assert np.array_equal(np.load(out / "a_x2_kernel_png.npy"), np.zeros(3))
     assert (out / "b_x2.png").read_bytes() == b_image  # b completed, the same as the first time
 
     assert _sr("-m", model_file, tmp_path / "in", "-o", out, "--overwrite") == 0
-    assert np.array_equal(np.load(out / "a_x2_kernel.npy"), real_kernel)
+    assert np.array_equal(np.load(out / "a_x2_kernel_png.npy"), real_kernel)
     assert "2 image(s) written" in capsys.readouterr().err
 
 

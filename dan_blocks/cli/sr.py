@@ -1,22 +1,52 @@
-"""``dan-blocks sr``: super-resolve image files or folders and save the estimated kernel of each."""
+"""``dan-blocks sr``: super-resolve image files or folders and save the estimated kernel of each.
+
+Conventions of the field's inference scripts (Real-ESRGAN's ``inference_realesrgan.py``): a default output
+folder (``results``), ``--suffix``, ``--ext``, ``--outscale``, ``-g/--gpu-id``, half precision by default on a
+GPU (``--precision auto``), ``-t/--tile`` (0: untiled). The pixels come from the pipeline that
+`dan_blocks.upscale_image` uses, so both give the same result.
+"""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
+import re
 import sys
 from collections import Counter
 from typing import Any
 
+from .conventions import add_device, add_output, add_quiet, add_threads, command_parser, resolve_device
 from .errors import UsageError, output_path, run_command
 
-__all__ = ["COMMAND", "HELP", "build_parser", "main", "output_names"]
+__all__ = ["COMMAND", "EXTENSIONS", "HELP", "build_parser", "kernel_names", "main", "output_names"]
 
 COMMAND = "sr"
 HELP = "super-resolve images (PNG/JPEG/TIFF files or folders) with a DAN model, optionally tiled"
 
-_PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+#: ``--precision`` choices (`dan_blocks.inference.image.PRECISIONS`, repeated here: no torch import for --help)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+#: ``--ext`` choices: ``auto`` keeps the input's format (GIF becomes PNG)
+EXTENSIONS = ("auto", "png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp")
+
+_EXAMPLES = (
+    "dan-blocks sr photos/ -m danv2_x4_setting1.pth          # writes results/NAME_x4.EXT and two kernel files",
+    "dan-blocks sr big.png -m net_g_latest.pth -o out -t 256 -g 1   # tiled, on GPU 1, bf16/fp16 by default",
+    "dan-blocks sr scans/ -m model.pth --outscale 3.5 --ext png --suffix big --no-kernels",
+)
+
+_DESCRIPTION = (
+    HELP + " (also WebP, BMP and single-frame GIF). Writes OUT/NAME_SUFFIX.EXT and, unless --no-kernels, "
+    "OUT/NAME_SUFFIX_kernel_INEXT.png (the final estimated kernel, normalised to its maximum and enlarged) and "
+    "OUT/NAME_SUFFIX_kernel_INEXT.npy (the kernel itself; (k*k, h, w) per-pixel kernels for MANet), where INEXT "
+    "is the input's extension, so a.png and a.jpg never share kernel files. EXIF orientation is applied; bit "
+    "depth, grey and alpha are kept.\n\n"
+    "Resumable: an image whose outputs all exist is skipped and named (the image is written last, so its "
+    "presence means a complete result); --overwrite recomputes them. An output image without its kernel files "
+    "is not replaced without --overwrite. Files in the output folder named like outputs (NAME_x2.png, "
+    "NAME_SUFFIX.png, *_kernel*) are not read again unless given explicitly; every skipped file is named. "
+    "Exit codes: 0 all written (or already done), 1 some input failed or could not be read, 2 usage error, 130 interrupted."
+)
 
 
 def _true_false(value: str) -> bool:
@@ -26,25 +56,40 @@ def _true_false(value: str) -> bool:
     return choices[value.lower()]
 
 
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not number > 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
+    return number
+
+
+def _tile(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of LR pixels, got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (or 0: untiled), got {number}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=f"dan-blocks {COMMAND}",
-        description=HELP + ". Writes <name>_x<s>.<ext>, <name>_x<s>_kernel.png (the final estimated kernel, "
-        "normalised to its maximum and enlarged) and <name>_x<s>_kernel.npy (the kernel itself) per image; for "
-        "spatially variant estimators (MANet) the picture shows the image-average kernel and the .npy holds the "
-        "per-pixel kernels (k*k, h, w). Resumable: an image whose three outputs all exist is skipped (the image "
-        "is written last, so its presence means a complete result; a run stopped midway is simply run again); "
-        "--overwrite recomputes them. An existing output image without its kernel files is not replaced without "
-        "--overwrite.",
+    parser = command_parser(COMMAND, _DESCRIPTION, _EXAMPLES)
+    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files or folders")
+    parser.add_argument(
+        "-i", "--input", dest="more_inputs", action="append", default=[], metavar="INPUT",
+        help="an image file or folder (Real-ESRGAN's spelling; may be repeated, and combined with INPUT)",
     )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (PNG, JPEG, TIFF)")
     parser.add_argument(
         "-m", "--model", required=True,
         help="model file: a release checkpoint (danv2_x4_setting1.pth), a dan-blocks / BasicSR checkpoint "
         "(net_g_latest.pth records its options) or a BasicSR option file (.yml)",
     )
-    parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output folder")
-    parser.add_argument("--opt", default=None, help="option file whose network_g describes the checkpoint")
+    add_output(parser, "output folder (default: results)", default="results", metavar="OUT_DIR", old=("--out",))
+    parser.add_argument("--opt", "-opt", default=None, help="option file whose network_g describes the checkpoint")
     parser.add_argument("--arch", default=None, help="expected architecture (DANv1 / DANv2): a check")
     parser.add_argument("--scale", type=int, default=None, help="expected scale: a check")
     parser.add_argument(
@@ -53,26 +98,62 @@ def build_parser() -> argparse.ArgumentParser:
         "(release files: double)",
     )
     parser.add_argument(
-        "--est-input-norm", type=_true_false, default=None,
+        "--est-input-norm", "--est_input_norm", dest="est_input_norm", type=_true_false, default=None,
         metavar="true|false", help="DAN v2 estimator input normalisation, likewise only for such a checkpoint",
     )
-    parser.add_argument("--tile", type=int, default=None, metavar="N", help="LR tile side (exact tiling)")
     parser.add_argument(
-        "--upsampler-tile", type=int, default=None, metavar="N",
+        "-t", "--tile", type=_tile, default=None, metavar="N",
+        help="LR tile side (exact tiling: the same result, less memory); 0: untiled (default)",
+    )
+    parser.add_argument(
+        "--upsampler-tile", "--upsampler_tile", dest="upsampler_tile", type=int, default=None, metavar="N",
         help="with --tile: LR tile side of the upsampler (default: min(N, 128))",
     )
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto")
-    parser.add_argument("--precision", choices=tuple(_PRECISIONS), default="fp32", help="default: fp32")
+    add_device(parser)
+    parser.add_argument(
+        "-g", "--gpu-id", "--gpu_id", dest="gpu_id", type=int, default=None, metavar="N",
+        help="GPU number: the same as --device cuda:N",
+    )
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default="auto",
+        help="auto (default): fp32 on the CPU, bf16 on a CUDA GPU that supports it, else fp16 (autocast)",
+    )
+    add_threads(parser)
+    parser.add_argument(
+        "--suffix", default=None,
+        help="added to output names: NAME_SUFFIX.EXT (default: xS, the final scale, e.g. x4 or x3.5; '' for none)",
+    )
+    parser.add_argument(
+        "--ext", choices=EXTENSIONS, default="auto",
+        help="output format; auto (default): the input's (GIF: png)",
+    )
+    parser.add_argument(
+        "-s", "--outscale", type=_positive_float, default=None, metavar="S",
+        help="final scale (e.g. 3.5): the model's output resized with Lanczos to int(side * S), as Real-ESRGAN "
+        "(default: the model's scale)",
+    )
+    parser.add_argument(
+        "--kernels", action=argparse.BooleanOptionalAction, default=True,
+        help="write the two kernel files per image (default: yes; --no-kernels: the image only)",
+    )
+    parser.add_argument("--no_kernels", dest="kernels", action="store_false", help=argparse.SUPPRESS)
     parser.add_argument(
         "--overwrite", action="store_true",
         help="recompute and replace existing outputs (default: images whose outputs all exist are skipped)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_quiet(parser, "no progress bars (skipped files and errors are still named)")
     return parser
 
 
-def output_names(paths: list[str], scale: int) -> list[str]:
-    """Output stems ``<name>_x<s>``; names shared by several inputs get the source extension, then an index."""
+def _scale_text(scale: float) -> str:
+    """``4`` for 4.0, ``3.5`` for 3.5 (no trailing zeros)."""
+    return f"{scale:g}"
+
+
+def output_names(paths: list[str], scale: float, suffix: str | None = None) -> list[str]:
+    """Output stems ``<name>_<suffix>`` (suffix default ``x<scale>``; empty: ``<name>``); names shared by several
+    inputs get the source extension, then an index."""
+    suffix = f"x{_scale_text(scale)}" if suffix is None else suffix
     stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
     counts = Counter(stems)
     named = [
@@ -86,41 +167,49 @@ def output_names(paths: list[str], scale: int) -> list[str]:
         if again[name] > 1:
             seen[name] += 1
             name = f"{name}_{seen[name]}"
-        result.append(f"{name}_x{scale}")
+        result.append(f"{name}_{suffix}" if suffix else name)
     return result
 
 
-def _is_own_output(path: str, output: str, scale: int) -> bool:
-    """A file this command writes (``<name>_x<s>.<ext>``, ``<name>_x<s>_kernel.png``) in its output folder."""
-    if os.path.abspath(os.path.dirname(path)) != os.path.abspath(output):
-        return False
-    stem = os.path.splitext(os.path.basename(path))[0]
-    return stem.endswith((f"_x{scale}", f"_x{scale}_kernel"))
+def kernel_names(stem: str, input_path: str) -> tuple[str, str]:
+    """The kernel picture and array of an output stem: ``<stem>_kernel_<input ext>.png`` / ``.npy``. The input's
+    extension keeps pairs apart (``a.png`` and ``a.jpg`` into one folder, even with ``--ext png``)."""
+    ext = os.path.splitext(input_path)[1][1:].lower() or "img"
+    return f"{stem}_kernel_{ext}.png", f"{stem}_kernel_{ext}.npy"
 
 
-def _device(choice: str) -> Any:
-    import torch
-
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available (use --device cpu or auto)")
-    return torch.device(choice)
+def _output_pattern(suffix: str | None) -> re.Pattern[str]:
+    """Stems this command writes: ``*_x<scale>`` (any scale), ``*_<suffix>``, and kernel files."""
+    parts = [r"_x\d+(?:\.\d+)?", r"_x\d+(?:\.\d+)?_kernel(?:_[a-z0-9]+)?"]
+    if suffix:
+        parts += [re.escape(f"_{suffix}"), re.escape(f"_{suffix}") + r"_kernel(?:_[a-z0-9]+)?"]
+    return re.compile(f".*(?:{'|'.join(parts)})$", re.IGNORECASE)
 
 
-def _final_kernel(out: Any) -> tuple[Any, Any]:
-    """(kernel for the picture (k, k), array for the .npy): the final kernel; for per-pixel kernels (MANet) the
-    image-average kernel and the whole map (k*k, h, w)."""
-    from dan_blocks.metrics import mean_kernel
+def _own_output_check(output: str, suffix: str | None) -> Any:
+    """``is_output(path)`` for `collect_inputs`: why a file of the output folder is taken for an earlier
+    output of this command (not read again), or None."""
+    pattern = _output_pattern(suffix)
+    folder = os.path.realpath(output)
 
-    kernel = out.kernels[-1]  # estimated, or reconstructed from a v1 code
-    return mean_kernel(kernel[:1])[0], kernel[0]
+    def is_output(path: str) -> str | None:
+        if os.path.realpath(os.path.dirname(path)) != folder:
+            return None
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if pattern.fullmatch(stem):
+            return "in the output folder and named like an output of dan-blocks sr, not read again"
+        return None
+
+    return is_output
 
 
-def _targets(path: str, stem: str, output: str) -> list[str]:
+def _targets(path: str, stem: str, output: str, ext: str) -> list[str]:
     """The output image, the kernel picture and the kernel .npy of one input."""
-    ext = os.path.splitext(path)[1].lower()
-    return [os.path.join(output, name) for name in (f"{stem}{ext}", f"{stem}_kernel.png", f"{stem}_kernel.npy")]
+    if ext == "auto":
+        own = os.path.splitext(path)[1].lower()
+        ext = "png" if own in (".gif", "") else own[1:]
+    picture, array = kernel_names(stem, path)
+    return [os.path.join(output, f"{stem}.{ext}"), os.path.join(output, picture), os.path.join(output, array)]
 
 
 def _already_done(targets: list[str], overwrite: bool) -> bool:
@@ -137,51 +226,109 @@ def _already_done(targets: list[str], overwrite: bool) -> bool:
     if all(os.path.isfile(t) for t in targets):
         return True
     if os.path.exists(targets[0]):
-        raise FileExistsError(f"{targets[0]} exists without its kernel files (use --overwrite to replace it)")
+        missing = ", ".join(os.path.basename(t) for t in targets[1:] if not os.path.isfile(t))
+        raise FileExistsError(
+            f"{targets[0]} exists without {missing} (an earlier result of another input, or not this command's): "
+            "kept; use --overwrite to replace it, or another --suffix / -o"
+        )
     return False
 
 
-def _process(model: Any, path: str, targets: list[str], args: argparse.Namespace, device: Any) -> None:
-    import torch
+def _check_writable(output: str) -> None:
+    """Check, before any work, that files can be created in the output folder (created later, once the model
+    has loaded): an existing folder by creating and removing a file in it, a new one by its nearest existing
+    parent folder."""
+    import tempfile
 
-    from dan_blocks.data.sr_io import kernel_picture, read_input, save_npy, sr_to_array, write_array
-    from dan_blocks.inference import upscale
+    try:
+        if os.path.isdir(output):
+            with tempfile.NamedTemporaryFile(dir=output, prefix=".dan-blocks-sr-check-"):
+                pass
+            return
+        parent = os.path.dirname(os.path.abspath(output))
+        while not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise PermissionError(13, f"{parent} is not writable")
+    except OSError as err:
+        raise UsageError(
+            f"-o/--output {output}: cannot write there ({err.strerror or err}); choose another folder"
+        ) from None
+
+
+def _device(args: argparse.Namespace) -> Any:
+    if args.gpu_id is not None:
+        if args.gpu_id < 0:
+            raise UsageError(f"-g/--gpu-id must be a GPU number >= 0, got {args.gpu_id}")
+        if args.device not in ("auto", "cuda", f"cuda:{args.gpu_id}"):
+            raise UsageError(f"-g/--gpu-id {args.gpu_id} contradicts --device {args.device}; give one of them")
+        return resolve_device(f"cuda:{args.gpu_id}")
+    return resolve_device(args.device)
+
+
+def _process(model: Any, path: str, targets: list[str], args: argparse.Namespace, bar: Any) -> None:
+    from dan_blocks.data.sr_io import kernel_picture, read_input, save_npy, write_array
+    from dan_blocks.inference.image import super_resolve_image
 
     image = read_input(path)
-    dtype = getattr(torch, _PRECISIONS[args.precision])
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=dtype) if args.precision != "fp32" else contextlib.nullcontext()
+    progress = None
+    if bar is not None:
+        loop = int(getattr(model, "loop", 1))
+        state = {"done": 0}
+
+        def progress(done: int, total: int) -> None:
+            if bar.total != total * loop:
+                bar.reset(total=total * loop)
+                state["done"] = 0
+            state["done"] += 1
+            bar.update(1)
+
+    result = super_resolve_image(
+        model, image, out_format=os.path.splitext(targets[0])[1], tile_size=args.tile,
+        upsampler_tile=args.upsampler_tile, optimize=False, precision=args.precision, outscale=args.outscale,
+        progress=progress,
     )
-    # on a GPU, tiled runs keep the SR images of every iteration in host memory
-    output_device = "cpu" if args.tile is not None and device.type != "cpu" else None
-    with autocast:
-        out = upscale(
-            model, image.rgb.to(device), args.tile, upsampler_tile=args.upsampler_tile, output_device=output_device
-        )
-    result = sr_to_array(out.sr, image, model.scale, targets[0])
-    picture, kernel = _final_kernel(out)
-    save_npy(targets[2], kernel.detach().float().cpu().numpy())
-    write_array(targets[1], kernel_picture(picture))
-    write_array(targets[0], result)  # last: its presence marks a complete result (see _already_done)
+    if args.kernels and result.kernel is not None and result.kernel_map is not None:
+        save_npy(targets[2], result.kernel_map.numpy())
+        write_array(targets[1], kernel_picture(result.kernel))
+    write_array(targets[0], result.array)  # last: its presence marks a complete result (see _already_done)
 
 
 def main(argv: list[str]) -> int:
     return run_command(COMMAND, lambda: _run(argv))
 
 
+def _say(args: argparse.Namespace, message: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"dan-blocks {COMMAND}: {message}", file=sys.stderr)
+
+
 def _run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    for flag, value in (("--tile", args.tile), ("--upsampler-tile", args.upsampler_tile)):
-        if value is not None and value < 1:
-            raise UsageError(f"{flag} must be >= 1, got {value}")
+    inputs = [*args.inputs, *args.more_inputs]
+    if not inputs:
+        raise UsageError("no input: give image files or folders (dan-blocks sr IN... or -i IN)")
+    if args.tile == 0:
+        args.tile = None
+    if args.upsampler_tile is not None and args.upsampler_tile < 1:
+        raise UsageError(f"--upsampler-tile must be >= 1, got {args.upsampler_tile}")
     if args.upsampler_tile is not None and args.tile is None:
         raise UsageError("--upsampler-tile is used only with --tile N (tiled inference); give --tile too")
+    if args.suffix is not None and (os.sep in args.suffix or "/" in args.suffix):
+        raise UsageError(f"--suffix {args.suffix!r}: a suffix cannot hold a path separator")
     output = output_path(args.output, "-o/--output", folder=True)
+    device = _device(args)
+    from dan_blocks.utils.threads import apply_threads
+
+    apply_threads(args.threads)
+    _check_writable(output)  # before the model is loaded or any image computed
+
     from dan_blocks import optimize
     from dan_blocks.data.sr_io import collect_inputs
     from dan_blocks.inference.loading import load_model
+    from dan_blocks.utils.files import remove_stale_temp_files
 
-    device = _device(args.device)
     given = (("residual", args.residual), ("est_input_norm", args.est_input_norm))
     overrides = {key: value for key, value in given if value is not None}
     model = load_model(args.model, opt=args.opt, arch=args.arch, scale=args.scale, **overrides)
@@ -192,37 +339,50 @@ def _run(argv: list[str]) -> int:
         )
     model = optimize(model.to(device).eval())
     os.makedirs(output, exist_ok=True)
-    from dan_blocks.utils.files import remove_stale_temp_files
-
+    final_scale = args.outscale if args.outscale is not None else float(model.scale)
     # an image or kernel file whose write a kill interrupted: its hidden temporary file would stay forever (and,
     # in an output folder that is also an input, be reported as a skipped hidden file on every rerun)
     for stale in remove_stale_temp_files(output, include_own=True):
         print(f"dan-blocks {COMMAND}: removed {os.path.basename(stale)}, left by an interrupted run", file=sys.stderr)
-    paths, problems = collect_inputs(args.inputs)
-    ours = [p for p in paths if _is_own_output(p, output, model.scale)]
-    paths = [p for p in paths if p not in ours]  # an output folder that is also an input folder: not our outputs
+    notes: list[str] = []
+    paths, problems = collect_inputs(inputs, is_output=_own_output_check(output, args.suffix), notes=notes)
     for problem in problems:
         print(f"dan-blocks {COMMAND}: skipped {problem}", file=sys.stderr)
-    stems = output_names(paths, model.scale)
+    for note in notes:  # named, but not failures: earlier outputs, files that are not images
+        print(f"dan-blocks {COMMAND}: not read: {note}", file=sys.stderr)
+    stems = output_names(paths, final_scale, args.suffix)
+    inputs_real = {os.path.realpath(p) for p in paths}
     failed = len(problems)
     done = present = 0
     from tqdm import tqdm
 
-    bar = tqdm(list(zip(paths, stems, strict=True)), desc="sr", unit="image", disable=args.no_progress)
-    for path, stem in bar:
-        bar.set_postfix_str(os.path.basename(path))
-        targets = _targets(path, stem, output)
-        try:
-            if _already_done(targets, args.overwrite):
-                present += 1
-                tqdm.write(f"dan-blocks {COMMAND}: {path}: outputs exist, skipped (--overwrite recomputes them)",
-                           file=sys.stderr)
-                continue
-            _process(model, path, targets, args, device)
-            done += 1
-        except Exception as err:
-            failed += 1
-            tqdm.write(f"dan-blocks {COMMAND}: skipped {path}: {type(err).__name__}: {err}", file=sys.stderr)
+    quiet = bool(args.quiet)
+    bar = tqdm(list(zip(paths, stems, strict=True)), desc="sr", unit="image", disable=quiet)
+    tiles = None if quiet or args.tile is None else tqdm(desc="tiles", unit="tile", leave=False, position=1)
+    try:
+        for path, stem in bar:
+            bar.set_postfix_str(os.path.basename(path))
+            targets = _targets(path, stem, output, args.ext)
+            if not args.kernels:
+                targets = targets[:1]
+            try:
+                if os.path.realpath(targets[0]) in inputs_real:
+                    raise FileExistsError(
+                        f"its output {targets[0]} would replace an input; give another --suffix or -o/--output"
+                    )
+                if _already_done(targets, args.overwrite):
+                    present += 1
+                    _say(args, f"{path}: outputs exist, skipped (--overwrite recomputes them)")
+                    continue
+                _process(model, path, targets, args, tiles)
+                done += 1
+            except Exception as err:
+                failed += 1
+                _say(args, f"skipped {path}: {type(err).__name__}: {err}")
+    finally:
+        if tiles is not None:
+            tiles.close()
     kept = f", {present} already done" if present else ""
-    print(f"dan-blocks {COMMAND}: {done} image(s) written to {output}{kept}, {failed} failed", file=sys.stderr)
+    print(f"dan-blocks {COMMAND}: {done} image(s) written to {output}{kept}, {failed} failed",
+          file=sys.stderr)
     return 1 if failed else 0

@@ -1,5 +1,10 @@
 """Image and kernel files for ``dan-blocks sr``: grey / grey+alpha / RGB / RGBA in 8 or 16 bit, atomic writes.
 
+Reading follows image viewers: the EXIF orientation tag (JPEG, PNG, TIFF, WebP) is applied to the pixels; a
+file holding several pages or frames (multi-page TIFF, animated GIF / WebP) is refused with its page count
+(only its first would be read). Only regular files are read: a named pipe, a socket or a device is named and
+skipped (reading a pipe would wait forever).
+
 An `InputImage` holds the RGB planes the network sees (grey replicated to 3 channels) and what is
 needed to write the result back in the input's mode and bit depth: grey results become grey again (BT.601
 luma, ``0.299 R + 0.587 G + 0.114 B``), an alpha plane is upscaled separately with MATLAB bicubic
@@ -10,8 +15,10 @@ grey+alpha TIFF is refused (OpenCV drops its alpha plane when reading it).
 from __future__ import annotations
 
 import os
+import stat
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,16 +34,30 @@ from .image_io import check_complete
 __all__ = [
     "SR_EXTENSIONS",
     "InputImage",
+    "apply_orientation",
     "collect_inputs",
+    "exif_orientation",
+    "frame_count",
+    "image_from_array",
     "kernel_picture",
+    "output_size",
     "read_input",
     "save_npy",
     "sr_to_array",
     "write_array",
 ]
 
-#: file types ``dan-blocks sr`` reads (and writes back in the same format)
-SR_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+#: file types ``dan-blocks sr`` reads (and, with ``--ext auto``, writes back in the same format; GIF as PNG)
+SR_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif")
+
+#: image types that ``sr`` does not read: named when met in a folder
+OTHER_IMAGE_EXTENSIONS = (
+    ".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".exr", ".hdr", ".pfm", ".ppm", ".pgm", ".pbm", ".pnm",
+    ".svg", ".ico", ".dng", ".cr2", ".nef", ".arw", ".raw", ".psd",
+)
+
+#: formats that can hold several pages / frames (checked, and refused when they do)
+_MULTI_FRAME = (".tif", ".tiff", ".gif", ".webp")
 
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -53,23 +74,132 @@ class InputImage:
     max_value: int
 
 
-def collect_inputs(paths: list[str]) -> tuple[list[str], list[str]]:
-    """Expand files and folders (their image files, sorted, not recursive) -> (images, problems)."""
+def _kind(path: str) -> str | None:
+    """None for a regular file (after symbolic links), else what it is, e.g. ``"a named pipe"``."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        return f"unreadable ({err.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "not a regular file"
+
+
+def collect_inputs(
+    paths: list[str], is_output: Callable[[str], str | None] | None = None, notes: list[str] | None = None
+) -> tuple[list[str], list[str]]:
+    """Expand files and folders (their image files, sorted, not recursive) -> (images, problems).
+
+    A file given explicitly is always returned (a bad one then fails by name when read), unless it is not a
+    regular file. In a folder, only regular files of `SR_EXTENSIONS` are taken; everything else is named in
+    ``problems``: hidden files, pipes and other special files, other image types, files ``is_output(name)``
+    recognises as this command's outputs (it returns why), and, in one line, the remaining non-image files.
+    A file reached twice (given and inside a given folder) is returned once. With a ``notes`` list, what is
+    not a failure (earlier outputs, non-image files) is named there instead of in ``problems``.
+    """
     found: list[str] = []
     problems: list[str] = []
+    notes = problems if notes is None else notes
+    seen: set[str] = set()
+
+    def add(path: str) -> None:
+        key = os.path.realpath(path)
+        if key not in seen:
+            seen.add(key)
+            found.append(path)
+
     for path in paths:
         if os.path.isdir(path):
-            names = sorted(n for n in os.listdir(path) if n.lower().endswith(SR_EXTENSIONS))
-            problems += [f"{os.path.join(path, n)}: hidden file, skipped" for n in names if n.startswith(".")]
-            names = [n for n in names if not n.startswith(".")]
-            if not names:
-                problems.append(f"{path}: folder holds no PNG, JPEG or TIFF file")
-            found += [os.path.join(path, n) for n in names]
-        elif os.path.isfile(path):
-            found.append(path)
+            names = sorted(os.listdir(path))
+            taken = 0
+            others: list[str] = []
+            for name in names:
+                full = os.path.join(path, name)
+                if os.path.isdir(full):
+                    continue  # not recursive
+                lower = name.lower()
+                kind = _kind(full)
+                if kind is not None:
+                    problems.append(f"{full}: {kind}, not a regular file: not read")
+                elif lower.endswith(SR_EXTENSIONS) and name.startswith("."):
+                    problems.append(f"{full}: hidden file, skipped")
+                elif lower.endswith(SR_EXTENSIONS):
+                    why = is_output(full) if is_output is not None else None
+                    if why is not None:
+                        notes.append(f"{full}: {why}; give it explicitly to process it")
+                    else:
+                        add(full)
+                        taken += 1
+                elif lower.endswith(OTHER_IMAGE_EXTENSIONS):
+                    problems.append(
+                        f"{full}: {os.path.splitext(lower)[1]} images are not supported (supported: "
+                        f"{', '.join(SR_EXTENSIONS)}); convert it to PNG"
+                    )
+                elif not name.startswith("."):
+                    others.append(name)
+            if others:
+                listed = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+                notes.append(f"{path}: {len(others)} file(s) that are not images: {listed}")
+            if not taken:
+                problems.append(f"{path}: folder holds no image to process ({', '.join(SR_EXTENSIONS)})")
+        elif os.path.lexists(path) and os.path.exists(path):
+            kind = _kind(path)
+            if kind is not None:
+                problems.append(f"{path}: {kind}, not a regular file: not read")
+            else:
+                add(path)
         else:
             problems.append(f"{path}: no such file or folder")
     return found, problems
+
+
+def frame_count(path: str) -> int:
+    """Pages / frames in a TIFF, GIF or WebP file (1 for other types or when it cannot be told)."""
+    if not path.lower().endswith(_MULTI_FRAME):
+        return 1
+    try:
+        from PIL import Image
+
+        with Image.open(path) as img:
+            return int(getattr(img, "n_frames", 1))
+    except Exception:  # not readable by PIL: OpenCV decides below
+        return 1
+
+
+def exif_orientation(path: str) -> int:
+    """The EXIF orientation tag (1..8) of an image file, 1 when it has none (or it cannot be read)."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as img:
+            value = img.getexif().get(0x0112, 1)
+    except Exception:
+        return 1
+    return int(value) if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Pixels as a viewer shows them for an EXIF ``orientation`` (the transforms of PIL's
+    ``ImageOps.exif_transpose``), for (H, W) or (H, W, C) arrays."""
+    ops = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }
+    return np.ascontiguousarray(ops.get(orientation, ops[1])(array))
 
 
 def _png_colour_type(path: str) -> int | None:
@@ -105,14 +235,24 @@ def _tiff_samples(path: str) -> int | None:
 
 
 def read_input(path: str) -> InputImage:
-    """Read a PNG / JPEG / TIFF (grey, RGB, RGBA; grey+alpha PNG; 8 or 16 bit).
+    """Read a PNG / JPEG / TIFF / WebP / BMP / GIF (grey, RGB, RGBA; grey+alpha PNG; 8 or 16 bit), turned as
+    its EXIF orientation says.
 
     Raises:
-        OSError: naming the file, when it cannot be decoded or has an unsupported layout (a grey+alpha TIFF,
-            whose alpha OpenCV drops: save it as PNG).
+        OSError: naming the file, when it is not a regular file, holds several pages or frames, cannot be
+            decoded or has an unsupported layout (a grey+alpha TIFF, whose alpha OpenCV drops: save it as PNG).
     """
     if not path.lower().endswith(SR_EXTENSIONS):
         raise OSError(f"{path}: unsupported file type (expected {', '.join(SR_EXTENSIONS)})")
+    kind = _kind(path)
+    if kind is not None and os.path.exists(path):  # a pipe would block the reader forever
+        raise OSError(f"{path}: {kind}, not a regular file: not read")
+    frames = frame_count(path)
+    if frames > 1:
+        raise OSError(
+            f"{path}: holds {frames} pages/frames; sr reads single images only (it would read the first alone): "
+            "split it into one file per page first"
+        )
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if img is None and os.path.isfile(path):
         check_complete(path)  # a cut-off file is named as such even when OpenCV decodes none of it
@@ -124,6 +264,18 @@ def read_input(path: str) -> InputImage:
             f"{path}: grey+alpha TIFF is not supported (OpenCV drops its alpha plane when reading it); save it as "
             "PNG (grey+alpha PNGs are read and written back as grey+alpha) or as RGBA TIFF"
         )
+    grey_alpha = img.ndim == 3 and img.shape[2] == 4 and _png_colour_type(path) == 4
+    img = apply_orientation(img, exif_orientation(path))  # as viewers show it (OpenCV's UNCHANGED ignores it)
+    return image_from_array(img, path, grey_alpha=grey_alpha)
+
+
+def image_from_array(img: np.ndarray, path: str = "<array>", *, grey_alpha: bool = False) -> InputImage:
+    """An `InputImage` from an OpenCV-layout array: (H, W) grey, (H, W, 2) grey+alpha, (H, W, 3) BGR or
+    (H, W, 4) BGRA (``grey_alpha``: a BGRA array whose B = G = R is grey+alpha), uint8 or uint16.
+
+    Raises:
+        OSError: naming ``path``, for another dtype or layout.
+    """
     if img.dtype == np.uint8:
         max_value = 255
     elif img.dtype == np.uint16:
@@ -132,12 +284,14 @@ def read_input(path: str) -> InputImage:
         raise OSError(f"{path}: unsupported sample type {img.dtype} (expected 8 or 16 bit)")
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
+    if img.ndim == 3 and img.shape[2] == 2:
+        img, grey_alpha = np.concatenate([img[:, :, :1]] * 3 + [img[:, :, 1:]], axis=2), True
     if img.ndim == 2:
         planes, alpha, mode = np.repeat(img[:, :, None], 3, axis=2), None, "grey"
     elif img.ndim == 3 and img.shape[2] == 3:
         planes, alpha, mode = img[:, :, ::-1], None, "rgb"
     elif img.ndim == 3 and img.shape[2] == 4:
-        grey_alpha = _png_colour_type(path) == 4  # OpenCV: B = G = R = grey (by content, whatever the extension)
+        # a grey+alpha PNG: OpenCV gives B = G = R = grey (by content, whatever the extension)
         planes, alpha, mode = img[:, :, 2::-1], img[:, :, 3], "grey_alpha" if grey_alpha else "rgba"
     else:
         raise OSError(f"{path}: unsupported channel layout {img.shape} (expected grey, RGB or RGBA)")
@@ -152,24 +306,47 @@ def _quantise(x: Tensor, max_value: int) -> np.ndarray:
     return torch.round(x.float().clamp(0, 1) * max_value).cpu().numpy().astype(dtype)
 
 
-def sr_to_array(sr: Tensor, image: InputImage, scale: int, path: str) -> np.ndarray:
+def output_size(height: int, width: int, outscale: float) -> tuple[int, int]:
+    """(height, width) of an image of ``height x width`` LR pixels resized by ``outscale``: ``int(side *
+    outscale)`` as Real-ESRGAN's ``--outscale`` computes it, at least 1."""
+    return max(1, int(height * outscale)), max(1, int(width * outscale))
+
+
+def _resize(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Float (H, W) or (H, W, C<=4) -> ``size`` with Lanczos (8x8 taps, as Real-ESRGAN's ``--outscale``)."""
+    return cv2.resize(plane, (size[1], size[0]), interpolation=cv2.INTER_LANCZOS4)
+
+
+def sr_to_array(
+    sr: Tensor, image: InputImage, scale: int, path: str, outscale: float | None = None
+) -> np.ndarray:
     """SR (1, 3, sH, sW) -> an array for `write_array()` in the input's mode (grey (sH, sW), grey+alpha
     (sH, sW, 2), BGR[A] order) and bit depth.
 
-    The output's format is its name's (``path``), as `write_array()` writes it: a JPEG output is 8-bit without
-    alpha even when the input (a PNG named ``.jpg``, read by content) was 16-bit or had an alpha plane.
+    The output's format is its name's (``path``), as `write_array()` writes it: a JPEG, WebP or BMP output is
+    8-bit, and a JPEG or BMP one has no alpha, even when the input was 16-bit or had an alpha plane.
+    ``outscale``: the final size is `output_size()` of the LR size, resized from the model's output with Lanczos
+    in floating point (before rounding); None or the model's scale: no resize.
     """
     rgb = sr[0].detach().float().cpu()
-    jpeg = path.lower().endswith((".jpg", ".jpeg"))
-    keep_alpha = image.alpha is not None and not jpeg
-    max_value = 255 if jpeg else image.max_value
+    lower = path.lower()
+    eight_bit = lower.endswith((".jpg", ".jpeg", ".webp", ".bmp", ".gif"))
+    keep_alpha = image.alpha is not None and not lower.endswith((".jpg", ".jpeg", ".bmp"))
+    max_value = 255 if eight_bit else image.max_value
     if image.mode in ("grey", "grey_alpha"):
-        planes = [_quantise(sum(w * rgb[i] for i, w in enumerate(_LUMA)), max_value)]
+        planes_t = [sum(w * rgb[i] for i, w in enumerate(_LUMA))]
     else:
-        planes = [_quantise(rgb[i], max_value) for i in (2, 1, 0)]
+        planes_t = [rgb[i] for i in (2, 1, 0)]
     if keep_alpha:
-        alpha = imresize(image.alpha.float(), scale)[0, 0]  # type: ignore[union-attr]
-        planes.append(_quantise(alpha, max_value))
+        planes_t.append(imresize(image.alpha.float(), scale)[0, 0])  # type: ignore[union-attr]
+    height, width = image.rgb.shape[-2:]
+    if outscale is not None and float(outscale) != float(scale):
+        size = output_size(int(height), int(width), float(outscale))
+        stacked = np.stack([p.numpy() for p in planes_t], axis=2).astype(np.float32)
+        resized = _resize(stacked, size)
+        resized = resized[:, :, None] if resized.ndim == 2 else resized
+        planes_t = [torch.from_numpy(np.ascontiguousarray(resized[:, :, i])) for i in range(resized.shape[2])]
+    planes = [_quantise(p, max_value) for p in planes_t]
     if len(planes) == 1:
         return planes[0]
     return np.ascontiguousarray(np.stack(planes, axis=2))
