@@ -10,10 +10,19 @@ $$
 
 (v1: the kernel term compares codes with the PCA-encoded ground truth; v2: full kernels), optionally
 summed over every iteration t with ``train.iteration_weights`` (off by default, as in the release).
+
+Mixed precision and memory format (top-level keys, as traiNNer-redux spells them): ``use_amp`` runs the network's
+forward under ``torch.autocast`` (training, validation and ``dan-blocks test``), in bf16 with ``amp_bf16: true``,
+else in fp16 with a ``GradScaler``; ``use_channels_last`` (with ``use_amp``) keeps images and weights
+channels-last; ``use_compile`` (``compile_mode``) trains a ``torch.compile``d network. The losses (pixel and
+kernel), the PCA encoding of the ground-truth kernels and the network's kernel-to-code encoding run in fp32;
+weights, optimiser states and checkpoints stay fp32. A loss that is NaN or infinite stops the training with an
+error naming the iteration, before anything is saved.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -35,9 +44,9 @@ from ..metrics import as_kernel_map, kernel_error, kernel_picture, kernel_psnr, 
 from ..utils import CheckpointMismatchError, atomic_save, atomic_write_text, check_keys, load_file, load_state_strict
 from ..utils.files import remove_stale_temp_files
 from . import compat
-from .options import TRAIN_KEYS, VAL_KEYS, check_path_block
+from .options import TRAIN_KEYS, VAL_KEYS, check_path_block, describe_nonfinite, nonfinite_tensors
 
-__all__ = ["DANModel"]
+__all__ = ["DANModel", "TrainingDivergedError"]
 
 #: smallest LR side DANModel accepts: the Y-PSNR crop of ``scale`` pixels per border must leave pixels
 MIN_LR_SIZE = 3
@@ -68,6 +77,10 @@ def _kernel_metrics(kernels: list[Tensor], truth: Tensor) -> dict[str, list[floa
     return out
 
 
+class TrainingDivergedError(FloatingPointError):
+    """A training loss became NaN or infinite."""
+
+
 class DANModel(SRModel):
     """SRModel with on-the-fly degradation, a kernel loss, an estimator learning rate and DAN validation.
 
@@ -91,6 +104,7 @@ class DANModel(SRModel):
 
             self.degradation = build_degradation(dict(opt["degradation"]))
         self._current_iter = 0
+        self._setup_precision(opt)
         super().__init__(opt)
         net = self.get_bare_model(self.net_g)
         self.scale = int(getattr(net, "scale", opt.get("scale", 1)))
@@ -125,6 +139,47 @@ class DANModel(SRModel):
                 )
 
     # -- set-up -------------------------------------------------------------------------------------
+    def _setup_precision(self, opt: dict[str, Any]) -> None:
+        """``use_amp`` / ``amp_bf16`` / ``use_channels_last`` / ``use_compile`` (see the module docstring)."""
+        self.use_amp = bool(opt.get("use_amp", False))
+        self.amp_dtype = torch.bfloat16 if opt.get("amp_bf16") else torch.float16
+        cuda = opt.get("num_gpu", 0) != 0 and torch.cuda.is_available() and os.environ.get(compat.DEVICE_ENV) != "cpu"
+        if self.use_amp and self.amp_dtype == torch.bfloat16 and cuda and not torch.cuda.is_bf16_supported():
+            get_root_logger().warning("amp_bf16: this GPU does not support bf16; using fp16 with a GradScaler")
+            self.amp_dtype = torch.float16
+        self.memory_format = (torch.channels_last if self.use_amp and opt.get("use_channels_last")
+                              else torch.preserve_format)
+        self.use_compile = bool(opt.get("use_compile", False))
+        self.compile_mode = opt.get("compile_mode") or "default"
+        self.scaler: Any = None
+        if self.use_amp:
+            get_root_logger().info(
+                f"Mixed precision: autocast in {'bf16' if self.amp_dtype == torch.bfloat16 else 'fp16'}"
+                f"{', channels-last' if self.memory_format == torch.channels_last else ''}; losses, PCA "
+                "encoding and weights in fp32."
+            )
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """The network's precision context: ``torch.autocast`` in the AMP dtype with ``use_amp``, else nothing."""
+        if not self.use_amp:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def model_to_device(self, net: Any) -> Any:
+        """BasicSR's (DDP when distributed), after the memory format; ``use_compile`` compiles the network first
+        (`get_bare_model` unwraps both)."""
+        net = net.to(self.device, memory_format=self.memory_format)
+        if self.use_compile and self.opt.get("is_train"):  # validation and test run the bare network
+            net = torch.compile(net, mode=None if self.compile_mode == "default" else self.compile_mode)
+        return super().model_to_device(net)
+
+    def get_bare_model(self, net: Any) -> Any:
+        """BasicSR's (DataParallel / DDP unwrapped), and a ``torch.compile`` wrapper unwrapped too."""
+        net = super().get_bare_model(net)
+        while hasattr(net, "_orig_mod"):
+            net = super().get_bare_model(net._orig_mod)
+        return net
+
     def _check_degradation(self, net: Any) -> None:
         deg_scale = getattr(self.degradation, "scale", self.scale)
         if int(deg_scale) != self.scale:
@@ -172,6 +227,10 @@ class DANModel(SRModel):
         if weights is not None and len(weights) != loop:
             raise ValueError(f"train.iteration_weights needs one weight per DAN iteration ({loop}), got {weights}")
         self.iteration_weights = [float(w) for w in weights] if weights is not None else None
+        if hasattr(self, "net_g_ema"):
+            self.net_g_ema.to(memory_format=self.memory_format)
+        fp16 = self.use_amp and self.amp_dtype == torch.float16
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
 
     def setup_optimizers(self) -> None:
         """One Adam with two groups: restorer (and the rest) at ``optim_g.lr``, estimator at ``train.lr_E``."""
@@ -234,7 +293,7 @@ class DANModel(SRModel):
             if hasattr(self, name):
                 delattr(self, name)
         if "lq" in data:
-            self.lq = data["lq"].to(self.device)
+            self.lq = data["lq"].to(self.device, memory_format=self.memory_format)
             self._check_lr(self.lq, "LR input 'lq'")
             if "gt" in data:
                 self.gt = data["gt"].to(self.device)
@@ -249,7 +308,7 @@ class DANModel(SRModel):
         self._check_gt(gt)
         with torch.no_grad():
             lq, kernels = self.degradation(gt, self._generator())
-        self.lq, self.gt, self.gt_kernel = lq.contiguous(), gt, kernels.float()
+        self.lq, self.gt, self.gt_kernel = lq.contiguous(memory_format=self.memory_format), gt, kernels.float()
 
     # -- training -----------------------------------------------------------------------------------
     def _kernel_term(self, out: Any, index: int) -> Tensor | None:
@@ -257,7 +316,7 @@ class DANModel(SRModel):
             return None
         net = self.get_bare_model(self.net_g)
         if net.output_kind == "kernel":  # DAN v2-style: compare kernels; v1-style code estimators: codes
-            kernel = out.kernels[index]
+            kernel = out.kernels[index].float()
             target = self.gt_kernel.to(kernel)
             if kernel.dim() == 3 and target.dim() == 3:
                 return self.cri_kernel(kernel, target)
@@ -266,9 +325,9 @@ class DANModel(SRModel):
             est, ref = as_kernel_map(kernel, size), as_kernel_map(target, size)
             shape = torch.broadcast_shapes(est.shape, ref.shape)
             return self.cri_kernel(est.expand(shape), ref.expand(shape))
-        code = out.codes[index]
+        code = out.codes[index].float()
         pca = net.pca
-        target = pca.encode(self.gt_kernel.to(code.dtype))  # (B, C) or per pixel (B, C, h, w)
+        target = pca.encode(self.gt_kernel.float())  # (B, C) or per pixel (B, C, h, w); fp32 (outside autocast)
         if code.dim() == 2 and target.dim() == 2:
             return self.cri_kernel(code, target)
         code_map = code[:, :, None, None] if code.dim() == 2 else code
@@ -278,7 +337,8 @@ class DANModel(SRModel):
 
     def optimize_parameters(self, current_iter: int) -> None:
         self.optimizer_g.zero_grad()
-        out = self.net_g(self.lq)
+        with self.autocast():
+            out = self.net_g(self.lq)
         self.output = out.sr
         if self.gt.shape != self.output.shape:
             raise ValueError(f"SR {tuple(self.output.shape)} and HR {tuple(self.gt.shape)} differ in shape")
@@ -291,18 +351,45 @@ class DANModel(SRModel):
                 continue
             tag = "" if self.iteration_weights is None else f"_{index + 1}"
             if self.cri_pix is not None:
-                l_pix = self.cri_pix(out.srs[index], self.gt)
+                l_pix = self.cri_pix(out.srs[index].float(), self.gt)
                 l_total = l_total + weight * l_pix
                 loss_dict[f"l_pix{tag}"] = l_pix
             l_ker = self._kernel_term(out, index)
             if l_ker is not None:
                 l_total = l_total + weight * l_ker
                 loss_dict[f"l_ker{tag}"] = l_ker
-        l_total.backward()
-        self.optimizer_g.step()
+        self._check_finite_loss(l_total, loss_dict, current_iter)
+        scaler = self.scaler
+        if scaler is not None and scaler.is_enabled():
+            scaler.scale(l_total).backward()
+            scaler.step(self.optimizer_g)
+            scaler.update()
+        else:
+            l_total.backward()
+            self.optimizer_g.step()
         self.log_dict = self.reduce_loss_dict(loss_dict)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
+
+    def _check_finite_loss(self, total: Any, losses: Mapping[str, Tensor], current_iter: int) -> None:
+        """Raise `TrainingDivergedError` naming the iteration and the losses when the total loss is NaN or
+        infinite (on every rank at once when distributed, so that none waits for the others forever)."""
+        if not isinstance(total, Tensor):
+            return
+        bad = (~torch.isfinite(total.detach())).float().reshape(1)
+        rank, world = get_dist_info()
+        if world > 1:
+            torch.distributed.all_reduce(bad)
+        if float(bad.item()) == 0:
+            return
+        values = ", ".join(f"{name}: {float(value.detach()):.4g}" for name, value in losses.items())
+        raise TrainingDivergedError(
+            f"training diverged at iteration {current_iter}: the loss is not finite ({values or 'no loss terms'})"
+            f" on {'this process' if world == 1 else 'at least one process'}; nothing of this iteration "
+            "was saved (the last checkpoint, if any, is intact). Lower the learning rate, check the data and the "
+            "pretrained weights" + (", or turn off fp16 (amp_bf16: true or use_amp: false)"
+                                    if self.use_amp and self.amp_dtype == torch.float16 else "")
+        )
 
     # -- inference ----------------------------------------------------------------------------------
     def test(self) -> None:
@@ -310,13 +397,13 @@ class DANModel(SRModel):
         net = self.net_g_ema if hasattr(self, "net_g_ema") else self.get_bare_model(self.net_g)
         was_training = net.training
         net.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             out = net(self.lq)
         if was_training:
             net.train()
-        self.output = out.sr
-        self.srs = list(out.srs)
-        self.kernels = self._estimated_kernels(net, out)
+        self.output = out.sr.float()
+        self.srs = [sr.float() for sr in out.srs]
+        self.kernels = [kernel.float() for kernel in self._estimated_kernels(net, out)]
 
     @staticmethod
     def _estimated_kernels(net: Any, out: Any) -> list[Tensor]:
@@ -432,6 +519,13 @@ class DANModel(SRModel):
         # itself reads only the params)
         atomic_save(model_file_payload(states, self.opt["network_g"], self.get_bare_model(nets[0])), path)
 
+    def resume_training(self, resume_state: dict[str, Any]) -> None:
+        """BasicSR's (optimisers, schedulers), plus the fp16 GradScaler's state."""
+        super().resume_training(resume_state)
+        scaler_state = (resume_state.get("dan_blocks") or {}).get("grad_scaler")
+        if scaler_state and self.scaler is not None and self.scaler.is_enabled():
+            self.scaler.load_state_dict(scaler_state)
+
     @master_only
     def save_training_state(self, epoch: int, current_iter: int) -> None:
         """BasicSR's training state plus the batches consumed in the epoch (exact resume), written atomically."""
@@ -444,6 +538,8 @@ class DANModel(SRModel):
             "schedulers": [s.state_dict() for s in self.schedulers],
             "dan_blocks": compat.training_progress(),
         }
+        if self.scaler is not None and self.scaler.is_enabled():
+            state["dan_blocks"]["grad_scaler"] = self.scaler.state_dict()
         atomic_save(state, os.path.join(self.opt["path"]["training_states"], f"{current_iter}.state"))
 
     def _recorded_difference(self, load_path: str, net: Any) -> str:
@@ -467,6 +563,9 @@ class DANModel(SRModel):
         they can be given as ``pretrain_network_g`` directly)."""
         net = self.get_bare_model(net)
         loaded = dan_state_dict(load_path, param_key)
+        bad = nonfinite_tensors(loaded)
+        if bad:
+            raise ValueError(f"{load_path} [{param_key}] {describe_nonfinite(bad)}")
         get_root_logger().info(f"Loading {net.__class__.__name__} model from {load_path} [{param_key}].")
         if strict:  # a readable diff of keys and shapes, naming the file (torch's message names neither)
             try:

@@ -155,6 +155,12 @@ _ANYWHERE: dict[str, Callable[[Any, str], None]] = {
     "val.val_freq": _integer(1),
     "path.strict_load_g": _boolean,
     "path.strict_load_estimator": _boolean,
+    # mixed precision, memory format and compilation (traiNNer-redux's keys; DANModel reads them)
+    "use_amp": _boolean,
+    "amp_bf16": _boolean,
+    "use_channels_last": _boolean,
+    "use_compile": _boolean,
+    "compile_mode": _choice("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
 }
 
 #: ``train:`` keys of any training run (BasicSR's own loop reads them, int()-ing total_iter)
@@ -243,6 +249,19 @@ def _check_datasets(datasets: Mapping[str, Any], scale: Any) -> None:
             )
 
 
+def _check_precision(opt: Mapping[str, Any]) -> None:
+    """Combinations of the precision keys that do nothing, warned as traiNNer-redux warns them: ``amp_bf16`` and
+    ``use_channels_last`` act only with ``use_amp: true``; ``compile_mode`` only with ``use_compile: true``."""
+    if not opt.get("use_amp"):
+        for key, effect in (("amp_bf16", "bf16"), ("use_channels_last", "channels-last memory format")):
+            if opt.get(key):
+                warnings.warn(f"{key}: true without use_amp: true has no effect (no {effect}); add use_amp: true "
+                              "to train and validate in mixed precision", stacklevel=3)
+    if opt.get("compile_mode") not in (None, "default") and not opt.get("use_compile"):
+        warnings.warn("compile_mode is set but use_compile is not true: the network is not compiled",
+                      stacklevel=3)
+
+
 def check_option_values(opt: Mapping[str, Any], train: bool) -> None:
     """Types and ranges of the values a run reads, the run's name and model type, and the blocks it needs.
 
@@ -264,6 +283,7 @@ def check_option_values(opt: Mapping[str, Any], train: bool) -> None:
     if train and isinstance(opt.get("val"), Mapping) and not any(str(k).startswith("val") for k in opt["datasets"]):
         warnings.warn("the option file has a 'val' block but no datasets.val*: this training never validates",
                       stacklevel=2)
+    _check_precision(opt)
     if train and opt.get("model_type") == "DANModel":
         block = opt.get("train")
         _check_table(block, _TRAIN, "train.")

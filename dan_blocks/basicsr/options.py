@@ -18,8 +18,11 @@ __all__ = [
     "TRAIN_KEYS",
     "VAL_KEYS",
     "WANDB_KEYS",
+    "check_epoch_size",
     "check_option_file",
     "check_path_block",
+    "describe_nonfinite",
+    "nonfinite_tensors",
 ]
 
 #: keys DANModel reads from ``train:`` (BasicSR's SRModel keys plus DAN's)
@@ -66,11 +69,12 @@ def check_path_block(opt: Mapping[str, Any]) -> None:
     did-you-mean), before BasicSR turns it into a directory."""
     check_keys(opt.get("path"), PATH_KEYS, "path (BasicSR would make a directory for an unknown key)")
 
-#: top-level keys of a BasicSR option file that a DANModel run reads (BasicSR's own plus ``degradation``; the
-#: last five are set by BasicSR's parser itself)
+#: top-level keys of a BasicSR option file that a DANModel run reads (BasicSR's own, ``degradation``, the
+#: precision and compile keys as traiNNer-redux spells them, and, last, five set by BasicSR's parser itself)
 TOP_KEYS: tuple[str, ...] = (
     "name", "model_type", "scale", "num_gpu", "manual_seed", "datasets", "network_g", "path", "train", "val",
     "logger", "dist_params", "degradation", "find_unused_parameters",
+    "use_amp", "amp_bf16", "use_channels_last", "use_compile", "compile_mode",
     "is_train", "dist", "rank", "world_size", "auto_resume", "root_path",
 )
 LOGGER_KEYS: tuple[str, ...] = ("print_freq", "save_checkpoint_freq", "use_tb_logger", "wandb")
@@ -247,10 +251,11 @@ def _check_datasets(datasets: Any, scale: Any = None) -> None:
 
 def _trial_dataset(dataset: Any, block: Mapping[str, Any], phase: str, scale: Any) -> None:
     """Build a dataset as BasicSR will (``phase`` and ``scale`` added), so that an empty folder, a test set of
-    another scale or a missing file is named before any work; the error keeps its type."""
+    another scale or a missing file is named before any work; the error keeps its type. For ``train``, an epoch
+    without a single batch is refused too (`check_epoch_size`)."""
     options = {**block, "phase": phase.split("_")[0], **({"scale": scale} if scale is not None else {})}
     try:
-        dataset(options)
+        built = dataset(options)
     except (OSError, ValueError, KeyError, TypeError) as err:
         message = f"datasets.{phase}: {err.args[0] if isinstance(err, KeyError) and err.args else err}"
         try:
@@ -258,6 +263,35 @@ def _trial_dataset(dataset: Any, block: Mapping[str, Any], phase: str, scale: An
         except Exception:
             raised = ValueError(message)
         raise raised from None
+    if phase == "train":
+        check_epoch_size(len(built), block)
+
+
+def check_epoch_size(samples: int, block: Mapping[str, Any], world_size: int | None = None) -> None:
+    """Raise `OptionValueError` when an epoch of the training set holds no batch.
+
+    BasicSR's ``EnlargedSampler`` gives each of ``world_size`` processes ``ceil(samples * dataset_enlarge_ratio /
+    world_size)`` indices and its data loader drops the last incomplete batch, so a ``batch_size_per_gpu`` above
+    that makes every epoch empty: BasicSR then loops over empty epochs and saves the untrained weights as the
+    result. ``world_size`` defaults to torchrun's ``WORLD_SIZE`` (1 without torchrun).
+    """
+    batch, ratio = block.get("batch_size_per_gpu"), block.get("dataset_enlarge_ratio", 1) or 1
+    if not isinstance(batch, int) or not isinstance(ratio, int):
+        return  # their types are named by the value check
+    if world_size is None:
+        try:
+            world_size = max(1, int(os.environ.get("WORLD_SIZE", "1")))
+        except ValueError:
+            world_size = 1
+    per_process = -(-samples * ratio // world_size)
+    if per_process < batch:
+        spread = f" over {world_size} processes" if world_size > 1 else ""
+        raise OptionValueError(
+            f"datasets.train.batch_size_per_gpu {batch} is larger than the training set: {samples} image(s) x "
+            f"dataset_enlarge_ratio {ratio} = {per_process} sample(s) per epoch{spread}, so an epoch would have 0 "
+            f"iterations. Lower batch_size_per_gpu to at most {per_process}, or raise dataset_enlarge_ratio to at "
+            f"least {-(-batch * world_size // max(1, samples))}"
+        )
 
 
 def _check_pretrained(paths: Any) -> None:
@@ -273,4 +307,22 @@ def _check_pretrained(paths: Any) -> None:
         if not os.path.isfile(value):
             what = "is a folder" if os.path.isdir(value) else "does not exist"
             raise FileNotFoundError(f"path.{key}: {value!r} {what}; expected a checkpoint file")
-        dan_state_dict(value, paths.get(param_key, "params"))  # readable, safe, holding that key: named now
+        state = dan_state_dict(value, paths.get(param_key, "params"))  # readable, safe, holding that key
+        bad = nonfinite_tensors(state)
+        if bad:
+            raise OptionValueError(f"path.{key}: {value!r} {describe_nonfinite(bad)}")
+
+
+def nonfinite_tensors(state: Mapping[str, Any]) -> list[str]:
+    """Names of the floating-point tensors of a state dict holding NaN or infinity."""
+    import torch
+
+    return [name for name, value in state.items()
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all())]
+
+
+def describe_nonfinite(names: list[str]) -> str:
+    """``holds NaN or infinite weights in ...`` for an error message (the first five names)."""
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return (f"holds NaN or infinite weights ({shown}): a diverged training saved it, or it is damaged; "
+            "training from it would only produce NaN")
