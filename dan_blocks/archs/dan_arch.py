@@ -51,6 +51,8 @@ def _autocast(device_type: str) -> bool:
         return bool(torch.is_autocast_enabled(device_type))
     except TypeError:  # torch < 2.4 takes no device type
         return bool(torch.is_autocast_enabled() or torch.is_autocast_cpu_enabled())
+    except RuntimeError:  # a device type autocast does not know (meta): no autocast there
+        return False
 
 
 @register_arch

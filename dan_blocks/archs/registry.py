@@ -14,10 +14,12 @@ from typing import Any, TypeVar
 
 from torch import Tensor, nn
 
+from ..layers.fusion import FUSION_REGISTRY
 from ..utils import Registry
 from ..utils.options import annotations_of, check_argument_types
+from ..utils.state_record import attach_record
 
-__all__ = ["ARCH_REGISTRY", "arch_options", "register_arch"]
+__all__ = ["ARCH_REGISTRY", "arch_options", "register_arch", "replaces_basicsr"]
 
 T = TypeVar("T")
 
@@ -26,12 +28,34 @@ ARCH_REGISTRY = Registry("arch")
 
 _OPTIONS_ATTR = "_arch_options"
 
+#: names registered with ``register_arch(..., replace=True)``: they take the name over in BasicSR's registry
+_REPLACING: set[str] = set()
+
+
+def replaces_basicsr(name: str) -> bool:
+    """Whether the architecture registered as ``name`` asked to replace a BasicSR architecture of that name."""
+    return name in _REPLACING
+
+
+def _registered_name(cls: type) -> str | None:
+    """The name a class is registered under in dan-blocks' fusion or architecture registry, or None."""
+    for registry in (FUSION_REGISTRY, ARCH_REGISTRY):
+        for name, obj in registry:
+            if obj is cls:
+                return str(name)
+    return None
+
 
 def _option_value(value: Any) -> Any:
     """A constructor argument as an option-file value: plain data as is, a registered module as its own options,
     a PCA (encoder, matrix, file) as a placeholder of its size (its matrix is in the state dict)."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, type):  # a class argument (fusion=SFT): recorded by its registered name
+        name = _registered_name(value)
+        return name if name is not None else _Unrecorded(
+            f"class {value.__qualname__} (register it with register_fusion / register_arch to record it by name)"
+        )
     if isinstance(value, (list, tuple)):
         return [_option_value(v) for v in value]
     if isinstance(value, Mapping):
@@ -116,17 +140,27 @@ def _recording_init(cls: type[nn.Module]) -> None:
             if isinstance(extra, Mapping):
                 options.update({k: _option_value(v) for k, v in extra.items()})
             object.__setattr__(self, _OPTIONS_ATTR, options)
+            attach_record(self, arch_options)  # its state dict carries the options (utils/state_record.py)
 
     recording_init._records_options = True  # type: ignore[attr-defined]
     cls.__init__ = recording_init  # type: ignore[method-assign]
 
 
-def register_arch(obj: T) -> T:
-    """Register ``obj`` under its ``__name__`` (idempotent); usable as a class decorator.
+def register_arch(obj: T | None = None, *, replace: bool = False) -> Any:
+    """Register ``obj`` under its ``__name__`` (idempotent); usable as ``@register_arch`` or
+    ``@register_arch(replace=True)``.
 
     A registered ``nn.Module`` class records the constructor options of its instances (`arch_options`), so
     that `dan_blocks.save_model` can write files that rebuild them.
+
+    ``import dan_blocks.basicsr`` mirrors every registration into BasicSR's ``ARCH_REGISTRY``. A name BasicSR
+    already gives to another class (``RRDBNet``, ``EDSR``, ...) is refused there with a message naming both
+    classes, unless ``replace=True``: then option files (``type: RRDBNet``) build this class.
     """
+    if obj is None:
+        return lambda o: register_arch(o, replace=replace)
     if isinstance(obj, type) and issubclass(obj, nn.Module):
         _recording_init(obj)
-    return ARCH_REGISTRY.register(obj)  # type: ignore[no-any-return]
+    if replace:
+        _REPLACING.add(obj.__name__)  # type: ignore[attr-defined]
+    return ARCH_REGISTRY.register(obj)

@@ -43,8 +43,12 @@ class Registry:
             raise ValueError(f"{self._name} registry: the name {key!r} is already taken by {held!r}")
         if held is None:
             self._obj_map[key] = obj
-            for listener in self._listeners:
-                listener(key, obj)
+            try:
+                for listener in self._listeners:
+                    listener(key, obj)
+            except Exception:  # a mirror refused the name: registered nowhere rather than half-way
+                del self._obj_map[key]
+                raise
         return obj
 
     def get(self, name: str) -> Any:

@@ -15,8 +15,8 @@ class FiLM(Fusion):
     r"""$\mathrm{fuse}(f, c) = f \odot \gamma(c) + \beta(c)$, $c' = c$, with $[\gamma, \beta]$ = one MLP of the code
     (1x1 convolutions ``cond_nf -> hidden -> 2 nf``, LeakyReLU between).
 
-    Not in any release: one shared hidden layer for scale and shift (SFT has two branches). The $\gamma$ half of
-    the last bias starts at 1 and its weights at 0, so a new FiLM starts as the identity on the features.
+    Not in any release: one shared hidden layer for scale and shift (SFT has two branches). The last layer starts
+    at zero weights and a bias of 1 for $\gamma$ and 0 for $\beta$, so a new FiLM starts as the identity.
 
     Args:
         nf: feature channels.
@@ -33,7 +33,8 @@ class FiLM(Fusion):
         self.mlp = TwoConv(cond_nf, 2 * nf, 1, negative_slope, hidden)
         with torch.no_grad():
             last = self.mlp[2]
-            last.weight[:nf].zero_()
+            last.weight.zero_()
+            last.bias.zero_()
             last.bias[:nf].fill_(1.0)
 
     def forward(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
