@@ -39,6 +39,7 @@ from ..formats import (
     to_release_state_dict,
 )
 from ..formats.manet_files import manet_release_kind
+from ..formats.family_files import load_family_release
 from ..formats.model_files import META_KEY, file_metadata
 from ..formats.official import release_key
 from ..layers import PCAEncoder
@@ -289,6 +290,9 @@ def _from_object(obj: Any, where: str, param_key: str | None, overrides: Mapping
                 raise CheckpointMismatchError(f"{where}: its recorded pca_kernel_mean does not fit: {err}") from None
         return model
     state = read_checkpoint(obj, param_key or "params", where=where)
+    family = load_family_release(state, where, overrides)  # IKC, DCLS, DASR release files (formats.family_files)
+    if family is not None:
+        return family
     if any(k.startswith(("Restorer.", "Estimator.")) for k in state):  # the DAN release's own layout
         _refuse_unused(overrides, ("loop", "setting"), f"{where} (a DAN release file; its sizes are read off "
                        "the tensors)")
