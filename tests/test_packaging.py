@@ -140,3 +140,19 @@ def test_basicsr_imports_under_deprecation_errors() -> None:
     proc = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-c", "import dan_blocks.basicsr"],
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_every_module_compiles_without_warnings() -> None:
+    """What a fresh install compiles (no cached bytecode): an invalid escape such as ``"\\s"`` in a docstring is a
+    DeprecationWarning (a SyntaxWarning from Python 3.12), an error under ``-W error``."""
+    import warnings
+
+    problems = []
+    for path in sorted((ROOT / "dan_blocks").rglob("*.py")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            try:
+                compile(path.read_text(encoding="utf-8"), str(path), "exec")
+            except (SyntaxError, DeprecationWarning, SyntaxWarning) as err:
+                problems.append(f"{path.relative_to(ROOT)}: {err}")
+    assert problems == []
