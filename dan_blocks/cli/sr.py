@@ -215,8 +215,10 @@ def _targets(path: str, stem: str, output: str, ext: str) -> list[str]:
 def _already_done(targets: list[str], overwrite: bool) -> bool:
     """True when every output exists (a complete earlier result: skipped unless ``overwrite``).
 
-    The image is written last, so a run stopped midway leaves at most the kernel files, which a rerun replaces.
-    An existing image without its kernel files is not this command's partial output: it is kept.
+    The image is written last, so a run stopped midway leaves at most the kernel files, which a rerun replaces,
+    and a complete result has an image no older than its kernel files. An existing image without its kernel
+    files, or older than them (``a.png`` and ``a.jpg`` with ``--ext png``), is not this input's result: it is
+    kept. Without kernel files (``--no-kernels``) an existing image counts as done.
 
     Raises:
         FileExistsError: the output image exists but not the kernel files, and not ``overwrite``.
@@ -224,7 +226,15 @@ def _already_done(targets: list[str], overwrite: bool) -> bool:
     if overwrite:
         return False
     if all(os.path.isfile(t) for t in targets):
-        return True
+        image_time = os.stat(targets[0]).st_mtime_ns
+        if all(os.stat(t).st_mtime_ns <= image_time for t in targets[1:]):
+            return True
+        # kernel files newer than the image: not one run's pair (another input's image of the same name)
+        raise FileExistsError(
+            f"{targets[0]} is older than {', '.join(os.path.basename(t) for t in targets[1:])}: they are not one "
+            "result (another input's image of the same name?); kept; use --overwrite to recompute, or another "
+            "--suffix / -o"
+        )
     if os.path.exists(targets[0]):
         missing = ", ".join(os.path.basename(t) for t in targets[1:] if not os.path.isfile(t))
         raise FileExistsError(

@@ -325,8 +325,8 @@ def sr_to_array(
 
     The output's format is its name's (``path``), as `write_array()` writes it: a JPEG, WebP or BMP output is
     8-bit, and a JPEG or BMP one has no alpha, even when the input was 16-bit or had an alpha plane.
-    ``outscale``: the final size is `output_size()` of the LR size, resized from the model's output with Lanczos
-    in floating point (before rounding); None or the model's scale: no resize.
+    ``outscale``: the final size is `output_size()` of the LR size, resized from the model's output (clipped to
+    [0, 1]) with Lanczos in floating point (before rounding); None or the model's scale: no resize.
     """
     rgb = sr[0].detach().float().cpu()
     lower = path.lower()
@@ -342,7 +342,8 @@ def sr_to_array(
     height, width = image.rgb.shape[-2:]
     if outscale is not None and float(outscale) != float(scale):
         size = output_size(int(height), int(width), float(outscale))
-        stacked = np.stack([p.numpy() for p in planes_t], axis=2).astype(np.float32)
+        # clipped first, as Real-ESRGAN resizes its 8-bit output, but not rounded twice
+        stacked = np.stack([p.clamp(0, 1).numpy() for p in planes_t], axis=2).astype(np.float32)
         resized = _resize(stacked, size)
         resized = resized[:, :, None] if resized.ndim == 2 else resized
         planes_t = [torch.from_numpy(np.ascontiguousarray(resized[:, :, i])) for i in range(resized.shape[2])]
