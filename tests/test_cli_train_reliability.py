@@ -42,7 +42,8 @@ def test_a_second_run_with_the_same_name_is_refused_while_the_first_runs(tmp_pat
         assert main(["train", "--opt", yml]) == 1
         err = capsys.readouterr().err
         assert "is in use by a run that is still going" in err and f"pid {first.pid}" in err
-        assert sorted(p.name for p in (tmp_path / "experiments").iterdir()) == [".shared.lock", "shared"]  # not archived
+        # the first run's folder is not archived
+        assert sorted(p.name for p in (tmp_path / "experiments").iterdir()) == [".shared.lock", "shared"]
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(30)

@@ -125,7 +125,7 @@ class BlindSRHRDataset(Dataset):
         img, path = self._read(index)
         h, w = img.shape[:2]
         if self.train:
-            size = int(self.gt_size)
+            size = int(self.gt_size or 0)
             if h < size or w < size:
                 raise ValueError(f"BlindSRHRDataset: image {path!r} ({h}x{w}) is smaller than gt_size={size}")
             top, left = random.randint(0, h - size), random.randint(0, w - size)

@@ -115,7 +115,7 @@ def ensure_basicsr_importable() -> types.ModuleType:
     if torchvision_functional_tensor_shim_needed():
         _install_functional_tensor_shim()
     _check_distutils()
-    saved: dict[str, Any] = np.geterr()
+    saved: dict[str, Any] = dict(np.geterr())
     try:
         with warnings.catch_warnings():
             # basicsr 1.4.2 imports ``scipy.ndimage.filters`` (a namespace SciPy deprecated): that one
@@ -169,9 +169,8 @@ def ensure_basicsr_importable() -> types.ModuleType:
 
 import os  # noqa: E402
 
-__all__ += [  # plus ResumablePrefetcher, built on first access (module __getattr__)
+__all__ += [  # plus ResumablePrefetcher and MessageLogger, built on first access (module __getattr__)
     "DEVICE_ENV",
-    "MessageLogger",
     "init_dist",
     "load_resume_state",
     "model_to_device",
@@ -363,7 +362,7 @@ def _make_resumable_prefetcher() -> type:
 
         def __init__(self, loader: Any) -> None:
             self.ori_loader = loader
-            self.loader = None
+            self.loader: Any = None
             _PROGRESS["epoch_batches"] = 0
 
         def reset(self) -> None:
@@ -397,13 +396,13 @@ def _make_resumable_prefetcher() -> type:
 def _make_message_logger() -> type:
     from basicsr.utils.logger import MessageLogger as BaseMessageLogger
 
-    class MessageLogger(BaseMessageLogger):  # type: ignore[misc, valid-type]
+    class MessageLogger(BaseMessageLogger):
         """BasicSR's ``MessageLogger`` with a correct ETA (workaround 10): the time of the iterations left
         after the logged one, ``0:00:00`` on the last (BasicSR computes ``max_iters - iter - 1``, negative there)."""
 
         def __call__(self, log_vars: dict[str, Any]) -> None:
-            saved = self.max_iters
-            self.max_iters = max(int(saved), int(log_vars.get("iter", 0))) + 1
+            saved = int(vars(self)["max_iters"])
+            self.max_iters = max(saved, int(log_vars.get("iter", 0))) + 1
             try:
                 super().__call__(log_vars)
             finally:

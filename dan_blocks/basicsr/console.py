@@ -153,12 +153,12 @@ def _filtered_console(console_filter: logging.Filter | None) -> Iterator[list[st
         return logger
 
     for module in modules:
-        module.get_root_logger = get_root_logger  # type: ignore[attr-defined]
+        module.get_root_logger = get_root_logger
     try:
         yield log_files
     finally:
         for module, original in originals.items():
-            module.get_root_logger = original  # type: ignore[attr-defined]
+            module.get_root_logger = original
         for handler in filtered:
             if console_filter is not None:
                 handler.removeFilter(console_filter)

@@ -242,7 +242,8 @@ class DANModel(SRModel):
         net = self.get_bare_model(self.net_g)
         estimator = getattr(net, "estimator", None)
         est_ids = {id(p) for p in estimator.parameters()} if estimator is not None else set()
-        rest, est = [], []
+        rest: list[torch.nn.Parameter] = []
+        est: list[torch.nn.Parameter] = []
         for name, param in net.named_parameters():
             if not param.requires_grad:
                 get_root_logger().warning(f"Params {name} will not be optimized.")
@@ -358,6 +359,8 @@ class DANModel(SRModel):
             if l_ker is not None:
                 l_total = l_total + weight * l_ker
                 loss_dict[f"l_ker{tag}"] = l_ker
+        if not isinstance(l_total, Tensor):
+            raise ValueError("DANModel has no loss to train with: set train.pixel_opt and/or train.kernel_opt")
         self._check_finite_loss(l_total, loss_dict, current_iter)
         scaler = self.scaler
         if scaler is not None and scaler.is_enabled():
@@ -377,7 +380,7 @@ class DANModel(SRModel):
         if not isinstance(total, Tensor):
             return
         bad = (~torch.isfinite(total.detach())).float().reshape(1)
-        rank, world = get_dist_info()
+        _, world = get_dist_info()
         if world > 1:
             torch.distributed.all_reduce(bad)
         if float(bad.item()) == 0:
@@ -531,15 +534,16 @@ class DANModel(SRModel):
         """BasicSR's training state plus the batches consumed in the epoch (exact resume), written atomically."""
         if current_iter == -1:
             return
+        extra: dict[str, Any] = dict(compat.training_progress())
+        if self.scaler is not None and self.scaler.is_enabled():
+            extra["grad_scaler"] = self.scaler.state_dict()
         state = {
             "epoch": epoch,
             "iter": current_iter,
             "optimizers": [o.state_dict() for o in self.optimizers],
             "schedulers": [s.state_dict() for s in self.schedulers],
-            "dan_blocks": compat.training_progress(),
+            "dan_blocks": extra,
         }
-        if self.scaler is not None and self.scaler.is_enabled():
-            state["dan_blocks"]["grad_scaler"] = self.scaler.state_dict()
         atomic_save(state, os.path.join(self.opt["path"]["training_states"], f"{current_iter}.state"))
 
     def _recorded_difference(self, load_path: str, net: Any) -> str:
