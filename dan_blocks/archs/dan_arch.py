@@ -224,12 +224,21 @@ class DAN(nn.Module):
             return self.initial_estimator
         return self.estimator
 
-    def estimate(self, sr: Tensor | None, lr: Tensor) -> tuple[Tensor, Tensor]:
+    def estimate(self, sr: Tensor | None, lr: Tensor, code: Tensor | None = None) -> tuple[Tensor, Tensor]:
         r"""(code, kernel) from $E(\bar{\hat x}, y)$, see `encode()`; ``sr=None``: the LR-only first estimate of
-        ``start="estimate"``."""
+        ``start="estimate"``.
+
+        An estimator declaring ``takes_code = True`` (a corrector, IKC's) is called as ``E(sr, lr, code)`` with the
+        code that conditioned ``sr`` (detached when ``detach``): it refines that code."""
         if sr is not None and self.detach:
             sr = sr.detach()
-        return self.encode(self.estimator_for(sr)(sr, lr))
+        module = self.estimator_for(sr)
+        if sr is not None and getattr(module, "takes_code", False):
+            if code is None:
+                raise ValueError(f"DAN estimator {type(module).__name__} takes the current code (takes_code=True): "
+                                 "pass it to estimate(sr, lr, code)")
+            return self.encode(module(sr, lr, code.detach() if self.detach else code))
+        return self.encode(module(sr, lr))
 
     def encode(self, out: Tensor) -> tuple[Tensor, Tensor]:
         """(code, kernel) from an estimator output: a kernel estimator's output is PCA-encoded; a code
@@ -255,17 +264,22 @@ class DAN(nn.Module):
         (``start="prior"``), or ``loop`` times estimate then restore, from the LR alone (``start="estimate"``).
 
         ``restore(lr, code)`` and ``estimate(sr or None, lr) -> (code, kernel)`` are `restore()` and
-        `estimate()` here.
+        `estimate()` here; for an estimator with ``takes_code = True``, ``estimate(sr, lr, code)`` also gets the
+        code that conditioned ``sr``.
         ``final_estimate=False`` skips the estimate after the last restore of ``start="prior"`` (then ``codes``
         and ``kernels`` hold ``loop - 1`` entries); ``start="estimate"`` makes no estimate after its last restore.
         """
         srs: list[Tensor] = []
         codes: list[Tensor] = []
         kernels: list[Tensor] = []
+        takes_code = bool(getattr(self.estimator, "takes_code", False))
         if self.start == "estimate":
             previous: Tensor | None = None
+            current: Tensor | None = None
             for _ in range(self.loop):
-                code, kernel = estimate(previous, lr)
+                code, kernel = estimate(previous, lr) if current is None or not takes_code else estimate(
+                    previous, lr, current)
+                current = code
                 codes.append(code)
                 kernels.append(kernel)
                 previous = restore(lr, code)
@@ -276,7 +290,7 @@ class DAN(nn.Module):
             sr = restore(lr, code)
             srs.append(sr)
             if final_estimate or step + 1 < self.loop:
-                code, kernel = estimate(sr, lr)
+                code, kernel = estimate(sr, lr, code) if takes_code else estimate(sr, lr)
                 codes.append(code)
                 kernels.append(kernel)
         return DANOutput(srs[-1], srs, codes, kernels)
