@@ -37,6 +37,51 @@ def raw_rest_snippets(page: str) -> list[str]:
     return []
 
 
+_RESOURCE = re.compile(
+    r"<script\b[^>]*\bsrc\s*=\s*[\"']([^\"']+)|<link\b[^>]*\bhref\s*=\s*[\"']([^\"']+)[\"'][^>]*>", re.I
+)
+
+
+def external_resources(page: str) -> list[str]:
+    """The scripts and stylesheets/fonts (``<link>`` other than plain links between pages) that ``page`` (HTML)
+    loads from another server: an absolute URL (``https://...``) or a protocol-relative one (``//cdn...``)."""
+    found = []
+    for match in _RESOURCE.finditer(page):
+        ref = match.group(1) or match.group(2)
+        tag = match.group(0).lower()
+        if match.group(2) and not re.search(r"rel\s*=\s*[\"'](?:stylesheet|preload|preconnect|modulepreload)", tag):
+            continue  # <link rel="canonical"/"alternate"...>: a reference, nothing loaded
+        if re.match(r"(?:[a-z][a-z0-9+.-]*:)?//", ref, re.I):
+            found.append(ref)
+    return found
+
+
+def test_external_resources_are_found() -> None:
+    page = (
+        '<script src="https://unpkg.com/mathjax@3/es5/tex-mml-chtml.js"></script>'
+        "<script src='//cdn.example.org/x.js' defer></script>"
+        '<link href="https://fonts.googleapis.com/css?family=Roboto" rel="stylesheet">'
+        '<link rel="preconnect" href="https://fonts.gstatic.com" crossorigin>'
+        '<script src="../javascripts/mathjax/tex-chtml.js"></script>'
+        '<link rel="stylesheet" href="../assets/stylesheets/main.css">'
+        '<link rel="canonical" href="https://example.org/page/">'
+    )
+    assert external_resources(page) == [
+        "https://unpkg.com/mathjax@3/es5/tex-mml-chtml.js", "//cdn.example.org/x.js",
+        "https://fonts.googleapis.com/css?family=Roboto", "https://fonts.gstatic.com",
+    ]
+
+
+def test_mkdocs_loads_only_the_sites_own_scripts() -> None:
+    config = (ROOT / "mkdocs.yml").read_text()
+    block = config.split("\nextra_javascript:\n", 1)[1]
+    lines = block.splitlines()
+    lines = lines[: next((i for i, line in enumerate(lines) if line and not line.startswith(" ")), len(lines))]
+    scripts = [line.strip()[2:] for line in lines if line.strip().startswith("- ")]
+    assert scripts == ["javascripts/mathjax.js", "javascripts/mathjax/tex-chtml.js"]
+    assert all((ROOT / "docs" / script).is_file() for script in scripts)
+
+
 def test_docs_build_strict(tmp_path: pathlib.Path) -> None:
     pytest.importorskip("mkdocs", reason="mkdocs is in the [docs] extra, which CI installs")
     pytest.importorskip("mkdocstrings")
@@ -48,10 +93,21 @@ def test_docs_build_strict(tmp_path: pathlib.Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     site = tmp_path / "site"
     assert (site / "api" / "archs" / "index.html").exists()
-    # maths: arithmatex's generic output, typeset by MathJax (configured by docs/javascripts/mathjax.js)
+    # maths: arithmatex's generic output, typeset by MathJax (configured by docs/javascripts/mathjax.js), which
+    # ships with the site together with the fonts it loads from beside itself
     assert (site / "javascripts" / "mathjax.js").exists()
+    assert (site / "javascripts" / "mathjax" / "tex-chtml.js").stat().st_size > 500_000
+    assert len(list((site / "javascripts" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))) > 20
     layers = (site / "api" / "layers" / "index.html").read_text(encoding="utf-8")
     assert 'class="arithmatex"' in layers and "javascripts/mathjax.js" in layers
+    assert "javascripts/mathjax/tex-chtml.js" in layers
+    # nothing loaded from another server: every script and stylesheet of every page is the site's own
+    external = sorted({
+        f"{page.relative_to(site).as_posix()}: {ref}"
+        for page in site.rglob("*.html")
+        for ref in external_resources(page.read_text(encoding="utf-8"))
+    })
+    assert external == []
 
     # the same build: no page may show reST that Markdown did not render (roles, the math directive)
     pages = sorted(site.rglob("*.html"))

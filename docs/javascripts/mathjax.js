@@ -1,5 +1,7 @@
 // MathJax 3 configuration for pymdownx.arithmatex (generic mode): arithmatex wraps inline maths in
 // \( ... \) and display maths in \[ ... \] inside elements of class "arithmatex"; only those are typeset.
+// MathJax itself ships with the site (javascripts/mathjax/tex-chtml.js, loaded after this file; its fonts are
+// found beside it), so nothing is fetched from another server.
 window.MathJax = {
   tex: {
     inlineMath: [["\\(", "\\)"]],
@@ -17,7 +19,7 @@ window.MathJax = {
 if (typeof document$ !== "undefined") {
   document$.subscribe(() => {
     if (!window.MathJax || !window.MathJax.typesetPromise) {
-      return; // MathJax not loaded yet (it typesets the first page itself once loaded) or offline
+      return; // MathJax not loaded yet (it typesets the first page itself once loaded)
     }
     MathJax.startup.output.clearCache();
     MathJax.typesetClear();
