@@ -41,15 +41,32 @@ def _device_type(model: nn.Module, device: str | torch.device | None) -> str:
     return "cpu" if first is None else first.device.type
 
 
+def _defined_in_dan_blocks(cls: type) -> bool:
+    return cls.__module__ == "dan_blocks" or cls.__module__.startswith("dan_blocks.")
+
+
+def _unknown_subclass(cls: type, known: frozenset[type[nn.Module]]) -> bool:
+    """A subclass of a type with a fast form (not that type itself), or a class defined outside dan-blocks that
+    derives from one of its modules (a user's block, restorer or DAN: its forward is not one optimize knows)."""
+    if cls in known:
+        return False
+    if issubclass(cls, tuple(known)):
+        return True
+    return not _defined_in_dan_blocks(cls) and any(
+        _defined_in_dan_blocks(base) and issubclass(base, nn.Module) for base in cls.__mro__[1:]
+    )
+
+
 def skipped_by_optimize(model: nn.Module) -> list[str]:
-    """``"name (Type)"`` of every sub-module that looks optimisable but that `optimize()` leaves alone: an instance
-    of a subclass of a type with a fast form (its forward may differ from the one the fast form assumes)."""
+    """``"name (Type)"`` of every sub-module whose exact type `optimize()` does not know although it derives from
+    one it does: a subclass of a type with a fast form (left in its plain form: its forward may differ from the
+    one the fast form assumes), or a user's subclass of any dan-blocks module (run as its own code says; the
+    known modules inside it still get their fast forms, which are exact on their own)."""
     known = fast_form_types()
-    bases = tuple(known)
     return [
         f"{name or '<root>'} ({type(module).__qualname__})"
         for name, module in model.named_modules()
-        if type(module) not in known and isinstance(module, bases)
+        if _unknown_subclass(type(module), known)
     ]
 
 
@@ -73,8 +90,10 @@ def optimize(
             follow the weights.
         device: the device type to choose fast forms for (``"cpu"``, ``"cuda"``); default: where the model's
             parameters are.
-        strict: raise ``ValueError`` naming the sub-modules left alone because their type is a subclass of one
-            with a fast form (`skipped_by_optimize`) instead of leaving them silently.
+        strict: raise ``ValueError`` naming the sub-modules whose exact type optimize does not know although it
+            derives from one it does (`skipped_by_optimize`: a subclass of a type with a fast form, or a user's
+            subclass of a dan-blocks module) instead of leaving them as they are silently; nothing is changed
+            then.
 
     Returns:
         ``model`` itself.
@@ -86,8 +105,8 @@ def optimize(
         skipped = skipped_by_optimize(model)
         if skipped:
             raise ValueError(
-                "optimize(strict=True): these modules are subclasses of types with a fast form and would be left "
-                f"in their plain form: {', '.join(skipped)}"
+                "optimize(strict=True): these modules are subclasses of dan-blocks types whose forward optimize "
+                f"does not know; they would be left as they are: {', '.join(skipped)}"
             )
     known = FAST_FORMS.get(kind, frozenset())
     for module in model.modules():

@@ -34,7 +34,7 @@ def conv_lrelu_conv(x: Tensor, first: nn.Module, negative_slope: float, last: nn
 
 
 def pointwise_gate(body: nn.Sequential, x: Tensor) -> Tensor:
-    """The channel-attention gate $\sigma(W_2\,\delta(W_1\,x))$ of a pooled (B, C, 1, 1) map ``x`` with ``body`` =
+    r"""The channel-attention gate $\sigma(W_2\,\delta(W_1\,x))$ of a pooled (B, C, 1, 1) map ``x`` with ``body`` =
     [1x1 conv, LeakyReLU, 1x1 conv, Sigmoid], its 1x1 convs as matrix products (no im2col for one pixel); the
     plain chain under graph capture or for another body. Shape: (B, C, 1, 1) -> (B, C, 1, 1)."""
     if len(body) != 4 or type(body[3]) is not nn.Sigmoid:
