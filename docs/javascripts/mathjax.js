@@ -15,11 +15,18 @@ window.MathJax = {
   },
 };
 
-// mkdocs-material's instant navigation replaces the page without a reload: typeset each new page.
+// mkdocs-material's instant navigation replaces the page without a reload: typeset each new page. The first
+// emission is the page MathJax was loaded with, which MathJax typesets itself; clearing and typesetting it a
+// second time while the first pass runs leaves the formulas blank (seen in Chromium), so it is skipped.
+let firstPage = true;
 if (typeof document$ !== "undefined") {
   document$.subscribe(() => {
+    if (firstPage) {
+      firstPage = false;
+      return;
+    }
     if (!window.MathJax || !window.MathJax.typesetPromise) {
-      return; // MathJax not loaded yet (it typesets the first page itself once loaded)
+      return; // MathJax not loaded yet: it typesets the page itself once loaded
     }
     MathJax.startup.output.clearCache();
     MathJax.typesetClear();
