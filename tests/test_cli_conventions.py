@@ -19,8 +19,6 @@ from dan_blocks.cli.errors import UsageError
 from dan_blocks.cli.main import COMMANDS, main
 
 ROOT = Path(__file__).resolve().parents[1]
-#: the commands whose modules this convention set was applied to first (sr, train and test follow it too)
-OWN_COMMANDS = ("smoke", "convert", "fit-pca", "make-testset", "quickstart", "options")
 HEAVY = ("torch", "basicsr", "cv2", "scipy", "skimage", "timm")
 
 
@@ -69,7 +67,7 @@ def test_every_subcommand_help_imports_no_torch(command: str) -> None:
     assert heavy == [], f"`dan-blocks {command} --help` imported {heavy}"
 
 
-@pytest.mark.parametrize("command", OWN_COMMANDS)
+@pytest.mark.parametrize("command", list(COMMANDS))
 def test_every_help_ends_with_examples_of_its_own_command(command: str, capsys) -> None:
     assert main([command, "--help"]) == 0
     text = capsys.readouterr().out
@@ -185,3 +183,33 @@ def test_every_public_name_is_the_submodules_own() -> None:
     with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
         _ = dan_blocks.no_such_name
     assert set(dan_blocks.__all__) <= set(dir(dan_blocks))
+
+
+#: command -> the canonical spellings it takes, each with the older spellings kept as aliases (docs/cli.md's table)
+SPELLINGS: dict[str, dict[str, tuple[str, ...]]] = {
+    "smoke": {"--output": ("-o", "--out"), "--device": (), "--threads": ()},
+    "convert": {"--output": ("-o",)},
+    "fit-pca": {"--output": ("-o",), "--kernel-size": (), "--code-length": ()},
+    "make-testset": {"--output": ("-o",), "--quiet": ("--no-progress",), "--threads": ()},
+    "quickstart": {"--output": ("-o", "--out"), "--threads": ()},
+    "options": {"--output": ("-o",)},
+    "sr": {"--output": ("-o",), "--opt": ("-opt",), "--quiet": ("--no-progress",), "--device": (), "--threads": ()},
+    "train": {"--opt": ("-opt",), "--quiet": ("--no-progress",), "--threads": (), "--auto-resume": ("--auto_resume",),
+              "--force-yml": ("--force_yml",)},
+    "test": {"--opt": ("-opt",), "--quiet": ("--no-progress",), "--threads": (), "--force-yml": ("--force_yml",)},
+}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_command_takes_the_canonical_spellings_and_their_aliases(command: str, capsys) -> None:
+    assert main([command, "--help"]) == 0
+    options_part = capsys.readouterr().out.split("\nexamples:\n", 1)[0]
+    # every option spelling the help lists (an option line starts with it, aliases follow after ", ")
+    listed = set()
+    for line in options_part.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("-"):
+            listed |= {word.rstrip(",") for word in stripped.split() if word.startswith("-")}
+    missing = [spelling for canonical, aliases in SPELLINGS[command].items() for spelling in (canonical, *aliases)
+               if spelling not in listed]
+    assert missing == [], f"dan-blocks {command} --help lacks {missing}"
