@@ -1,4 +1,5 @@
-"""The fast variants of :func:`dan_blocks.optimize` give the plain blocks' numbers, each against a derivation.
+"""The fast forms that :func:`dan_blocks.optimize` switches on give the plain blocks' numbers, each against a
+derivation; the functions of `dan_blocks.ops` behind them too.
 
 References are written independently of the code under test: the stretched code concatenated and convolved
 with ``F.conv2d``, the block equations spelled out with ``F`` ops on the modules' weights, hand-computed
@@ -17,10 +18,17 @@ from torch import Tensor, nn
 
 from dan_blocks import optimize
 from dan_blocks.archs import DAN, DANOutput, EstimatorV1, EstimatorV2, MANetEstimator, RestorerV1, RestorerV2, SROnly
-from dan_blocks.fast import FastCRB, FastDAN, FastDPCB, FoldedUpsampler
-from dan_blocks.fast.crb import conv_with_constant_channels
-from dan_blocks.fast.fused import fused_conv_leaky_relu
-from dan_blocks.layers import CRB, DPCB, PCAEncoder
+from dan_blocks.layers import CRB, DPCB, ChannelAttention, PCAEncoder, StretchConcat, TwoConv
+from dan_blocks.ops import (
+    can_use_constant_channels,
+    conv_lrelu_conv,
+    conv_with_constant_channels,
+    fused_conv_leaky_relu,
+    is_capturing,
+    linear_1x1,
+    pointwise_gate,
+    tensor_state,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CL = torch.channels_last
@@ -118,7 +126,8 @@ def test_crb_fast_equals_equation(layout: str, code_shape: str) -> None:
     code = {"flat": torch.randn(2, 5), "1x1": torch.randn(2, 5, 1, 1), "map": torch.randn(2, 5, 7, 6)}[code_shape]
     expected = _crb_equation(block, feat, code)
     plain, fast = _plain_and_fast(block, layout)
-    assert type(plain) is CRB and type(fast) is FastCRB
+    assert type(plain) is CRB and type(fast) is CRB
+    assert fast.fusion.fast and fast.body[3].fast and not plain.fusion.fast and not plain.body[3].fast
     if layout == "channels_last":
         assert fast.body[0].weight.is_contiguous(memory_format=CL)
         feat = feat.contiguous(memory_format=CL)
@@ -147,7 +156,8 @@ def test_dpcb_fast_equals_equation(cond_ksize: int, layout: str) -> None:
     basic = two(feat, block.body1)
     expected_f, expected_c = feat + basic * gate, cond + gate
     plain, fast = _plain_and_fast(block, layout)
-    assert type(plain) is DPCB and type(fast) is FastDPCB
+    assert type(plain) is DPCB and type(fast) is DPCB
+    assert fast.body1.fast and fast.body2.fast and not plain.body1.fast
     if layout == "channels_last":
         feat, cond = feat.contiguous(memory_format=CL), cond.contiguous(memory_format=CL)
     for model in (fast, plain):
@@ -155,11 +165,6 @@ def test_dpcb_fast_equals_equation(cond_ksize: int, layout: str) -> None:
             with torch.set_grad_enabled(grad):
                 f, c = model(feat, cond)
             assert rel(f, expected_f) < 1e-5 and rel(c, expected_c) < 1e-5
-    with torch.no_grad():  # the basic path handed in (as the LR memo does) is used as is
-        f, c = fast(feat, cond, basic)
-        assert rel(f, expected_f) < 1e-5 and rel(c, expected_c) < 1e-5
-        f, _ = fast(feat, cond, torch.zeros_like(basic))
-    assert torch.equal(f, feat)
 
 
 def test_fused_conv_leaky_relu_matches_two_steps_and_keeps_autograd() -> None:
@@ -200,7 +205,8 @@ def _pair(version: str, scale: int, estimator: str = "release") -> tuple[DAN, DA
     """(optimised, plain) on identical weights."""
     plain = _tiny_dan(version, scale, estimator)
     fast = optimize(copy.deepcopy(plain))
-    assert isinstance(fast, FastDAN) and type(plain) is DAN
+    assert type(fast) is DAN and type(plain) is DAN
+    assert fast.restorer.upscale.fast and not plain.restorer.upscale.fast
     return fast, plain
 
 
@@ -231,8 +237,8 @@ def test_dan_fast_equals_plain(version: str, scale: int) -> None:
     assert fast.restorer.head.weight.is_contiguous(memory_format=CL) if version == "v1" else \
         fast.restorer.head1.weight.is_contiguous(memory_format=CL)
     assert all(p.is_contiguous() for p in plain.parameters())
-    assert type(fast.restorer.upscale) is FoldedUpsampler
-    assert out.sr.is_contiguous() and sr.is_contiguous()
+    assert fast.restorer.upscale.fast
+    assert out.sr.is_contiguous(memory_format=CL) and sr.is_contiguous(memory_format=CL)  # follow the weights
     # a channels_last caller gets channels_last back
     with torch.no_grad():
         last = fast.super_resolve(lr.contiguous(memory_format=CL))
@@ -264,6 +270,8 @@ def _count_calls(model: DAN) -> dict[str, int]:
 
 
 def test_super_resolve_skips_only_the_last_estimator_pass() -> None:
+    """``loop`` restorer and ``loop - 1`` estimator passes (the last estimate would be unused), in the plain and
+    the optimised model alike; ``forward`` stays complete."""
     fast, plain = _pair("v2", 2)
     calls, plain_calls = _count_calls(fast), _count_calls(plain)
     lr = torch.rand(1, 3, 5, 6, generator=_gen(6))
@@ -274,7 +282,7 @@ def test_super_resolve_skips_only_the_last_estimator_pass() -> None:
         ref = plain.super_resolve(lr)
     assert calls == {"restorer": 4, "estimator": 3}  # forward stays complete
     assert len(out.srs) == len(out.codes) == len(out.kernels) == 2
-    assert plain_calls == {"restorer": 2, "estimator": 2}  # the plain model runs the unused last estimate
+    assert plain_calls == {"restorer": 2, "estimator": 1}  # the plain model skips it too
     assert rel(sr, ref) < 1e-5
     assert rel(SROnly(fast)(lr), out.sr) < 1e-5
 
@@ -302,14 +310,14 @@ def test_training_gradients_agree(version: str) -> None:
 def test_optimize_without_channels_last_keeps_nchw_weights() -> None:
     plain = _tiny_dan("v2", 2)
     fast = optimize(copy.deepcopy(plain), channels_last=False)
-    assert isinstance(fast, FastDAN) and not fast.channels_last
+    assert fast.restorer.upscale.fast
     lr = torch.rand(1, 3, 5, 5, generator=_gen(9))
     with torch.no_grad():
         ref, out = plain(lr), fast(lr)
     assert all(p.is_contiguous() for p in fast.parameters())  # nothing converted, before or while running
     _assert_outputs_agree(out, ref)
     optimize(fast)  # channels_last now: the weights are converted once, the outputs stay the same
-    assert fast.channels_last and fast.restorer.head1.weight.is_contiguous(memory_format=CL)
+    assert fast.restorer.head1.weight.is_contiguous(memory_format=CL)
     with torch.no_grad():
         _assert_outputs_agree(fast(lr), ref)
 
@@ -322,3 +330,107 @@ def test_traced_sr_only_stays_size_generic() -> None:
         other = torch.rand(1, 3, 5, 9, generator=_gen(10))
         assert rel(traced(other), fast(other).sr) < 1e-5
         assert rel(traced(other), plain(other).sr) < 1e-5
+
+
+# ---------------------------------------------------------------- the other functions of dan_blocks.ops
+
+
+def _two_conv_equation(x: Tensor, first: nn.Conv2d, last: nn.Conv2d, slope: float) -> Tensor:
+    p1, p2 = first.kernel_size[0] // 2, last.kernel_size[0] // 2
+    hidden = F.leaky_relu(F.conv2d(x.double(), first.weight.double(), first.bias.double(), 1, p1), slope)
+    return F.conv2d(hidden, last.weight.double(), last.bias.double(), 1, p2)
+
+
+def test_linear_1x1_is_the_conv_on_one_pixel() -> None:
+    torch.manual_seed(11)
+    conv = nn.Conv2d(6, 5, 1)
+    x = torch.randn(3, 6, 1, 1)
+    expected = (conv.weight.double()[:, :, 0, 0] @ x.double()[:, :, 0, 0].T).T + conv.bias.double()
+    got = linear_1x1(x, conv)
+    assert got.shape == (3, 5, 1, 1)
+    assert rel(got[:, :, 0, 0], expected) < 1e-6
+
+
+@pytest.mark.parametrize(("ksize", "size"), [(1, (1, 1)), (1, (5, 6)), (3, (1, 1)), (3, (6, 5))])
+def test_conv_lrelu_conv_equals_the_chain(ksize: int, size: tuple[int, int]) -> None:
+    torch.manual_seed(12)
+    first, last = nn.Conv2d(4, 7, ksize, 1, ksize // 2), nn.Conv2d(7, 4, ksize, 1, ksize // 2)
+    x = torch.randn(2, 4, *size)
+    expected = _two_conv_equation(x, first, last, 0.2)
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            assert rel(conv_lrelu_conv(x, first, 0.2, last), expected) < 1e-5
+    block = TwoConv(4, 4, ksize)
+    fast = optimize(copy.deepcopy(block))
+    assert fast.fast and not block.fast
+    with torch.no_grad():
+        assert rel(fast(x), _two_conv_equation(x, block[0], block[2], 0.2)) < 1e-5
+
+
+def test_pointwise_gate_equals_the_channel_attention_equation() -> None:
+    torch.manual_seed(13)
+    block = ChannelAttention(16, reduction=4)
+    x = torch.randn(3, 16, 5, 7)
+    pooled = x.double().mean(dim=(2, 3), keepdim=True)
+    a, b = block.body[0], block.body[2]
+    gate = torch.sigmoid(F.conv2d(F.leaky_relu(F.conv2d(pooled, a.weight.double(), a.bias.double()), 0.2),
+                                  b.weight.double(), b.bias.double()))
+    assert rel(pointwise_gate(block.body, x.mean(dim=(2, 3), keepdim=True)), gate) < 1e-6
+    fast = optimize(copy.deepcopy(block))
+    assert fast.fast and not block.fast
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            assert rel(fast(x), x.double() * gate) < 1e-5
+    # another body (no sigmoid at the end) runs as it is
+    other = nn.Sequential(nn.Conv2d(16, 4, 1), nn.LeakyReLU(0.2), nn.Conv2d(4, 16, 1), nn.Tanh())
+    torch.testing.assert_close(pointwise_gate(other, pooled.float()), other(pooled.float()))
+
+
+def test_can_use_constant_channels_only_for_same_convs() -> None:
+    assert can_use_constant_channels(nn.Conv2d(4, 4, 3, 1, 1))
+    assert can_use_constant_channels(nn.Conv2d(4, 4, 5, 1, 2))
+    assert not can_use_constant_channels(nn.Conv2d(4, 4, 3, 2, 1))  # strided
+    assert not can_use_constant_channels(nn.Conv2d(4, 4, 3, 1, 0))  # no padding
+    assert not can_use_constant_channels(nn.Conv2d(4, 4, 3, 1, 1, padding_mode="reflect"))
+    assert not can_use_constant_channels(nn.Conv2d(4, 4, 2, 1, 1))  # even kernel
+    assert not can_use_constant_channels(nn.Conv2d(4, 4, 3, 1, 1, groups=2))
+
+    class MyConv(nn.Conv2d):
+        pass
+
+    assert not can_use_constant_channels(MyConv(4, 4, 3, 1, 1))  # its forward may differ
+    assert not can_use_constant_channels(nn.Linear(4, 4))
+
+
+@pytest.mark.parametrize("code_shape", ["flat", "1x1", "map"])
+def test_stretch_concat_fused_conv_fast_and_fallbacks(code_shape: str) -> None:
+    """The fast form for a global code, the plain concatenation for a code map or a conv it cannot split: the
+    same numbers as conv(cat(f, stretched c)) either way."""
+    torch.manual_seed(14)
+    fusion = StretchConcat(6, 3)
+    feat = torch.randn(2, 6, 7, 5)
+    code = {"flat": torch.randn(2, 3), "1x1": torch.randn(2, 3, 1, 1), "map": torch.randn(2, 3, 7, 5)}[code_shape]
+    stretched = code.reshape(2, 3, 1, 1).expand(-1, -1, 7, 5) if code_shape != "map" else code
+    cat = torch.cat((feat, stretched), 1).double()
+    optimize(fusion)
+    assert fusion.fast
+    for conv in (nn.Conv2d(9, 4, 3, 1, 1), nn.Conv2d(9, 4, 3, 1, 1, padding_mode="replicate")):
+        pad = F.pad(cat, (1, 1, 1, 1), mode="replicate") if conv.padding_mode == "replicate" else F.pad(
+            cat, (1, 1, 1, 1))
+        expected = F.conv2d(pad, conv.weight.double(), conv.bias.double())
+        out, cond = fusion.fused_conv(conv, feat, code)
+        assert cond is code and rel(out, expected) < 1e-5
+
+
+def test_is_capturing_and_tensor_state() -> None:
+    assert is_capturing() is False
+    t = torch.zeros(3)
+    before = tensor_state(t)
+    assert tensor_state(t) == before
+    t.add_(1.0)
+    assert tensor_state(t) != before  # an in-place change is seen
+    with torch.inference_mode():
+        inf = torch.zeros(3)
+        first = tensor_state(inf)
+        inf.add_(1.0)  # no version counter: the content fingerprint sees it
+        assert tensor_state(inf) != first

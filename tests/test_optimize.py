@@ -271,9 +271,8 @@ def test_no_class_assignment_or_runtime_class_creation_in_the_source() -> None:
                 name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
                 if name == "type" and len(node.args) == 3:
                     found.append(f"{path.name}:{node.lineno}: type(name, bases, dict)")
-                if name in ("new_class", "setattr") and (
-                    name == "new_class" or any(isinstance(a, ast.Constant) and a.value == "__class__" for a in node.args)
-                ):
+                sets_class = any(isinstance(a, ast.Constant) and a.value == "__class__" for a in node.args)
+                if name == "new_class" or (name == "setattr" and sets_class):
                     found.append(f"{path.name}:{node.lineno}: {name}")
             targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
                 node, ast.AnnAssign | ast.AugAssign) else []

@@ -1,4 +1,4 @@
-"""Folding the linear upsampler into one sub-pixel conv (``optimize``'s FoldedUpsampler) gives the chain's numbers.
+"""Folding the linear upsampler into one sub-pixel conv (`Upsampler`'s fast form) gives the chain's numbers.
 
 References: the chain of ``F.conv2d`` / ``F.pixel_shuffle`` calls spelled out on the modules' weights in
 float64; the folded weight against impulse responses of the chain (a forward derivation, where the code uses a
@@ -15,10 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dan_blocks import optimize
-from dan_blocks.archs.upsample import Upsampler
-from dan_blocks.fast import FoldedUpsampler
-from dan_blocks.fast.subpixel_border import folded_forward
-from dan_blocks.fast.subpixel_fold import chain_geometry, fold_subpixel_chain
+from dan_blocks.archs import Upsampler
+from dan_blocks.ops import chain_geometry, fold_subpixel_chain, folded_forward
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CL = torch.channels_last
@@ -29,10 +27,10 @@ def rel(a: Tensor, b: Tensor) -> float:
     return float((a64 - b64).abs().max() / b64.abs().max())
 
 
-def folded_upsampler(nf: int, out_nc: int, scale: int, channels_last: bool = False) -> FoldedUpsampler:
+def folded_upsampler(nf: int, out_nc: int, scale: int, channels_last: bool = False) -> Upsampler:
     """``optimize(Upsampler(...))`` in eval mode (NCHW weights unless ``channels_last``)."""
     up = optimize(Upsampler(nf, out_nc, scale).eval(), channels_last=channels_last)
-    assert type(up) is FoldedUpsampler
+    assert type(up) is Upsampler and up.fast
     return up
 
 
@@ -146,7 +144,7 @@ def test_fold_cache_follows_weight_changes() -> None:
 def test_training_uses_the_chain_and_gradients_flow() -> None:
     torch.manual_seed(4)
     up = optimize(Upsampler(16, 3, 4), channels_last=False)
-    assert up.training and type(up) is FoldedUpsampler
+    assert up.training and type(up) is Upsampler and up.fast
     x = torch.randn(1, 16, 12, 12, requires_grad=True)
     up(x).square().sum().backward()
     assert up._fold_cache is None  # no fold when gradients are needed
@@ -157,15 +155,29 @@ def test_training_uses_the_chain_and_gradients_flow() -> None:
 
 
 def test_plain_upsampler_runs_the_chain() -> None:
-    """The plain block has no fold: it is the nn.Sequential chain and caches nothing."""
+    """Without its fast flag the block is the nn.Sequential chain and caches nothing."""
     torch.manual_seed(7)
     up = Upsampler(16, 3, 2).eval()
-    assert not hasattr(up, "_fold_cache") and not hasattr(up, "folded")
+    assert up.fast is False
     x = torch.randn(1, 16, 12, 12)
     with torch.no_grad():
         got = up(x)
     assert "_fold_cache" not in vars(up)
     assert rel(got, chain64(up, x)) < 1e-5
+
+
+def test_fold_cache_is_per_instance_and_not_shared_by_copies() -> None:
+    torch.manual_seed(8)
+    up = folded_upsampler(16, 3, 2)
+    x = torch.randn(1, 16, 12, 12)
+    with torch.no_grad():
+        up(x)
+        twin = copy.deepcopy(up)
+        other = folded_upsampler(16, 3, 2)
+        assert "_fold_cache" not in vars(other)  # the cache lives on the instance that folded
+        twin[0].weight.mul_(-1.0)
+        assert rel(twin(x), chain64(twin, x)) < 1e-5
+        assert rel(up(x), chain64(up, x)) < 1e-5
 
 
 def test_fold_rejects_non_linear_or_strided_layers() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
@@ -84,11 +83,7 @@ class Upsampler(nn.Sequential):
         params = list(self.parameters())
         key = tuple(tensor_state(p) for p in params)
         if self._fold_cache is None or self._fold_cache[0] != key:
-            folded = fold_subpixel_chain(list(self))
-            first = params[0]
-            if not first.is_contiguous() and first.is_contiguous(memory_format=torch.channels_last):
-                folded = replace(folded, weight=folded.weight.contiguous(memory_format=torch.channels_last))
-            self._fold_cache = (key, folded)
+            self._fold_cache = (key, fold_subpixel_chain(list(self)))  # in the weights' memory format
         return self._fold_cache[1]
 
 

@@ -111,7 +111,8 @@ def fold_subpixel_chain(
 ) -> FoldedChain:
     """The `FoldedChain` of ``layers`` (convs and pixel shuffles, ending with a conv).
 
-    Computed in float64 on the layers' device, returned in ``dtype`` (default: the first conv's dtype).
+    Computed in float64 on the layers' device, returned in ``dtype`` (default: the first conv's dtype) and in the
+    first conv's weight's memory format (channels_last weights give a channels_last fold).
     Raises ``TypeError``/``ValueError`` naming the layer that cannot be folded (a non-linearity, a strided
     or grouped conv, non-zero padding).
     """
@@ -135,4 +136,7 @@ def fold_subpixel_chain(
     if suffixes:
         convs = [i for i, layer in enumerate(layers) if isinstance(layer, nn.Conv2d)]
         tails = tuple(fold_subpixel_chain(layers[i:], dtype, suffixes=False) for i in convs[1:])
-    return FoldedChain(grad.to(dtype), bias.to(dtype), scale, radius, tails)
+    weight = grad.to(dtype)
+    if not first.weight.is_contiguous() and first.weight.is_contiguous(memory_format=torch.channels_last):
+        weight = weight.contiguous(memory_format=torch.channels_last)
+    return FoldedChain(weight, bias.to(dtype), scale, radius, tails)
