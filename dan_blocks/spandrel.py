@@ -4,50 +4,204 @@ load models through it), in the style of ``spandrel_extra_arches``.
 After ``install()``, ``spandrel.ModelLoader().load_from_file(path)`` loads
 
 - the DAN release's v1 / v2 files (``danv2_x4_setting1.pth`` ...),
-- MANet's stage-3 file (``stage3_MANet+RRDB_x4.pth``; the stage-1 file is a kernel estimator, not an SR model),
+- MANet's stage-3 file (``stage3_MANet+RRDB_x4.pth``; the stage-1 file is a kernel estimator, not an SR model:
+  it is refused with an `UnsupportedModelError` that says so),
 - dan-blocks model files (``dan_blocks.archs.save_model``, BasicSR's ``net_g_*.pth`` written by DANModel,
-  ``dan-blocks convert``): their options travel inside the state dict, so the network is rebuilt exactly,
+  ``dan-blocks convert``) and any state dict a registered network wrote itself (``torch.save(model.state_dict())``,
+  safetensors, a host's Save Model): the options travel inside the state dict, so the network is rebuilt exactly,
 
 each through `dan_blocks.load_model`, as an ``ImageModelDescriptor`` whose call gives the final SR image
-(spandrel clamps it to [0, 1]). Needs ``pip install dan-blocks[spandrel]``.
+(spandrel clamps it to [0, 1]). The call tiles exactly inside (`dan_blocks.upscale`) when the image is large, so
+descriptors declare ``ModelTiling.INTERNAL``: one kernel estimate per image. For hosts that tile anyway
+(ComfyUI's upscale node), `one_kernel_per_image` answers their tile calls from one whole-image result.
+Needs ``pip install dan-blocks[spandrel]``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import Tensor, nn
 
-from .archs import DAN, DANv1, DANv2, MANetRRDB
+from .archs import ARCH_REGISTRY, DAN, DANv1, DANv2, MANetEstimator, MANetRRDB
 from .formats.manet_files import manet_release_kind
 from .formats.model_files import file_metadata
-from .inference import load_model
+from .inference import load_model, upscale
 
 if TYPE_CHECKING:
     import spandrel
 
-__all__ = ["ARCH_IDS", "architectures", "install"]
+__all__ = ["ARCH_IDS", "INTERNAL_TILE", "architectures", "install", "one_kernel_per_image", "precision_support"]
 
 #: the ids of the architectures `install` adds
 ARCH_IDS = ("DAN", "MANet")
 
 
+def precision_support(model: nn.Module) -> tuple[bool, bool]:
+    """``(supports_half, supports_bfloat16)`` a descriptor declares, as measured (docs/hosts.md, "Precision"):
+    fp16 kept every output finite and within 55 dB (DANv2) / 71 dB (DANv1, MANet) of fp32 on CUDA and on the CPU;
+    bf16 (3 fewer mantissa bits) within 53-55 dB for DANv1 and MANet, but only 39 dB (up to 0.07 off) for DANv2,
+    whose doubled group residuals amplify the rounding: DANv2 declares no bf16."""
+    return True, not isinstance(model, DANv2)
+#: the LR tile side of the exact tiling a descriptor's call runs for images above ``4 * INTERNAL_TILE**2`` pixels
+INTERNAL_TILE = 512
+
+
+def _recorded_type(state: Mapping[str, Any]) -> type | None:
+    """The class a file's recorded options name (None: no record, an unreadable one, or an unknown type)."""
+    try:
+        meta = file_metadata(state)
+    except ValueError:
+        return None
+    network = meta.get("network_g") if isinstance(meta, Mapping) else None
+    kind = network.get("type") if isinstance(network, Mapping) else None
+    if not isinstance(kind, str) or kind not in ARCH_REGISTRY:
+        return None
+    found = ARCH_REGISTRY.get(kind)
+    return found if isinstance(found, type) else None
+
+
 def _is_dan(state: Mapping[str, Any]) -> bool:
+    recorded = _recorded_type(state)
+    if recorded is not None:  # what the file says it is decides (a MANet state dict has restorer.* keys too)
+        return issubclass(recorded, DAN) and not issubclass(recorded, MANetRRDB)
     keys = list(state)
     release = any(k.startswith("Restorer.") for k in keys) and any(k.startswith("Estimator.") for k in keys)
-    ours = any(k.startswith("restorer.") for k in keys) and "pca.matrix" in state
-    meta = file_metadata(state)
-    described = isinstance(meta, Mapping) and isinstance(meta.get("network_g"), Mapping)
-    return release or (ours and (described or "init_code" in state))
+    ours = any(k.startswith("restorer.") for k in keys) and "pca.matrix" in state and "init_code" in state
+    return release or (ours and manet_release_kind(state) is None)
 
 
-def _is_manet_sr(state: Mapping[str, Any]) -> bool:
-    return manet_release_kind(state) == "stage3"
+def _is_manet(state: Mapping[str, Any]) -> bool:
+    recorded = _recorded_type(state)
+    if recorded is not None:
+        return issubclass(recorded, (MANetRRDB, MANetEstimator))
+    return manet_release_kind(state) is not None  # stage 1 too: refused by load with a message, not ignored
+
+
+def _whole_sr(model: nn.Module, image: Tensor) -> Tensor:
+    """The final SR of ``image``: untiled up to ``4 * INTERNAL_TILE**2`` pixels, else exactly tiled
+    (`dan_blocks.upscale`: the same numbers, bounded memory)."""
+    height, width = image.shape[-2:]
+    if height * width <= 4 * INTERNAL_TILE * INTERNAL_TILE:
+        return model.super_resolve(image)  # type: ignore[operator, no-any-return]
+    out = upscale(model, image, INTERNAL_TILE, optimize=False, keep_srs=False)
+    return out.sr  # type: ignore[no-any-return]
+
+
+class _WholeImage:
+    """The whole image a host tiles, and its SR (computed once per batch item, on first use)."""
+
+    def __init__(self, image: Tensor) -> None:
+        self.image = image
+        self.srs: dict[int, Tensor] = {}
+
+    def locate(self, tile: Tensor) -> tuple[int, int, int] | None:
+        """(batch index, top, left) of ``tile`` inside the image, or None when it is not part of it."""
+        image = self.image
+        if tile.dim() != 4 or tile.shape[0] != 1 or tile.shape[1] != image.shape[1]:
+            return None
+        height, width = tile.shape[-2:]
+        if height > image.shape[-2] or width > image.shape[-1]:
+            return None
+        found = self._as_view(tile)
+        if found is None:
+            found = self._by_content(tile)
+        return found
+
+    def _as_view(self, tile: Tensor) -> tuple[int, int, int] | None:
+        """A tile that is a slice of the image (what ComfyUI's tiled_scale passes): read off its storage offset."""
+        image = self.image
+        if (tile.device != image.device or tile.dtype != image.dtype or tile.stride() != image.stride()
+                or tile.untyped_storage().data_ptr() != image.untyped_storage().data_ptr()):
+            return None
+        offset = tile.storage_offset() - image.storage_offset()
+        if offset < 0:
+            return None
+        index = [0, 0, 0, 0]
+        for dim in sorted(range(4), key=lambda d: -image.stride(d)):
+            step = image.stride(dim)
+            if step > 0:
+                index[dim], offset = divmod(offset, step)
+        batch, channel, top, left = index
+        height, width = tile.shape[-2:]
+        if (offset or channel or batch >= image.shape[0] or top + height > image.shape[-2]
+                or left + width > image.shape[-1]):
+            return None
+        return batch, top, left
+
+    def _by_content(self, tile: Tensor) -> tuple[int, int, int] | None:
+        """A copy of a part of the image (a host that moved or converted it): the first position, in raster
+        order, whose pixels are equal."""
+        image = self.image.to(tile.device, tile.dtype)
+        height, width = tile.shape[-2:]
+        rows, cols = image.shape[-2] - height + 1, image.shape[-1] - width + 1
+        corner = tile[0, :, 0, 0].reshape(1, -1, 1, 1)
+        hits = (image[:, :, :rows, :cols] == corner).all(dim=1).nonzero().tolist()
+        for batch, top, left in hits[:4096]:
+            if torch.equal(image[batch, :, top : top + height, left : left + width], tile[0]):
+                return batch, top, left
+        return None
+
+    def sr_of(self, model: nn.Module, batch: int, like: Tensor) -> Tensor:
+        if batch not in self.srs:
+            self.srs[batch] = _whole_sr(model, self.image[batch : batch + 1].to(like.device, like.dtype))
+        return self.srs[batch]
+
+
+_WHOLE_ATTR = "_dan_blocks_whole_image"
 
 
 def _super_resolve(model: nn.Module, image: Tensor) -> Tensor:
-    return model.super_resolve(image)  # type: ignore[operator, no-any-return]
+    whole: _WholeImage | None = getattr(model, _WHOLE_ATTR, None)
+    if whole is not None:
+        found = whole.locate(image)
+        if found is not None:
+            batch, top, left = found
+            scale = int(model.scale)  # type: ignore[arg-type]
+            height, width = image.shape[-2:]
+            sr = whole.sr_of(model, batch, image)
+            return sr[..., top * scale : (top + height) * scale, left * scale : (left + width) * scale].to(
+                image.dtype).clone()
+    return _whole_sr(model, image)
+
+
+@contextlib.contextmanager
+def one_kernel_per_image(descriptor: Any, image: Tensor) -> Iterator[None]:
+    """Within the block, the descriptor's calls on tiles of ``image`` (slices of it, as ComfyUI's
+    ``comfy.utils.tiled_scale`` passes, or copies of its pixels) return that tile's part of ONE whole-image SR:
+    one kernel estimate per image, as if the host had not tiled (the whole image is super-resolved once per
+    batch item, exactly tiled inside when large). Other inputs run as usual. For host integrations (a custom
+    node wrapping the host's own tiling)::
+
+        with dan_blocks.spandrel.one_kernel_per_image(descriptor, in_img):
+            out = comfy.utils.tiled_scale(in_img, lambda a: descriptor(a), tile_x=512, tile_y=512, overlap=32,
+                                          upscale_amount=descriptor.scale)
+
+    Args:
+        descriptor: an ``ImageModelDescriptor`` loaded through `install` (or its ``.model``).
+        image: (B, C, H, W) in [0, 1], the tensor the host tiles.
+
+    Raises:
+        TypeError: ``descriptor`` is not a DAN / MANet descriptor, or ``image`` not a 4-D floating tensor.
+    """
+    model = getattr(descriptor, "model", descriptor)
+    if not isinstance(model, DAN):
+        raise TypeError(
+            "one_kernel_per_image: expected a descriptor of dan-blocks' DAN / MANet architectures (from "
+            f"dan_blocks.spandrel.install()), got {type(descriptor).__name__}"
+        )
+    if not isinstance(image, Tensor) or image.dim() != 4 or not image.is_floating_point():
+        got = tuple(image.shape) if isinstance(image, Tensor) else type(image).__name__
+        raise TypeError(f"one_kernel_per_image: image must be a (B, C, H, W) floating tensor, got {got}")
+    previous = getattr(model, _WHOLE_ATTR, None)
+    object.__setattr__(model, _WHOLE_ATTR, _WholeImage(image))
+    try:
+        yield
+    finally:
+        object.__setattr__(model, _WHOLE_ATTR, previous)
 
 
 def _tags(model: nn.Module) -> list[str]:
@@ -74,15 +228,18 @@ def architectures(before: tuple[str, ...] = ()) -> list[spandrel.ArchSupport]:
     import spandrel
 
     class _Arch(spandrel.Architecture[nn.Module]):
-        def __init__(self, arch_id: str, name: str, detect: Any, tiling: spandrel.ModelTiling) -> None:
+        def __init__(self, arch_id: str, name: str, detect: Any) -> None:
             super().__init__(id=arch_id, name=name, detect=detect)
-            self._tiling = tiling
 
         def load(self, state_dict: spandrel.StateDict) -> spandrel.ImageModelDescriptor[nn.Module]:
             model = load_model(state_dict)
             if not isinstance(model, DAN):
+                what = ("MANet's stage-1 file: a kernel estimator (LR image -> per-pixel blur kernels)"
+                        if isinstance(model, MANetEstimator) else f"a {type(model).__name__}")
                 raise spandrel.UnsupportedModelError(
-                    f"{type(model).__name__} is not a super-resolution model (load it with dan_blocks.load_model)"
+                    f"this file holds {what}, not a super-resolution model, so it cannot upscale images; use the "
+                    "stage-3 file (stage3_MANet+RRDB_x4.pth) here, or load this one in Python with "
+                    "dan_blocks.load_model(path)"
                 )
             scale = int(model.scale)
             return spandrel.ImageModelDescriptor(
@@ -91,26 +248,21 @@ def architectures(before: tuple[str, ...] = ()) -> list[spandrel.ArchSupport]:
                 architecture=self,
                 purpose="SR" if scale > 1 else "Restoration",
                 tags=_tags(model),
-                # bf16 keeps fp32's range; fp16 is not validated (softmax kernels and PCA codes), so hosts keep fp32
-                supports_half=False,
-                supports_bfloat16=True,
+                supports_half=precision_support(model)[0],
+                supports_bfloat16=precision_support(model)[1],
                 scale=scale,
                 input_channels=int(getattr(model.restorer, "in_nc", 3)),
                 output_channels=3,
                 size_requirements=spandrel.SizeRequirements(minimum=1),
-                tiling=self._tiling,
+                # one kernel estimate per image (DAN: global pooling; MANet: its estimate and RRDB trunk reach far
+                # beyond a host's 32-px overlap): the call tiles exactly inside instead (see _whole_sr)
+                tiling=spandrel.ModelTiling.INTERNAL,
                 call_fn=_super_resolve,
             )
 
     return [
-        # DAN estimates one kernel per image (global pooling): a host's tiles would each get their own kernel
-        spandrel.ArchSupport.from_architecture(
-            _Arch("DAN", "DAN (Deep Alternating Network)", _is_dan, spandrel.ModelTiling.DISCOURAGED), before=before
-        ),
-        # MANet is spatially variant and local: tiles with enough overlap give the whole image's result
-        spandrel.ArchSupport.from_architecture(
-            _Arch("MANet", "MANet+RRDB", _is_manet_sr, spandrel.ModelTiling.SUPPORTED), before=before
-        ),
+        spandrel.ArchSupport.from_architecture(_Arch("DAN", "DAN (Deep Alternating Network)", _is_dan), before=before),
+        spandrel.ArchSupport.from_architecture(_Arch("MANet", "MANet+RRDB", _is_manet), before=before),
     ]
 
 

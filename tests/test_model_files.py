@@ -15,6 +15,7 @@ from test_cli_train_support import tiny_train_options, write_yaml
 
 import dan_blocks
 import dan_blocks.basicsr
+from dan_blocks.utils.state_record import without_records
 from dan_blocks.archs import DAN, MANetEstimator, RestorerV2, arch_options
 from dan_blocks.cli.main import main
 from dan_blocks.formats import to_release_state_dict
@@ -77,7 +78,7 @@ def test_overrides_replace_recorded_options(tmp_path) -> None:
 
 def test_a_checkpoint_without_options_is_not_guessed(tmp_path) -> None:
     model = _models()["v2"]  # residual "add" and est_input_norm True: neither is in the tensors
-    torch.save({"params": model.state_dict()}, tmp_path / "old.pth")
+    torch.save({"params": without_records(model.state_dict())}, tmp_path / "old.pth")  # written before records
     with pytest.raises(ValueError, match="cannot tell residual and est_input_norm") as info:
         dan_blocks.load_model(tmp_path / "old.pth")
     assert "old.pth" in str(info.value)
@@ -132,6 +133,6 @@ def test_trained_checkpoint_without_opt_writes_the_same_image_as_with_opt(tmp_pa
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     # and the options really matter: the same weights built with the release's defaults differ
     state = torch.load(weights, weights_only=True)
-    legacy = {"params": dict(copy.deepcopy(state["params"]))}  # a plain dict: no options anywhere (older files)
+    legacy = {"params": without_records(copy.deepcopy(state["params"]))}  # no options anywhere (older files)
     torch.save(legacy, tmp_path / "legacy.pth")
     assert main(["sr", "-m", str(tmp_path / "legacy.pth"), str(photo), "-o", str(tmp_path / "c")]) == 1

@@ -11,6 +11,7 @@ import torch
 from _helpers import randomise
 
 import dan_blocks
+from dan_blocks.utils.state_record import without_records
 from dan_blocks.cli.main import main
 from dan_blocks.formats import to_release_state_dict
 from dan_blocks.inference.loading import load_weights
@@ -33,7 +34,7 @@ def files(tmp_path):
     paths = {name: tmp_path / f"{name}.pth" for name in ("v1", "release", "legacy", "v2")}
     dan_blocks.save_model(_v1(), paths["v1"])
     torch.save(to_release_state_dict(_v1().state_dict()), paths["release"])
-    torch.save({"params": dict(_v2().state_dict())}, paths["legacy"])  # a plain dict: records no options
+    torch.save({"params": without_records(_v2().state_dict())}, paths["legacy"])  # written before records
     dan_blocks.save_model(_v2(residual="double"), paths["v2"])
     return paths
 

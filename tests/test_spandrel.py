@@ -51,9 +51,9 @@ def test_release_layout_file(loader, tmp_path, version: int) -> None:
     desc = loader.load_from_file(path)
     assert isinstance(desc, spandrel.ImageModelDescriptor)
     assert desc.architecture.id == "DAN" and desc.scale == 2 and desc.purpose == "SR"
-    assert desc.tiling == spandrel.ModelTiling.DISCOURAGED  # one kernel per image: tiles would change it
+    assert desc.tiling == spandrel.ModelTiling.INTERNAL  # one kernel per image: the call tiles exactly inside
     assert f"DANv{version}" in desc.tags
-    assert desc.supports_bfloat16 and not desc.supports_half
+    assert desc.supports_half and desc.supports_bfloat16 == (version == 1)  # measured: docs/hosts.md
     lr = _lr()
     sr = desc(lr)
     assert sr.shape == (1, 3, 22, 28)
@@ -87,7 +87,7 @@ def test_manet_stage3_file(loader, tmp_path) -> None:
     torch.save(to_manet_state_dict(model.state_dict()), path)
     desc = loader.load_from_file(path)
     assert desc.architecture.id == "MANet" and desc.scale == 2
-    assert desc.tiling == spandrel.ModelTiling.SUPPORTED
+    assert desc.tiling == spandrel.ModelTiling.INTERNAL
     lr = _lr(13, 10)  # not multiples of 8
     torch.testing.assert_close(desc(lr), _expected(path, lr), rtol=0, atol=0)
     with torch.no_grad():
@@ -98,5 +98,5 @@ def test_manet_stage1_file_is_not_an_sr_model(loader, tmp_path) -> None:
     est = MANetEstimator(nf=8, kernel_size=5, use_sr=False, pad_multiple=8)
     path = tmp_path / "stage1_MANet_x4.pth"
     torch.save(to_manet_state_dict(est.state_dict()), path)
-    with pytest.raises(spandrel.UnsupportedModelError):
+    with pytest.raises(spandrel.UnsupportedModelError, match="stage-1 file: a kernel estimator.*not a super-resol"):
         loader.load_from_file(path)

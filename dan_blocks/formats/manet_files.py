@@ -22,6 +22,7 @@ from ..archs.manet_arch import MANetEstimator
 from ..archs.manet_rrdb_arch import MANetRRDB
 from ..layers import PCAEncoder
 from ..utils import CheckpointMismatchError, load_state_strict, read_checkpoint, state_dict_diff
+from ..utils.state_record import is_record_key
 
 __all__ = [
     "MANET_PAD_MULTIPLE",
@@ -203,7 +204,7 @@ def to_manet_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
             out["pca_matrix"] = value.reshape(1, *value.shape, 1, 1)
         elif key.startswith("restorer."):
             out[_restorer_to_manet(key.removeprefix("restorer."))] = value
-        elif key not in ("pca.mean", "init_kernel", "init_code"):
+        elif key not in ("pca.mean", "init_kernel", "init_code") and not is_record_key(key):
             raise KeyError(f"not a MANetEstimator / MANetRRDB key: {key!r}")
     return out
 

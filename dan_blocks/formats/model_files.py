@@ -11,6 +11,8 @@ Layout (a dict that ``torch.load(weights_only=True)`` reads and plain BasicSR lo
 The same metadata also travels inside each state dict, in the ``_metadata`` attribute that torch's
 ``state_dict()`` OrderedDicts carry (under the key ``"dan_blocks"``, which names no module, so torch ignores it):
 hosts that unwrap ``params`` before looking at a file (spandrel, chaiNNer, ComfyUI) still find the options.
+And every registered network's own ``state_dict()`` holds it as a tensor entry (`dan_blocks.utils.state_record`),
+so a plain ``torch.save(model.state_dict())`` or a safetensors file (where ``_metadata`` is lost) rebuilds too.
 """
 
 from __future__ import annotations
@@ -25,10 +27,20 @@ from torch import Tensor, nn
 from .._version import __version__
 from ..archs.registry import arch_options
 from ..utils import atomic_save
+from ..utils.state_record import MODEL_FORMAT, RECORD_KEY, find_record
 
-__all__ = ["FORMAT", "META_KEY", "file_metadata", "model_file_payload", "model_metadata", "save_model"]
+__all__ = [
+    "FORMAT",
+    "META_KEY",
+    "RECORD_KEY",
+    "check_format",
+    "file_metadata",
+    "model_file_payload",
+    "model_metadata",
+    "save_model",
+]
 
-FORMAT = "dan_blocks.model/1"
+FORMAT = MODEL_FORMAT
 #: the key of the metadata in a model file
 META_KEY = "dan_blocks"
 
@@ -76,19 +88,48 @@ def model_file_payload(
     return payload
 
 
-def file_metadata(obj: Any) -> Mapping[str, Any] | None:
+def file_metadata(obj: Any, param_key: str | None = None) -> Mapping[str, Any] | None:
     """The metadata of a loaded model file: its `META_KEY` entry, else the one its (unwrapped) state dict
-    carries in ``_metadata``; None for files without options."""
+    carries in ``_metadata``, else its state dict's record tensor (`dan_blocks.utils.state_record`; the one
+    of the ``param_key`` entry first); None for files without options.
+
+    Raises:
+        ValueError: a record tensor that is there but malformed (the message says how).
+    """
     if not isinstance(obj, Mapping):
         return None
     meta = obj.get(META_KEY)
     if isinstance(meta, Mapping):
         return meta
-    for candidate in (obj, *(v for v in obj.values() if isinstance(v, Mapping))):
+    nested = [v for v in obj.values() if isinstance(v, Mapping)]
+    for candidate in (obj, *nested):
         inner = getattr(candidate, "_metadata", None)
         if isinstance(inner, Mapping) and isinstance(inner.get(META_KEY), Mapping):
             return inner[META_KEY]  # type: ignore[no-any-return]
+    first = obj.get(param_key) if param_key else None
+    for candidate in (*((first,) if isinstance(first, Mapping) else ()), obj, *nested):
+        record = find_record(candidate)
+        if record is not None:
+            return record
     return None
+
+
+def check_format(meta: Mapping[str, Any], where: str) -> None:
+    """A ValueError naming the format and the writer's version when ``meta`` comes from a newer dan-blocks
+    (a model-file format this one cannot read); older and current formats pass."""
+    tag = meta.get("format")
+    if tag is None or tag == FORMAT:
+        return
+    name, _, number = str(tag).rpartition("/")
+    known_name, _, known_number = FORMAT.rpartition("/")
+    writer = meta.get("version")
+    by = f" (written by dan-blocks {writer})" if isinstance(writer, str) else ""
+    if name == known_name and number.isdigit() and int(number) > int(known_number):
+        raise ValueError(
+            f"{where} is a dan-blocks model file of format version {number} ({tag!r}){by}; this dan-blocks "
+            f"({__version__}) reads format version {known_number}: upgrade dan-blocks (pip install -U dan-blocks)"
+        )
+    raise ValueError(f"{where}: unknown model-file format {tag!r}{by}; expected {FORMAT!r}")
 
 
 def save_model(

@@ -23,6 +23,7 @@ from ..archs.dan_v2_arch import RestorerV2
 from ..archs.presets import DANv1, DANv2
 from ..layers import PCAEncoder
 from ..utils import CheckpointMismatchError, read_checkpoint
+from ..utils.state_record import is_record_key
 
 __all__ = [
     "CheckpointMismatchError",
@@ -60,7 +61,7 @@ def release_key(key: str) -> str | None:
     for ours, theirs in _PREFIXES:
         if key.startswith(ours):
             return theirs + key[len(ours) :]
-    if key == "pca.mean":
+    if key == "pca.mean" or is_record_key(key):  # the options record is dan-blocks' own
         return None
     return _BUFFERS.get(key, key)
 

@@ -14,7 +14,18 @@ It recognises, in this order:
    the estimator's input normalisation), so it refuses to guess: pass ``residual=`` and ``est_input_norm=``
    (``dan-blocks sr --residual ... --est-input-norm ...``); it then says what it assumed.
 
-Everything loads with ``weights_only=True`` and strictly (a readable diff of keys and shapes).
+The options of 2. are found in the file's ``dan_blocks`` entry, in its state dict's ``_metadata``, or in the
+record tensor every registered network's own ``state_dict()`` carries (`dan_blocks.utils.state_record`): a plain
+``torch.save(model.state_dict())``, a safetensors file (``.safetensors``) or a host's "save model" rebuilds too.
+A file of a newer model-file format is refused with its version named.
+
+Which weights of a file holding both ``params`` and ``params_ema`` (one rule, docs/hosts.md): a key that is
+named wins (``param_key=``, an option file's ``param_key_g``); when none is named, ``params_ema`` (the EMA
+weights, for inference, as spandrel and Real-ESRGAN pick), else ``params``. (BasicSR's own runs, ``dan-blocks
+train/test``, read ``param_key_g`` with BasicSR's default ``params``.)
+
+Everything loads with ``weights_only=True`` and strictly (a readable diff of keys and shapes); every tensor of the
+returned network is contiguous (safetensors refuses others).
 """
 
 from __future__ import annotations
@@ -40,7 +51,7 @@ from ..formats import (
 )
 from ..formats.manet_files import manet_release_kind
 from ..formats.family_files import load_family_release
-from ..formats.model_files import META_KEY, file_metadata
+from ..formats.model_files import META_KEY, check_format, file_metadata
 from ..formats.official import release_key
 from ..layers import PCAEncoder
 from ..utils import (
@@ -54,6 +65,7 @@ from ..utils import (
 from ..utils.options import check_keys, read_yaml_file
 
 __all__ = [
+    "INFERENCE_PARAM_KEY",
     "OPTION_EXTENSIONS",
     "dan_state_dict",
     "estimator_state_dict",
@@ -63,6 +75,8 @@ __all__ = [
 ]
 
 OPTION_EXTENSIONS = (".yml", ".yaml")
+#: the weights inference loads when no key is named: ``params_ema`` when the file has it, else ``params``
+INFERENCE_PARAM_KEY = "params_ema"
 #: the DAN v2 options a checkpoint's tensors cannot tell
 _UNREADABLE_V2 = ("residual", "est_input_norm")
 
@@ -200,7 +214,8 @@ def load_model(
         source: a model file or option file path, or an already loaded checkpoint dict.
         opt: an option file whose ``network_g`` describes ``source`` (its weights are loaded into it).
         arch, scale: checks ("DANv1" / "DANv2" / a class name; the SR factor).
-        param_key: which weights to load (default: ``params``, else ``params_ema``).
+        param_key: which weights to load (default: `INFERENCE_PARAM_KEY`, ``params_ema`` when the file has
+            it, else ``params``; an option file's ``param_key_g`` when it names one).
         overrides: constructor options that replace recorded ones (e.g. ``loop=2``), or that a checkpoint
             without options needs (``residual``, ``est_input_norm``).
 
@@ -220,18 +235,31 @@ def load_model(
             state = "is a folder" if os.path.isdir(str(weights)) else "does not exist"
             raise FileNotFoundError(f"{where}: path.pretrain_network_g {weights!r} {state}")
         model = _build({**network, **overrides}, where)
-        load_weights(model, str(weights), param_key or paths.get("param_key_g", "params"),
+        load_weights(model, str(weights), param_key or paths.get("param_key_g") or INFERENCE_PARAM_KEY,
                      bool(paths.get("strict_load_g", True)))
     elif opt is not None:
         network, paths = load_network_options(opt)
         model = _build({**network, **overrides}, os.fspath(opt))
         load_weights(model, where if isinstance(source, (str, os.PathLike)) else source,  # type: ignore[arg-type]
-                     param_key or paths.get("param_key_g", "params"), True)
+                     param_key or paths.get("param_key_g") or INFERENCE_PARAM_KEY, True)
     else:
         obj = load_file(where) if isinstance(source, (str, os.PathLike)) else source
-        model = _from_object(obj, where, param_key, overrides)
+        model = _from_object(obj, where, param_key or INFERENCE_PARAM_KEY, overrides)
     _check(model, where, arch, scale)
+    _make_contiguous(model)
     return model.eval()
+
+
+def _make_contiguous(model: nn.Module) -> None:
+    """Every parameter and buffer stored contiguously (a loaded MANet's PCA matrix is a transposed view: hosts
+    saving the state dict as safetensors would be refused)."""
+    for module in model.modules():
+        for name, param in module._parameters.items():
+            if param is not None and not param.is_contiguous():
+                param.data = param.data.contiguous()
+        for name, buf in module._buffers.items():
+            if buf is not None and not buf.is_contiguous():
+                module._buffers[name] = buf.contiguous()
 
 
 def _refuse_unused(overrides: Mapping[str, Any], accepted: tuple[str, ...], what: str) -> None:
@@ -243,14 +271,22 @@ def _refuse_unused(overrides: Mapping[str, Any], accepted: tuple[str, ...], what
         )
 
 
-def _recorded_options(obj: Any, where: str) -> Mapping[str, Any] | None:
-    """The recorded metadata of a model file; a record that is there but malformed is an error, not ignored."""
-    meta = file_metadata(obj)
+def _recorded_options(obj: Any, where: str, param_key: str | None = None) -> Mapping[str, Any] | None:
+    """The recorded metadata of a model file; a record that is there but malformed, or of a newer format, is an
+    error, not ignored."""
+    try:
+        meta = file_metadata(obj, param_key)
+    except ValueError as err:
+        raise CheckpointReadError(f"{where}: {err}; load it with its option file (load_model(path, opt=FILE))") from None
     raw = obj.get(META_KEY) if isinstance(obj, Mapping) else None
-    if meta is None and raw is not None:
-        meta = raw if isinstance(raw, Mapping) else {"network_g": raw}
+    if raw is not None and not isinstance(raw, Mapping):  # the file's own entry decides, even beside a record
+        meta = {"network_g": raw}
     if meta is None:
         return None
+    try:
+        check_format(meta, where)
+    except ValueError as err:
+        raise CheckpointReadError(str(err)) from None
     if not isinstance(meta.get("network_g"), Mapping):
         raise CheckpointReadError(
             f"{where}: its {META_KEY!r} record is malformed: 'network_g' holds {meta.get('network_g')!r}, expected "
@@ -269,7 +305,7 @@ def _warn_replaced(meta: Mapping[str, Any], overrides: Mapping[str, Any], where:
 
 
 def _from_object(obj: Any, where: str, param_key: str | None, overrides: Mapping[str, Any]) -> nn.Module:
-    meta = _recorded_options(obj, where)
+    meta = _recorded_options(obj, where, param_key)
     if meta is not None:
         kind = meta["network_g"].get("type")
         if overrides and isinstance(kind, str):
@@ -279,6 +315,11 @@ def _from_object(obj: Any, where: str, param_key: str | None, overrides: Mapping
         model = _build({**meta["network_g"], **overrides}, f"{where} (its recorded options)")
         load_state_strict(model, dan_state_dict(obj, param_key or "params", where), where)
         mean = meta.get("pca_kernel_mean")
+        if isinstance(mean, list):  # a state-dict record holds it as JSON numbers
+            try:
+                mean = torch.tensor(mean, dtype=torch.float32)
+            except (TypeError, ValueError):
+                raise CheckpointReadError(f"{where}: its recorded pca_kernel_mean is not a list of numbers") from None
         pca = getattr(model, "pca", None)
         if mean is not None and isinstance(pca, PCAEncoder):
             if not isinstance(mean, Tensor):

@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .state_record import without_records
+
 __all__ = [
     "WRAPPER_KEYS",
     "CheckpointMismatchError",
@@ -43,6 +45,8 @@ def load_file(path: str | os.PathLike[str], map_location: Any = "cpu") -> Any:
         raise CheckpointReadError(f"checkpoint {path} is a folder, expected a .pth file")
     if os.path.getsize(path) == 0:
         raise CheckpointReadError(f"checkpoint {path} is empty (0 bytes); was its save interrupted?")
+    if path.lower().endswith(".safetensors"):
+        return _load_safetensors(path, map_location)
     try:
         with warnings.catch_warnings():  # torch asks to "file an issue" for pickle protocols it does not expect
             warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
@@ -58,6 +62,22 @@ def load_file(path: str | os.PathLike[str], map_location: Any = "cpu") -> Any:
             detail = text.split("WeightsUnpickler error:", 1)[-1].strip().split("\n")[0] or type(err).__name__
             cause = f"it is not a PyTorch checkpoint or it is damaged ({detail[:120]})"
         raise CheckpointReadError(f"cannot read checkpoint {path}: {cause}") from None
+
+
+def _load_safetensors(path: str, map_location: Any) -> dict[str, Tensor]:
+    """A ``.safetensors`` file's tensors (safetensors holds tensors only: nothing to unpickle)."""
+    try:
+        from safetensors.torch import load_file as load_safetensors
+    except ImportError:
+        raise CheckpointReadError(
+            f"cannot read {path}: reading .safetensors files needs the safetensors package (pip install safetensors)"
+        ) from None
+    device = "cpu" if map_location is None or not isinstance(map_location, (str, torch.device)) else str(map_location)
+    try:
+        return load_safetensors(path, device=device)
+    except Exception as err:  # safetensors raises its own SafetensorError / OSError for damaged files
+        detail = str(err).split("\n")[0][:120] or type(err).__name__
+        raise CheckpointReadError(f"cannot read checkpoint {path}: it is not a readable safetensors file ({detail})") from None
 
 
 #: the first bytes of torch.save's legacy (non-zip) format: a pickled magic number
@@ -141,6 +161,7 @@ def state_dict_diff(expected: Mapping[str, Any], state: Mapping[str, Tensor], li
     def listing(keys: list[str]) -> str:
         return ", ".join(keys[:limit]) + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
 
+    expected, state = without_records(expected), without_records(state)  # the options record: no weights
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     mismatched = [k for k in expected if k in state and shape_of(expected[k]) != tuple(state[k].shape)]
