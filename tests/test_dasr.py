@@ -147,6 +147,21 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
+def test_release_layouts_are_read_and_rebuilt(scale):
+    """Each released scale: sizes read off the tensors, the model built from them has exactly the file's keys and
+    shapes (meta tensors)."""
+    from dan_blocks.formats.dasr_files import infer_dasr_config
+
+    shapes = release_shapes(scale)
+    assert len(shapes) == (471 if scale == 4 else 469)
+    cfg = infer_dasr_config({k: torch.empty(s, device="meta") for k, s in shapes.items()})
+    assert cfg["scale"] == scale
+    with torch.device("meta"):
+        model = DASR(**cfg)
+    assert {k: tuple(v.shape) for k, v in to_dasr_state_dict(model).items()} == shapes
+
+
+@pytest.mark.parametrize("scale", [2, 4])
 def test_release_file_loads_strictly_and_sr_matches(tmp_path, scale):
     state = release_state(scale)
     assert len(state) == (471 if scale == 4 else 469)
@@ -155,18 +170,17 @@ def test_release_file_loads_strictly_and_sr_matches(tmp_path, scale):
     model = load_model(str(path), input_range=255.0)
     assert isinstance(model, DASR) and model.scale == scale and not model.training
     assert set(to_dasr_state_dict(model)) == set(state)  # strict key set, both ways
-    lr = torch.rand(2, 3, 9, 11, generator=torch.Generator().manual_seed(1)) * 255
+    lr = torch.rand(2, 3, 9, 7, generator=torch.Generator().manual_seed(1)) * 255
     with torch.no_grad():
         out = model(lr)
         want, fea = ref_dasr(state, lr, scale)
-    assert out.sr.shape == (2, 3, 9 * scale, 11 * scale)
-    assert rel(out.sr, want) < 1e-5
-    assert rel(out.codes[0], fea) < 1e-5  # the representation is the estimate (pooled 256-d, not the MLP)
-    assert out.kernels == []
-    # the library's [0, 1] convention: same network, inputs and outputs scaled
-    unit = load_model(str(path))
-    with torch.no_grad():
-        assert rel(unit(lr / 255).sr * 255, want) < 1e-5
+        assert out.sr.shape == (2, 3, 9 * scale, 7 * scale)
+        assert rel(out.sr, want) < 1e-5
+        assert rel(out.codes[0], fea) < 1e-5  # the representation is the estimate (pooled 256-d, not the MLP)
+        assert out.kernels == []
+        # the library's [0, 1] convention (load_model's default): inputs and outputs scaled
+        model.input_range = 1.0
+        assert rel(model(lr / 255).sr * 255, want) < 1e-5
 
 
 def test_full_training_state_ignores_only_key_encoder_and_queue(tmp_path):

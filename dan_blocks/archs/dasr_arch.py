@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers import DAConv
+from ..layers.run_whole import run_whole
 from .checks import check_image
 from .protocols import DANOutput
 from .registry import register_arch
@@ -196,13 +197,7 @@ class DASREncoder(nn.Module):
         The convolutions are applied through their weights (``F.conv2d``), not called as modules: the encoder
         pools, so it always runs on the whole image, also inside a tiled run (whose tiler would otherwise tile its
         strided convolutions, which leave the LR grid)."""
-        x = lr
-        for module in self.body:
-            if isinstance(module, nn.Conv2d) or hasattr(module, "inner"):
-                conv = getattr(module, "inner", module)
-                x = F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding)
-            else:
-                x = module(x)
+        x = run_whole(self.body, lr)
         return x.flatten(1)
 
     def embed(self, lr: Tensor) -> tuple[Tensor, Tensor]:

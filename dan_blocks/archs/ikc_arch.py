@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers import SFTLayer
+from ..layers.run_whole import run_whole
 from .builders import PCALike
 from .checks import check_image
 from .dan_arch import DAN
@@ -127,18 +128,6 @@ def _conv_stack(in_nc: int, nf: int, out_nc: int, strides: Sequence[int]) -> nn.
     return nn.Sequential(*layers)
 
 
-def _run_whole(stack: nn.Sequential, x: Tensor) -> Tensor:
-    """``stack(x)`` with its convolutions applied through their weights: the stack is global (strided, then
-    pooled), so it runs on the whole image also inside a tiled run (whose tiler would tile each convolution)."""
-    for module in stack:
-        conv = getattr(module, "inner", module)
-        if isinstance(conv, nn.Conv2d):
-            x = F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding)
-        else:
-            x = module(x)
-    return x
-
-
 @register_arch
 class IKCPredictor(nn.Module):
     r"""IKC's Predictor $P(y)$: six 5x5 convs (``ConvNet.{0,2,..,10}``, the fourth with stride 2), each followed by
@@ -160,7 +149,7 @@ class IKCPredictor(nn.Module):
 
     def forward(self, sr: Tensor | None, lr: Tensor) -> Tensor:
         check_image("IKCPredictor lr", lr, self.ConvNet[0].in_channels)
-        return _run_whole(self.ConvNet, lr).mean(dim=(2, 3))
+        return run_whole(self.ConvNet, lr).mean(dim=(2, 3))
 
 
 @register_arch
@@ -198,13 +187,10 @@ class IKCCorrector(nn.Module):
         if code.dim() != 2 or code.shape != (sr.shape[0], self.code_length):
             raise ValueError(f"IKCCorrector expects a code (B={sr.shape[0]}, {self.code_length}), "
                              f"got {list(code.shape)}")
-        h = _run_whole(self.ConvNet, sr)
+        h = run_whole(self.ConvNet, sr)
         g = self.code_dense(code)[:, :, None, None].expand(-1, -1, h.shape[-2], h.shape[-1])
-        x = torch.cat((h, g), dim=1)
-        for module in self.global_dense:  # 1x1 convs: whole maps (see _run_whole)
-            conv = getattr(module, "inner", module)
-            x = F.conv2d(x, conv.weight, conv.bias) if isinstance(conv, nn.Conv2d) else module(x)
-        delta = x.mean(dim=(2, 3))
+        x = torch.cat((h, g), dim=1)  # at 1/4 of the SR size: whole maps (run_whole)
+        delta = run_whole(self.global_dense, x).mean(dim=(2, 3))
         return delta if self.residual else code + delta
 
 
