@@ -49,8 +49,8 @@ from ..formats import (
     load_official_weights,
     to_release_state_dict,
 )
-from ..formats.manet_files import manet_release_kind
 from ..formats.family_files import load_family_release
+from ..formats.manet_files import manet_release_kind
 from ..formats.model_files import META_KEY, check_format, file_metadata
 from ..formats.official import release_key
 from ..layers import PCAEncoder
@@ -254,7 +254,7 @@ def _make_contiguous(model: nn.Module) -> None:
     """Every parameter and buffer stored contiguously (a loaded MANet's PCA matrix is a transposed view: hosts
     saving the state dict as safetensors would be refused)."""
     for module in model.modules():
-        for name, param in module._parameters.items():
+        for param in module._parameters.values():
             if param is not None and not param.is_contiguous():
                 param.data = param.data.contiguous()
         for name, buf in module._buffers.items():
@@ -277,7 +277,9 @@ def _recorded_options(obj: Any, where: str, param_key: str | None = None) -> Map
     try:
         meta = file_metadata(obj, param_key)
     except ValueError as err:
-        raise CheckpointReadError(f"{where}: {err}; load it with its option file (load_model(path, opt=FILE))") from None
+        raise CheckpointReadError(
+            f"{where}: {err}; load it with its option file (load_model(path, opt=FILE))"
+        ) from None
     raw = obj.get(META_KEY) if isinstance(obj, Mapping) else None
     if raw is not None and not isinstance(raw, Mapping):  # the file's own entry decides, even beside a record
         meta = {"network_g": raw}
