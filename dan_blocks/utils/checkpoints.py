@@ -77,7 +77,9 @@ def _load_safetensors(path: str, map_location: Any) -> dict[str, Tensor]:
         return load_safetensors(path, device=device)
     except Exception as err:  # safetensors raises its own SafetensorError / OSError for damaged files
         detail = str(err).split("\n")[0][:120] or type(err).__name__
-        raise CheckpointReadError(f"cannot read checkpoint {path}: it is not a readable safetensors file ({detail})") from None
+        raise CheckpointReadError(
+            f"cannot read checkpoint {path}: it is not a readable safetensors file ({detail})"
+        ) from None
 
 
 #: the first bytes of torch.save's legacy (non-zip) format: a pickled magic number
