@@ -92,7 +92,7 @@ def lrelu(x: torch.Tensor) -> torch.Tensor:
 
 
 def ref_da_conv(sd: dict, p: str, x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-    b, c, h, w = x.shape
+    b, c, _h, _w = x.shape
     kern = lrelu(r @ sd[p + "kernel.0.weight"].T) @ sd[p + "kernel.2.weight"].T  # (B, 64*9)
     outs = []
     for i in range(b):  # per sample, per channel 3x3 kernels, entries [9c, 9c+9) row-major
@@ -196,7 +196,7 @@ def test_full_training_state_ignores_only_key_encoder_and_queue(tmp_path):
     assert DASR_IGNORED == ("E.encoder_k.", "E.queue", "E.queue_ptr")
     del state["G.tail.1.bias"]  # anything else missing is an error naming it
     torch.save(state, path)
-    with pytest.raises(ValueError, match="G.tail.1.bias|tail.1.bias"):
+    with pytest.raises(ValueError, match=r"tail\.1\.bias"):
         load_model(str(path))
 
 
@@ -240,7 +240,7 @@ def test_contrastive_loss_is_moco():
     before = moco.queue.clone()
     q_img, k_img = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
     k_params = [p.clone() for p in moco.encoder_k.parameters()]
-    fea, logits, labels = moco(q_img, k_img)
+    _fea, logits, labels = moco(q_img, k_img)
     # the key encoder moved half way to the query encoder (m = 0.5) before making the keys
     for pk0, pk, pq in zip(k_params, moco.encoder_k.parameters(), moco.encoder_q.parameters(), strict=True):
         assert torch.allclose(pk, 0.5 * pk0 + 0.5 * pq)

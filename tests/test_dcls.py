@@ -171,7 +171,7 @@ def test_release_file_loads_strictly(tmp_path):
     assert set(to_dcls_state_dict(model)) == set(shapes)
     del state["Estimator.dec.4.bias"]
     torch.save(state, path)
-    with pytest.raises(ValueError, match="dec.4.bias"):
+    with pytest.raises(ValueError, match=r"dec\.4\.bias"):
         load_model(str(path))
 
 
@@ -284,7 +284,7 @@ def test_small_release_layout_matches_the_equations(tmp_path, scale, k, filters)
         sr = ref_restorer(state, lr, kernel, scale, nb, ng)
     assert torch.allclose(out.kernels[0], kernel, rtol=1e-4, atol=1e-6 * float(kernel.abs().max()))
     assert float((out.sr - sr).abs().max()) < 1e-4 * float(sr.abs().max())
-    assert 0.01 < float(sr.std())  # not saturated by the clamp
+    assert float(sr.std()) > 0.01  # not saturated by the clamp
     assert out.sr.shape == (2, 3, 13 * scale, 11 * scale)
 
 

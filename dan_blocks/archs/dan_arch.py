@@ -257,7 +257,7 @@ class DAN(nn.Module):
         self,
         lr: Tensor,
         restore: Callable[[Tensor, Tensor], Tensor],
-        estimate: Callable[[Tensor | None, Tensor], tuple[Tensor, Tensor]],
+        estimate: Callable[..., tuple[Tensor, Tensor]],
         final_estimate: bool = True,
     ) -> DANOutput:
         """The unrolled alternation, written once: ``loop`` times restore then estimate, from ``init_code``

@@ -8,7 +8,7 @@ MANet's stage 3, but the estimate is a learned 256-d feature rather than a kerne
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -20,8 +20,16 @@ from .checks import check_image
 from .protocols import DANOutput
 from .registry import register_arch
 
-__all__ = ["DAB", "DAG", "DASR", "DASREncoder", "DASRRestorer", "DegradationContrast", "MeanShift",
-           "DIV2K_RGB_MEAN"]
+__all__ = [
+    "DAB",
+    "DAG",
+    "DASR",
+    "DIV2K_RGB_MEAN",
+    "DASREncoder",
+    "DASRRestorer",
+    "DegradationContrast",
+    "MeanShift",
+]
 
 #: the DIV2K RGB mean DASR (and EDSR) subtract, on the 0-1 scale
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
@@ -34,9 +42,11 @@ class MeanShift(nn.Conv2d):
     def __init__(self, pixel_range: float = 255.0, mean: tuple[float, ...] = DIV2K_RGB_MEAN, sign: int = -1) -> None:
         channels = len(mean)
         super().__init__(channels, channels, 1)
+        bias = self.bias
+        assert bias is not None
         with torch.no_grad():
             self.weight.copy_(torch.eye(channels).view(channels, channels, 1, 1))
-            self.bias.copy_(sign * pixel_range * torch.tensor(mean))
+            bias.copy_(sign * pixel_range * torch.tensor(mean))
         for p in self.parameters():
             p.requires_grad = False
 
@@ -79,18 +89,18 @@ class DAG(nn.Module):
         super().__init__()
         self.body = nn.ModuleList([DAB(nf, rep_nf, ksize, reduction) for _ in range(n_blocks)])
         self.body.append(nn.Conv2d(nf, nf, ksize, 1, ksize // 2))
+        self.ksize = ksize
 
     def receptive_radius(self) -> int:
-        """Tiling protocol: the blocks' radii and the last conv."""
-        blocks = list(self.body)
-        return sum(b.receptive_radius() for b in blocks[:-1]) + blocks[-1].kernel_size[0] // 2  # type: ignore[operator, union-attr, index]
+        """Tiling protocol: four k x k operations per block and the last conv."""
+        return (4 * (len(self.body) - 1) + 1) * (self.ksize // 2)
 
     def forward(self, x: Tensor, r: Tensor) -> Tensor:
         blocks = list(self.body)
         res = x
         for block in blocks[:-1]:
             res = block(res, r)
-        return blocks[-1](res) + x  # type: ignore[no-any-return]
+        return blocks[-1](res) + x  # type: ignore[no-any-return, unused-ignore]
 
 
 class _DASRTail(nn.Sequential):
@@ -161,7 +171,7 @@ class DASRRestorer(nn.Module):
         for group in groups[:-1]:
             res = group(res, r)
         res = groups[-1](res) + x
-        return self.add_mean(self.tail(res))  # type: ignore[no-any-return]
+        return self.add_mean(self.tail(res))  # type: ignore[no-any-return, unused-ignore]
 
 
 @register_arch
@@ -222,13 +232,16 @@ class DegradationContrast(nn.Module):
         momentum: m (0.999). temperature: T (0.07).
     """
 
+    queue: Tensor
+    queue_ptr: Tensor
+
     def __init__(self, encoder: DASREncoder, queue_size: int = 8192, momentum: float = 0.999,
                  temperature: float = 0.07) -> None:
         super().__init__()
         import copy
 
-        self.encoder_q = encoder
-        self.encoder_k = copy.deepcopy(encoder)
+        self.encoder_q: DASREncoder = encoder
+        self.encoder_k: DASREncoder = copy.deepcopy(encoder)
         for p in self.encoder_k.parameters():
             p.requires_grad = False
         self.momentum = momentum
@@ -312,8 +325,8 @@ class DASR(nn.Module):
             raise ValueError(f"DASR input_range must be > 0 (1.0 or 255.0), got {input_range!r}")
         self.scale = scale
         self.input_range = float(input_range)
-        self.estimator = DASREncoder(3, enc_nf)
-        self.restorer = DASRRestorer(scale, nf, rep_nf, 4 * enc_nf, n_groups, n_blocks, ksize, reduction)
+        self.estimator: DASREncoder = DASREncoder(3, enc_nf)
+        self.restorer: DASRRestorer = DASRRestorer(scale, nf, rep_nf, 4 * enc_nf, n_groups, n_blocks, ksize, reduction)
 
     def forward(self, lr: Tensor) -> DANOutput:
         check_image("DASR lr", lr, 3)

@@ -9,21 +9,21 @@ Sizes and layouts as in the release (megvii-research/DCLS-SR); its five checkpoi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers.cls_deconv import CLSDeconv, otf2psf
-from ..layers.run_whole import run_whole
 from ..layers.ddlk import chain_kernel_size, linear_chain_kernel
+from ..layers.run_whole import run_whole
 from .checks import check_image
 from .protocols import DANOutput
 from .registry import register_arch
 from .upsample import make_upsampler
 
-__all__ = ["DCLS", "DCLSRestorer", "DDLKEstimator", "DPCAB", "DPCAG", "FILTER_STRUCTURES", "dcls_kernel_target"]
+__all__ = ["DCLS", "DPCAB", "DPCAG", "FILTER_STRUCTURES", "DCLSRestorer", "DDLKEstimator", "dcls_kernel_target"]
 
 #: the release's filter chains per kernel size (setting 1: 21; setting 2: 11 at x2, 31 at x4)
 FILTER_STRUCTURES: dict[int, tuple[int, ...]] = {21: (11, 7, 5, 1), 11: (7, 3, 3, 1), 31: (11, 9, 7, 5, 3)}
@@ -53,7 +53,7 @@ class _CALayer(nn.Module):
                                      nn.Sigmoid())
 
     def forward(self, x: Tensor) -> Tensor:
-        return x * self.conv_du(x.mean(dim=(2, 3), keepdim=True))  # type: ignore[no-any-return]
+        return x * self.conv_du(x.mean(dim=(2, 3), keepdim=True))  # type: ignore[no-any-return, unused-ignore]
 
 
 class DPCAB(nn.Module):
@@ -240,6 +240,8 @@ class DCLS(nn.Module):
         lr (B, in_nc, h, w), h, w >= 7 -> `DANOutput`
     """
 
+    #: what DANModel's kernel loss compares (the estimated kernel, ``kernels[0]``)
+    output_kind: ClassVar[str] = "kernel"
     family_info: ClassVar[dict[str, str]] = {
         "method": "DCLS (CVPR 2022)",
         "estimates": "kernel: one k x k kernel (a linear filter chain's impulse response)",
@@ -263,8 +265,8 @@ class DCLS(nn.Module):
         super().__init__()
         self.scale = scale
         self.kernel_size = kernel_size
-        self.estimator = DDLKEstimator(in_nc, nf, latent, 3, kernel_size, filter_structures)
-        self.restorer = DCLSRestorer(in_nc, nf, nb, ng, scale, reduction, residual)
+        self.estimator: DDLKEstimator = DDLKEstimator(in_nc, nf, latent, 3, kernel_size, filter_structures)
+        self.restorer: DCLSRestorer = DCLSRestorer(in_nc, nf, nb, ng, scale, reduction, residual)
 
     def forward(self, lr: Tensor) -> DANOutput:
         kernel = self.estimator(None, lr)

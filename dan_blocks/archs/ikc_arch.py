@@ -24,7 +24,7 @@ from .dan_arch import DAN
 from .protocols import DANOutput
 from .registry import register_arch
 
-__all__ = ["IKC", "IKCCorrector", "IKCPredictor", "SFTMD", "SFTResidualBlock", "best_step_by_psnr"]
+__all__ = ["IKC", "SFTMD", "IKCCorrector", "IKCPredictor", "SFTResidualBlock", "best_step_by_psnr"]
 
 
 class SFTResidualBlock(nn.Module):
@@ -145,10 +145,11 @@ class IKCPredictor(nn.Module):
     def __init__(self, in_nc: int = 3, nf: int = 64, code_length: int = 10) -> None:
         super().__init__()
         self.code_length = code_length
+        self.in_nc = in_nc
         self.ConvNet = _conv_stack(in_nc, nf, code_length, (1, 1, 1, 2, 1, 1))
 
     def forward(self, sr: Tensor | None, lr: Tensor) -> Tensor:
-        check_image("IKCPredictor lr", lr, self.ConvNet[0].in_channels)
+        check_image("IKCPredictor lr", lr, self.in_nc)
         return run_whole(self.ConvNet, lr).mean(dim=(2, 3))
 
 
@@ -176,6 +177,7 @@ class IKCCorrector(nn.Module):
         self.nf = nf
         self.code_length = code_length
         self.residual = residual
+        self.in_nc = in_nc
         self.ConvNet = _conv_stack(in_nc, nf, nf, (1, 2, 1, 2, 1, 1, 1))
         self.code_dense = nn.Sequential(nn.Linear(code_length, nf), nn.LeakyReLU(0.2), nn.Linear(nf, nf),
                                         nn.LeakyReLU(0.2))
@@ -183,7 +185,7 @@ class IKCCorrector(nn.Module):
                                           nn.LeakyReLU(0.2), nn.Conv2d(nf, code_length, 1))
 
     def forward(self, sr: Tensor, lr: Tensor | None, code: Tensor) -> Tensor:
-        check_image("IKCCorrector sr", sr, self.ConvNet[0].in_channels)
+        check_image("IKCCorrector sr", sr, self.in_nc)
         if code.dim() != 2 or code.shape != (sr.shape[0], self.code_length):
             raise ValueError(f"IKCCorrector expects a code (B={sr.shape[0]}, {self.code_length}), "
                              f"got {list(code.shape)}")

@@ -107,4 +107,4 @@ class CLSDeconv(nn.Module):
         k = int(kernel.shape[-1])
         padded = F.pad(c, (k, k, k, k), mode="replicate")
         clear = cls_solve(padded, kernel, reg)[..., k:-k, k:-k]
-        return self.expand_feature(clear)  # type: ignore[no-any-return]
+        return self.expand_feature(clear)  # type: ignore[no-any-return, unused-ignore]
