@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name is i
         dan_v2,
         default_pca,
     )
-    from .fast import optimize
+    from .fast import capture, optimize
     from .formats import load_official_checkpoint, load_official_weights, save_model
     from .inference import load_model, upscale, upscale_image
     from .layers import (
@@ -54,7 +54,7 @@ _LAZY: dict[str, str] = {
          "RestorerV2", "dan_v1", "dan_v2", "default_pca"],
         ".archs",
     ),
-    "optimize": ".fast",
+    **dict.fromkeys(["capture", "optimize"], ".fast"),
     **dict.fromkeys(["load_official_checkpoint", "load_official_weights", "save_model"], ".formats"),
     **dict.fromkeys(["load_model", "upscale", "upscale_image"], ".inference"),
     **dict.fromkeys(
@@ -100,6 +100,7 @@ __all__ = [
     "RestorerV1",
     "RestorerV2",
     "__version__",
+    "capture",
     "dan_v1",
     "dan_v2",
     "default_pca",

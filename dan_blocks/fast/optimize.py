@@ -23,9 +23,10 @@ FAST_FORMS: dict[str, frozenset[type[nn.Module]]] = {
     # CPU (oneDNN): fused conv + LeakyReLU, 1x1 convs on one pixel as matrix products, the code as a bias
     # instead of a stretched map, the upsampler folded into one sub-pixel conv
     "cpu": frozenset({TwoConv, DualPath, ChannelAttention, StretchConcat, Upsampler}),
-    # CUDA: launch-bound at the sizes DAN runs; the rewrites add small kernels (border bands) that cost more than
-    # they save, so only the memory format changes (capture the model with a CUDA graph for speed)
-    "cuda": frozenset(),
+    # CUDA: launch-bound at the sizes DAN runs: only the forms that launch fewer kernels (1x1 convs on one pixel
+    # as matrix products); the border-band rewrites add small kernels that cost more than they save (capture the
+    # model with CUDA graphs for speed: `dan_blocks.fast.capture`)
+    "cuda": frozenset({TwoConv, DualPath, ChannelAttention}),
 }
 
 
@@ -73,7 +74,7 @@ def skipped_by_optimize(model: nn.Module) -> list[str]:
 def optimize(
     model: nn.Module,
     *,
-    channels_last: bool = True,
+    channels_last: bool | None = None,
     device: str | torch.device | None = None,
     strict: bool = False,
 ) -> nn.Module:
@@ -86,8 +87,9 @@ def optimize(
 
     Args:
         model: any module; sub-modules of other types are left as they are.
-        channels_last: also store 4-d weights channels_last (faster convolutions on CPU and GPU); activations
-            follow the weights.
+        channels_last: also store 4-d weights channels_last; activations follow the weights. Default (None): on
+            the CPU, where oneDNN is fastest so; not on CUDA, where fp32 (TF32) convolutions of DAN's sizes were
+            measured slower channels_last (`dan_blocks.fast.capture` chooses it for bf16/fp16).
         device: the device type to choose fast forms for (``"cpu"``, ``"cuda"``); default: where the model's
             parameters are.
         strict: raise ``ValueError`` naming the sub-modules whose exact type optimize does not know although it
@@ -112,6 +114,8 @@ def optimize(
     for module in model.modules():
         if type(module) in known:
             module.fast = True  # type: ignore[assignment]
+    if channels_last is None:
+        channels_last = kind == "cpu"
     if channels_last:
         model.to(memory_format=torch.channels_last)
     return model
