@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["ARCH_IDS", "INTERNAL_TILE", "architectures", "install", "one_kernel_per_image", "precision_support"]
 
 #: the ids of the architectures `install` adds
-ARCH_IDS = ("DAN", "MANet")
+ARCH_IDS = ("DAN", "MANet", "BlindSRFamily")
 
 
 def precision_support(model: nn.Module) -> tuple[bool, bool]:
@@ -65,6 +65,8 @@ def _recorded_type(state: Mapping[str, Any]) -> type | None:
 
 
 def _is_dan(state: Mapping[str, Any]) -> bool:
+    if _is_family(state):  # DCLS's release also uses Restorer.* / Estimator.* keys
+        return False
     recorded = _recorded_type(state)
     if recorded is not None:  # what the file says it is decides (a MANet state dict has restorer.* keys too)
         return issubclass(recorded, DAN) and not issubclass(recorded, MANetRRDB)
@@ -72,6 +74,18 @@ def _is_dan(state: Mapping[str, Any]) -> bool:
     release = any(k.startswith("Restorer.") for k in keys) and any(k.startswith("Estimator.") for k in keys)
     ours = any(k.startswith("restorer.") for k in keys) and "pca.matrix" in state and "init_code" in state
     return release or (ours and manet_release_kind(state) is None)
+
+
+def _is_family(state: Mapping[str, Any]) -> bool:
+    """DCLS and DASR (release files or dan-blocks model files); IKC's release files (its parts, loaded to be told
+    they are parts); an assembled IKC model file is a DAN."""
+    from .archs import DASR, DCLS
+    from .formats.family_files import family_release_kind
+
+    recorded = _recorded_type(state)
+    if recorded is not None:
+        return issubclass(recorded, (DCLS, DASR))
+    return family_release_kind(state) is not None
 
 
 def _is_manet(state: Mapping[str, Any]) -> bool:
@@ -233,7 +247,7 @@ def architectures(before: tuple[str, ...] = ()) -> list[spandrel.ArchSupport]:
 
         def load(self, state_dict: spandrel.StateDict) -> spandrel.ImageModelDescriptor[nn.Module]:
             model = load_model(state_dict)
-            if not isinstance(model, DAN):
+            if not callable(getattr(model, "super_resolve", None)):
                 what = ("MANet's stage-1 file: a kernel estimator (LR image -> per-pixel blur kernels)"
                         if isinstance(model, MANetEstimator) else f"a {type(model).__name__}")
                 raise spandrel.UnsupportedModelError(
@@ -263,6 +277,8 @@ def architectures(before: tuple[str, ...] = ()) -> list[spandrel.ArchSupport]:
     return [
         spandrel.ArchSupport.from_architecture(_Arch("DAN", "DAN (Deep Alternating Network)", _is_dan), before=before),
         spandrel.ArchSupport.from_architecture(_Arch("MANet", "MANet+RRDB", _is_manet), before=before),
+        spandrel.ArchSupport.from_architecture(_Arch("BlindSRFamily", "DCLS / DASR (blind SR)", _is_family),
+                                               before=before),
     ]
 
 

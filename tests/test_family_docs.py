@@ -27,3 +27,85 @@ def test_every_family_method_is_registered_and_described():
                          "DCLS": "kernel", "DASR": "representation"}
     table = family_table()
     assert table.count("\n") == len(names) + 2
+
+
+def _tiny_models():
+    import torch
+
+    from dan_blocks.archs import DASR, DCLS, IKC
+
+    torch.manual_seed(0)
+    return {
+        "IKC": IKC(nb=1, scale=2, loop=2, sft_branch=False),
+        "DCLS": DCLS(nf=16, nb=1, ng=1, scale=2, kernel_size=11, latent=16),
+        "DASR": DASR(scale=2, nf=8, rep_nf=8, n_groups=1, n_blocks=1, reduction=4, enc_nf=4),
+    }
+
+
+def test_family_optimize_save_load_and_sr_cli(tmp_path):
+    """optimize() keeps the numbers, save_model/load_model rebuild each network exactly, and ``dan-blocks sr``
+    runs it on an image (its SR equals the network's forward on that image)."""
+    import cv2
+    import numpy as np
+    import torch
+    from skimage import data
+
+    from dan_blocks import load_model, optimize
+    from dan_blocks.cli.main import main
+    from dan_blocks.formats import save_model
+
+    rgb = np.ascontiguousarray(data.astronaut()[100:117, 200:215])  # 17 x 15
+    folder = tmp_path / "in"
+    folder.mkdir()
+    assert cv2.imwrite(str(folder / "a.png"), np.ascontiguousarray(rgb[:, :, ::-1]))
+    lr = torch.from_numpy(rgb.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    for name, model in _tiny_models().items():
+        model.eval()
+        with torch.no_grad():
+            want = model(lr).sr
+        path = tmp_path / f"{name}.pth"
+        save_model(model, path)
+        loaded = load_model(str(path))
+        assert type(loaded) is type(model)
+        with torch.no_grad():
+            assert torch.equal(loaded(lr).sr, want), name
+            fast = optimize(loaded)
+            assert torch.allclose(fast(lr).sr, want, rtol=1e-5, atol=1e-5), name
+        out = tmp_path / f"out_{name}"
+        assert main(["sr", "--no-progress", "-m", str(path), str(folder), "-o", str(out), "--device", "cpu"]) == 0
+        written = sorted(p.name for p in out.iterdir())
+        image = next(p for p in out.iterdir() if p.suffix == ".png" and "kernel" not in p.name)
+        got = cv2.imread(str(image))[:, :, ::-1].astype(np.float32)
+        expect = (want[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round()
+        assert got.shape == (34, 30, 3), written
+        assert np.abs(got - expect).max() <= 1, name
+        assert any("kernel" in n for n in written) == (name != "DASR"), written  # DASR estimates no kernel
+
+
+def test_spandrel_loads_the_family(tmp_path):
+    """DCLS and DASR (release layouts and dan-blocks model files) and an assembled IKC model file load in spandrel;
+    the descriptor's SR is the network's (clamped to [0, 1] by spandrel)."""
+    import pytest
+    import torch
+
+    spandrel = pytest.importorskip("spandrel")
+    from dan_blocks.formats import save_model, to_dasr_state_dict, to_dcls_state_dict
+    from dan_blocks.spandrel import install
+
+    install()
+    models = _tiny_models()
+    files = {name: tmp_path / f"{name}.pth" for name in models}
+    for name, model in models.items():
+        save_model(model.eval(), files[name])
+    torch.save(to_dcls_state_dict(models["DCLS"]), tmp_path / "dcls_release.pth")
+    torch.save(to_dasr_state_dict(models["DASR"]), tmp_path / "dasr_release.pth")
+    lr = torch.rand(1, 3, 12, 11, generator=torch.Generator().manual_seed(2))
+    cases = [(files["IKC"], "IKC"), (files["DCLS"], "DCLS"), (files["DASR"], "DASR"),
+             (tmp_path / "dcls_release.pth", "DCLS"), (tmp_path / "dasr_release.pth", "DASR")]
+    for path, name in cases:
+        descriptor = spandrel.ModelLoader().load_from_file(str(path))
+        assert descriptor.scale == 2, path
+        with torch.no_grad():
+            want = models[name](lr).sr.clamp(0, 1)
+            got = descriptor(lr)
+        assert torch.allclose(got, want, atol=1e-5), path
