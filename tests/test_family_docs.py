@@ -109,3 +109,31 @@ def test_spandrel_loads_the_family(tmp_path):
             want = models[name](lr).sr.clamp(0, 1)
             got = descriptor(lr)
         assert torch.allclose(got, want, atol=1e-5), path
+
+
+#: parameter counts of the released configurations (reference facts; DASR: trainable + 24 frozen MeanShift numbers)
+FAMILY_RELEASE_PARAMS = {
+    "test_IKC_x4.yml": 4_234_691 + 3_731_456 + 430_730 + 649_930,
+    "test_DCLS_setting1_x2.yml": 13_478_475, "test_DCLS_setting1_x3.yml": 13_663_115,
+    "test_DCLS_setting1_x4.yml": 13_626_187, "test_DCLS_setting2_x2.yml": 8_905_931,
+    "test_DCLS_setting2_x4.yml": 19_054_027,
+    "test_DASR_x2_iso.yml": 5_821_571 + 24, "test_DASR_x3_iso.yml": 6_006_211 + 24,
+    "test_DASR_x4_iso.yml": 5_969_283 + 24, "test_DASR_x4_aniso.yml": 5_969_283 + 24,
+}
+
+
+def test_family_option_files_build_the_released_configurations():
+    import torch
+    import yaml
+
+    from dan_blocks.archs import build_arch
+
+    root = DOC.parents[1] / "basicsr_options"
+    files = sorted(p for folder in ("ikc", "dcls", "dasr") for p in (root / folder).glob("*.yml"))
+    assert sorted(p.name for p in files) == sorted(FAMILY_RELEASE_PARAMS)
+    for path in files:
+        opt = yaml.safe_load(path.read_text())
+        assert opt["model_type"] == "DANModel" and opt["scale"] == opt["network_g"]["scale"], path
+        with torch.device("meta"):
+            net = build_arch(opt["network_g"])
+        assert sum(p.numel() for p in net.parameters()) == FAMILY_RELEASE_PARAMS[path.name], path
