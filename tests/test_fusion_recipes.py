@@ -21,7 +21,7 @@ from dan_blocks.archs import build_arch
 from dan_blocks.basicsr import DANModel
 from dan_blocks.basicsr.options import check_option_file
 from dan_blocks.cli.quickstart import quickstart_train_options
-from dan_blocks.layers import DPCB, get_fusion, list_fusions
+from dan_blocks.layers import CRB, DPCB, get_fusion, list_fusions
 from dan_blocks.utils.options import read_yaml_file
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -32,6 +32,11 @@ RECIPES = ROOT / "basicsr_options" / "fusion"
 FUSIONS = ("stretch_concat", "dual_path", "sft", "sft_concat", "da_conv", "film", "code_attention")
 #: the largest restorer may have at most this many times the parameters of the smallest (docs/fusion.md)
 PARAM_TOLERANCE = 1.10
+#: full-size option files: (file, the release's file it changes, fusion, restorer block type)
+FULL_SIZE = (
+    ("train_DANv2_sft_setting1_x4.yml", "train_DANv2_setting1_x4.yml", "sft", DPCB),
+    ("train_DANv1_da_conv_setting1_x4.yml", "train_DANv1_setting1_x4.yml", "da_conv", CRB),
+)
 #: the keys an ablation recipe may change relative to the quickstart's training
 CHANGED_NETWORK_KEYS = ("nb", "fusion", "fusion_kwargs")
 
@@ -45,7 +50,7 @@ def _recipe(name: str) -> dict[str, Any]:
 
 
 def test_one_recipe_per_fusion_and_every_recipe_names_a_registered_fusion() -> None:
-    files = sorted(p.name for p in RECIPES.glob("*.yml"))
+    files = sorted(p.name for p in RECIPES.glob("fusion_*.yml"))
     assert files == sorted(_path(name).name for name in FUSIONS)
     assert set(FUSIONS) <= set(list_fusions())
     for name in FUSIONS:
@@ -145,3 +150,31 @@ def test_the_runner_lists_the_recipes_and_writes_its_table() -> None:
     table = runner.markdown_table([row]).splitlines()
     assert table[2] == (f"| `sft` | {counts['restorer']:,} | {counts['total']:,} | 25.12 | 0.0123 | 10.0 | 8.0 "
                         "| 0, 1 | 300 |")
+
+
+def test_every_option_file_here_is_a_recipe_or_a_full_size_file() -> None:
+    names = {p.name for p in RECIPES.glob("*.yml")}
+    assert names == {_path(name).name for name in FUSIONS} | {full for full, *_ in FULL_SIZE}
+
+
+@pytest.mark.parametrize(("full", "release", "fusion", "block"), FULL_SIZE, ids=[f for f, *_ in FULL_SIZE])
+def test_full_size_file_is_the_release_recipe_with_another_fusion(full: str, release: str, fusion: str,
+                                                                   block: type) -> None:
+    opt = dict(read_yaml_file(str(RECIPES / full), "full-size fusion file"))
+    reference = dict(read_yaml_file(str(ROOT / "basicsr_options" / "train" / release), "release training file"))
+    assert opt["name"] == reference["name"].replace("_setting", f"_{fusion}_setting")
+    for key in reference:
+        if key not in ("name", "network_g"):
+            assert opt[key] == reference[key], key  # the release's data, schedule, losses, validation
+    changed = {k for k in opt["network_g"] if opt["network_g"].get(k) != reference["network_g"].get(k)}
+    assert changed <= {"fusion", "fusion_kwargs", "residual", "nb"} and opt["network_g"]["fusion"] == fusion
+    net = build_arch(copy.deepcopy(opt["network_g"]), "network_g")
+    ref = build_arch(copy.deepcopy(reference["network_g"]), "network_g")
+    blocks = [m for m in net.restorer.modules() if type(m) is block]
+    assert blocks and all(type(getattr(b, "body2", getattr(b, "fusion", None))) is get_fusion(fusion) for b in blocks)
+    count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
+    assert count(net.estimator) == count(ref.estimator)  # the release's estimator
+    assert abs(count(net.restorer) / count(ref.restorer) - 1) < 0.01  # about the release's size
+    with torch.inference_mode():
+        out = net.eval()(torch.rand(1, 3, 6, 6))
+    assert out.sr.shape == (1, 3, 24, 24) and torch.isfinite(out.sr).all()
