@@ -117,3 +117,48 @@ def test_cuda_tiled_input_norm_matches_untiled() -> None:
     out = upscale(model, lr, 16, output_device="cpu", keep_srs=False)
     assert out.sr.device.type == "cpu"
     assert torch.allclose(out.sr, ref.sr.cpu(), rtol=0, atol=1e-4 * float(ref.sr.abs().max()))
+
+
+@pytest.mark.parametrize(("size", "tile", "halo", "multiple"), [((23, 17), 5, 3, 1), ((40, 9), 16, 4, 2), ((7, 7), 8, 2, 1)])
+def test_uniform_tiles_have_one_shape_and_enough_context(size, tile, halo, multiple) -> None:
+    from dan_blocks.inference import iter_tiles
+
+    height, width = size
+    count = torch.zeros(size, dtype=torch.int64)
+    shapes = set()
+    for t in iter_tiles(size, tile, halo, uniform=True, multiple=multiple):
+        count[t.y0 : t.y1, t.x0 : t.x1] += 1
+        shapes.add((t.ey1 - t.ey0, t.ex1 - t.ex0))
+        assert 0 <= t.ey0 <= t.y0 and t.y1 <= t.ey1 <= height and 0 <= t.ex0 <= t.x0 and t.x1 <= t.ex1 <= width
+        # at least `halo` pixels of context on every side, unless that side is the grid's border
+        assert t.y0 - t.ey0 >= min(halo, t.y0) and t.ey1 - t.y1 >= min(halo, height - t.y1)
+        assert t.x0 - t.ex0 >= min(halo, t.x0) and t.ex1 - t.x1 >= min(halo, width - t.x1)
+        assert t.ey0 % multiple == 0 and t.ex0 % multiple == 0
+    assert bool((count == 1).all())
+    if multiple == 1:
+        assert shapes == {(min(height, tile + 2 * halo), min(width, tile + 2 * halo))}
+
+
+def test_a_unit_before_a_global_average_is_pooled_tile_by_tile() -> None:
+    """The estimator's tail (conv -> global average): the pooling sees a 1 x 1 map, the conv only tiles, and
+    the kernels equal the untiled ones."""
+    model = _small_v2(True, seed=8)
+    reference = copy.deepcopy(model)
+    lr = torch.rand(1, 3, 20, 18, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        ref = reference(lr)
+    conv, pool = model.estimator.tail[0], model.estimator.tail[1]
+    conv_sizes: list[tuple[int, int]] = []
+    pool_inputs: list[tuple[int, ...]] = []
+    hooks = [conv.register_forward_hook(lambda _m, _a, out: conv_sizes.append(tuple(out.shape[-2:]))),
+             pool.register_forward_pre_hook(lambda _m, args: pool_inputs.append(tuple(args[0].shape)))]
+    try:
+        out = upscale(model, lr, 7, optimize=False)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert pool_inputs and all(shape[-2:] == (1, 1) for shape in pool_inputs)
+    assert conv_sizes and all(h * w < 20 * 18 for h, w in conv_sizes)  # never the whole map
+    for mine, theirs in zip(out.kernels, ref.kernels, strict=True):
+        assert torch.allclose(mine, theirs, rtol=0, atol=1e-6)
+    assert torch.allclose(out.sr, ref.sr, rtol=0, atol=1e-5 * float(ref.sr.abs().max()))

@@ -70,7 +70,7 @@ def _tile(value: str) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of LR pixels, got {value!r}") from None
+        raise argparse.ArgumentTypeError(f"invalid int value: {value!r} (a whole number of LR pixels)") from None
     if number < 0:
         raise argparse.ArgumentTypeError(f"must be >= 1 (or 0: untiled), got {number}")
     return number

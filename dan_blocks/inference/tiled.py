@@ -227,6 +227,9 @@ class TiledModule(nn.Module):
         self.multiple = max(1, int(getattr(module, "tile_multiple", 1)))
         self.plan = plan
         self.label = name
+        #: return the spatial mean (B, C, 1, 1) of the output instead of the whole map (set when the module is
+        #: followed by a global average pooling: the whole map is never held)
+        self.pooled = False
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -267,13 +270,21 @@ class TiledModule(nn.Module):
         device = self._device(first.device)
         outputs: list[Tensor | None] | None = None
         single = False
-        tiles = list(iter_tiles(plan.grid, tile_size, halo))
+        tiles = list(iter_tiles(plan.grid, tile_size, halo, uniform=True, multiple=m))
         report = plan.progress if upsamples else None
+        sums: Tensor | None = None
         for index, tile in enumerate(tiles):
             crop_args = [a if f is None else tile.crop(a, f).to(device) for a, f in zip(args, factors, strict=True)]
             crop_kwargs = {k: v if kw_factors[k] is None else tile.crop(v, kw_factors[k]).to(device)
                            for k, v in kwargs.items()}
             result = self.inner(*crop_args, **crop_kwargs)
+            if self.pooled and isinstance(result, Tensor) and result.dim() == 4:
+                factor = result.shape[-1] // (tile.ex1 - tile.ex0)
+                part_sum = tile.interior(result, factor).sum(dim=(-2, -1), keepdim=True, dtype=torch.float32)
+                sums = part_sum if sums is None else sums + part_sum
+                pixels = factor * factor * plan.grid[0] * plan.grid[1]
+                dtype = result.dtype
+                continue
             parts = (result,) if isinstance(result, Tensor) else tuple(result)
             single = isinstance(result, Tensor)
             if outputs is None:
@@ -286,6 +297,8 @@ class TiledModule(nn.Module):
                 outputs = [part if o is None else o for o, part in zip(outputs, parts, strict=True)]
             if report is not None:
                 report(index + 1, len(tiles))
+        if sums is not None:
+            return (sums / pixels).to(dtype)
         assert outputs is not None
         return outputs[0] if single else tuple(outputs)
 
@@ -342,11 +355,32 @@ def _tiling_copy(module: nn.Module, plan: TilingPlan, name: str) -> nn.Module:
         child_name: (None if child is None else _tiling_copy(child, plan, f"{name}.{child_name}"))
         for child_name, child in module._modules.items()
     }
+    if isinstance(module, nn.Sequential):
+        _pool_before_global_average(proxy)
     if plan.output_device is not None:
         # a non-local forward combines its inputs with tensors it makes on the compute device (an estimator's
         # ``sr - lr.mean()``): SR maps kept on output_device come back to the compute device for it
         object.__setattr__(proxy, "forward", _OnComputeDevice(proxy.forward, plan))
     return proxy
+
+
+def _is_global_average(module: nn.Module | None) -> bool:
+    """``nn.AdaptiveAvgPool2d`` to 1 x 1: the spatial mean."""
+    if not isinstance(module, nn.AdaptiveAvgPool2d):
+        return False
+    size = module.output_size
+    return size == 1 or (isinstance(size, (tuple, list)) and tuple(size) == (1, 1))
+
+
+def _pool_before_global_average(proxy: nn.Module) -> None:
+    """In a tiled ``nn.Sequential``, a tiled unit followed by a global average pooling returns its output's
+    spatial mean, accumulated tile by tile: the pooling then averages a 1 x 1 map (unchanged), and the unit's
+    whole output map is never held (an estimator's tail: 64 channels at the LR size). Callers that take the
+    Sequential apart (``conv, pool, head, softmax = self.tail``) get the same."""
+    children = list(proxy._modules.values())
+    for current, following in zip(children, children[1:], strict=False):
+        if isinstance(current, TiledModule) and _is_global_average(following):
+            current.pooled = True
 
 
 class _OnComputeDevice:

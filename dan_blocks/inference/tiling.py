@@ -74,21 +74,50 @@ def _starts(start: int, stop: int, tile: int) -> list[tuple[int, int]]:
     return [(a, min(a + tile, stop)) for a in range(start, stop, tile)]
 
 
+def _extent(start: int, stop: int, halo: int, length: int, side: int | None, multiple: int) -> tuple[int, int]:
+    """The extended range of interior ``[start, stop)``: grown by ``halo`` and clipped to ``[0, length)``; with
+    ``side``, slid inwards (never past the grid) to ``side`` pixels when the clipping made it shorter, its start
+    kept on a multiple of ``multiple``."""
+    low, high = max(0, start - halo), min(length, stop + halo)
+    if side is not None and high - low < side:
+        wanted = max(0, high - side)
+        if wanted < low:  # on a multiple: rounded up when that keeps the halo, else down
+            up = -(-wanted // multiple) * multiple
+            low = up if up <= low else wanted // multiple * multiple
+        high = min(length, max(high, low + side))
+    return low, high
+
+
 def iter_tiles(
-    size: tuple[int, int], tile_size: int, halo: int, region: tuple[int, int, int, int] | None = None
+    size: tuple[int, int],
+    tile_size: int,
+    halo: int,
+    region: tuple[int, int, int, int] | None = None,
+    *,
+    uniform: bool = False,
+    multiple: int = 1,
 ) -> Iterator[Tile]:
     """Row-major tiles of a ``size = (h, w)`` grid; interiors of ``tile_size`` (smaller at the far edges)
     grown by ``halo`` on every side, clipped to the grid.
 
     ``region = (y0, y1, x0, x1)`` tiles only that rectangle (the halos still reach outside it, clipped to the
     grid), e.g. to sub-tile one tile's interior.
+
+    ``uniform=True``: every extended tile has the same size, ``tile_size + 2 halo`` (or the grid's side when
+    smaller): a tile whose extent the border clipped (or whose interior is short, at the far edge) takes more
+    context from inside the grid instead. Still exact (the interior keeps at least ``halo`` pixels of context on
+    every side that is not the border), and a model then sees one tile shape, so its kernels are planned once
+    (oneDNN, cuDNN). ``multiple``: extended starts stay on multiples of it (a module that downsamples inside).
     """
     tile_size = check_size("iter_tiles", "tile_size", tile_size)  # type: ignore[assignment]
     halo = check_size("iter_tiles", "halo", halo, minimum=0)  # type: ignore[assignment]
+    multiple = check_size("iter_tiles", "multiple", multiple)  # type: ignore[assignment]
     height, width = size
     top, bottom, left, right = (0, height, 0, width) if region is None else region
+    side_y = min(height, tile_size + 2 * halo) if uniform else None
+    side_x = min(width, tile_size + 2 * halo) if uniform else None
     for y0, y1 in _starts(top, bottom, tile_size):
+        ey0, ey1 = _extent(y0, y1, halo, height, side_y, multiple)
         for x0, x1 in _starts(left, right, tile_size):
-            yield Tile(
-                y0, y1, x0, x1, max(0, y0 - halo), min(height, y1 + halo), max(0, x0 - halo), min(width, x1 + halo)
-            )
+            ex0, ex1 = _extent(x0, x1, halo, width, side_x, multiple)
+            yield Tile(y0, y1, x0, x1, ey0, ey1, ex0, ex1)
