@@ -253,3 +253,30 @@ def test_contrastive_loss_is_moco():
     loss = F.cross_entropy(logits, labels)
     loss.backward()
     assert model.estimator.body[0].weight.grad is not None
+
+
+def test_cpu_recipe_trains_both_stages(tmp_path, monkeypatch):
+    """basicsr_options/dasr/train_DASR_cpu_x2.yml through dan-blocks train: stage 1 (contrastive: only the encoder
+    changes) then stage 2 (joint) from its weights; the saved network loads with load_model."""
+    from pathlib import Path
+
+    from dan_blocks.cli.main import main
+
+    recipe = Path(__file__).resolve().parents[1] / "basicsr_options" / "dasr" / "train_DASR_cpu_x2.yml"
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "-opt", str(recipe), "--threads", "1", "--force_yml", "train:total_iter=3",
+                 "train:contrastive:stage=contrastive", "name=stage1", "logger:save_checkpoint_freq=3"]) == 0
+    stage1 = tmp_path / "experiments" / "stage1" / "models" / "net_g_3.pth"
+    assert stage1.exists()
+    first = load_model(str(stage1))
+    torch.manual_seed(1)
+    fresh = DASR(scale=2, nf=16, rep_nf=16, n_groups=2, n_blocks=2, reduction=4, enc_nf=16)
+    assert isinstance(first, DASR)
+    # stage 1 trains the encoder only: the restorer keeps its initial weights, the encoder moved
+    changed = {k for k, v in first.state_dict().items() if v.dtype.is_floating_point
+               and not torch.equal(v, fresh.state_dict()[k])}
+    assert changed and all(k.startswith("estimator.") for k in changed)
+    assert main(["train", "-opt", str(recipe), "--threads", "1", "--force_yml", "train:total_iter=2", "name=stage2",
+                 "logger:save_checkpoint_freq=2", f"path:pretrain_network_g={stage1}"]) == 0
+    second = load_model(str(tmp_path / "experiments" / "stage2" / "models" / "net_g_2.pth"))
+    assert not torch.equal(second.restorer.head[0].weight, first.restorer.head[0].weight)  # joint: G learns

@@ -129,7 +129,7 @@ def test_family_option_files_build_the_released_configurations():
     from dan_blocks.archs import build_arch
 
     root = DOC.parents[1] / "basicsr_options"
-    files = sorted(p for folder in ("ikc", "dcls", "dasr") for p in (root / folder).glob("*.yml"))
+    files = sorted(p for folder in ("ikc", "dcls", "dasr") for p in (root / folder).glob("test_*.yml"))
     assert sorted(p.name for p in files) == sorted(FAMILY_RELEASE_PARAMS)
     for path in files:
         opt = yaml.safe_load(path.read_text())
@@ -137,3 +137,26 @@ def test_family_option_files_build_the_released_configurations():
         with torch.device("meta"):
             net = build_arch(opt["network_g"])
         assert sum(p.numel() for p in net.parameters()) == FAMILY_RELEASE_PARAMS[path.name], path
+
+
+def test_dasr_training_option_files_follow_the_release_protocol():
+    """Stage 1: contrastive only, lr 1e-3 x 0.1 at epoch 60 of 100; stage 2: joint, lr 1e-4 x 0.5 every 125 epochs,
+    from stage 1's last weights (an epoch ~ 970 iterations); the release's network; Adam (0.9, 0.999)."""
+    import yaml
+
+    root = DOC.parents[1] / "basicsr_options" / "dasr"
+    epoch = 970
+    for scale in (2, 3, 4):
+        one = yaml.safe_load((root / f"train_DASR_x{scale}_iso_stage1.yml").read_text())
+        two = yaml.safe_load((root / f"train_DASR_x{scale}_iso_stage2.yml").read_text())
+        for opt in (one, two):
+            assert opt["model_type"] == "DASRModel" and opt["network_g"] == {"type": "DASR", "scale": scale}
+            assert opt["train"]["optim_g"]["betas"] == [0.9, 0.999]
+            assert opt["datasets"]["train"]["batch_size_per_gpu"] == 32
+            assert opt["train"]["contrastive"]["queue_size"] == 32 * 256
+        assert one["train"]["contrastive"]["stage"] == "contrastive" and two["train"]["contrastive"]["stage"] == "joint"
+        assert (one["train"]["optim_g"]["lr"], one["train"]["total_iter"]) == (1e-3, 100 * epoch)
+        assert (one["train"]["scheduler"]["milestones"], one["train"]["scheduler"]["gamma"]) == ([60 * epoch], 0.1)
+        assert (two["train"]["optim_g"]["lr"], two["train"]["total_iter"]) == (1e-4, 500 * epoch)
+        assert two["train"]["scheduler"]["milestones"] == [125 * epoch, 250 * epoch, 375 * epoch]
+        assert two["path"]["pretrain_network_g"].endswith(f"DASR_x{scale}_iso_stage1/models/net_g_{100 * epoch}.pth")

@@ -22,6 +22,7 @@ from ..archs.registry import replaces_basicsr
 from .blindsr_hr_dataset import BlindSRHRDataset
 from .blindsr_paired_dataset import BlindSRPairedDataset
 from .dan_model import DANModel
+from .dasr_model import DASRModel
 
 __all__ = ["register_all"]
 
@@ -61,6 +62,7 @@ def register_all() -> None:
         return
     DAN_ARCH_REGISTRY.add_listener(_mirror_arch)
     _register(MODEL_REGISTRY, "DANModel", DANModel)
+    _register(MODEL_REGISTRY, "DASRModel", DASRModel)  # DASR's contrastive and joint stages
     for dataset in (BlindSRHRDataset, BlindSRPairedDataset):
         _register(DATASET_REGISTRY, dataset.__name__, dataset)
     _DONE.append(True)
