@@ -235,3 +235,40 @@ def test_dan_passes_the_current_code_to_a_corrector():
             assert torch.allclose(out.codes[t], code, atol=1e-6)
     with pytest.raises(ValueError, match="takes the current code"):
         model.estimate(out.sr, lr)
+
+
+def test_training_stages_through_dan_blocks_train(tmp_path, monkeypatch):
+    """IKC's stages on a CPU: stage 1 moves only SFTMD; stage 2 (from stage 1's weights) only the Predictor and
+    Corrector; the release's option files carry its sizes and schedules."""
+    from pathlib import Path
+
+    import yaml
+
+    from dan_blocks.cli.main import main
+
+    root = Path(__file__).resolve().parents[1] / "basicsr_options" / "ikc"
+    for name, stage in (("train_IKC_x4_stage1_sftmd.yml", "sftmd"), ("train_IKC_x4_stage2_correct.yml", "correct")):
+        opt = yaml.safe_load((root / name).read_text())
+        assert opt["model_type"] == "IKCModel" and opt["train"]["ikc"] == {"stage": stage, "steps": 7}
+        assert opt["train"]["optim_g"]["betas"] == [0.9, 0.99] and opt["datasets"]["train"]["gt_size"] == 256
+    opt = yaml.safe_load((root / "train_IKC_x4_stage1_sftmd.yml").read_text())
+    opt["network_g"].update(nb=1, scale=2, loop=2)
+    opt.update(scale=2, num_gpu=0)
+    opt["degradation"].update(scale=2, sigma=[0.2, 2.0])
+    opt["datasets"]["train"].update(dataroot_gt="builtin:skimage-train", gt_size=32, batch_size_per_gpu=2,
+                                    num_worker_per_gpu=0)
+    opt["train"].update(total_iter=2, scheduler={"type": "MultiStepLR", "milestones": [10], "gamma": 0.5})
+    opt["train"]["ikc"]["steps"] = 2
+    opt["logger"] = {"print_freq": 1, "save_checkpoint_freq": 2, "use_tb_logger": False}
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "one.yml").write_text(yaml.safe_dump(dict(opt, name="one")))
+    assert main(["train", "-opt", str(tmp_path / "one.yml"), "--threads", "1"]) == 0
+    first = load_model(str(tmp_path / "experiments" / "one" / "models" / "net_g_2.pth"))
+    opt["train"]["ikc"]["stage"] = "correct"
+    opt["path"]["pretrain_network_g"] = str(tmp_path / "experiments" / "one" / "models" / "net_g_2.pth")
+    (tmp_path / "two.yml").write_text(yaml.safe_dump(dict(opt, name="two")))
+    assert main(["train", "-opt", str(tmp_path / "two.yml"), "--threads", "1"]) == 0
+    second = load_model(str(tmp_path / "experiments" / "two" / "models" / "net_g_2.pth"))
+    a, b = first.state_dict(), second.state_dict()
+    moved = {k.split(".")[0] for k in a if a[k].dtype.is_floating_point and not torch.equal(a[k], b[k])}
+    assert moved == {"estimator", "initial_estimator"}
