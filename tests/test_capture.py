@@ -70,11 +70,11 @@ def test_compile_path_on_the_cpu() -> None:
 
 def test_optimize_chooses_fast_forms_per_device() -> None:
     cpu = optimize(_model())
-    cuda = optimize(_model(), device="cuda")  # chosen for CUDA without needing one: no border-band forms
+    cuda = optimize(_model(), device="cuda")  # chosen for CUDA without needing one
     assert cpu.restorer.upscale.fast and not cuda.restorer.upscale.fast
     assert cpu.restorer.head1.weight.is_contiguous(memory_format=torch.channels_last)
     assert cuda.restorer.head1.weight.is_contiguous()  # fp32 on CUDA: NCHW (measured faster there)
-    assert cuda.restorer.body[0].body[0].body1.fast  # 1x1 convs on one pixel as matrix products: fewer launches
+    assert not any(getattr(m, "fast", False) for m in cuda.modules())  # on CUDA: the plain forms (measured faster)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -23,10 +23,11 @@ FAST_FORMS: dict[str, frozenset[type[nn.Module]]] = {
     # CPU (oneDNN): fused conv + LeakyReLU, 1x1 convs on one pixel as matrix products, the code as a bias
     # instead of a stretched map, the upsampler folded into one sub-pixel conv
     "cpu": frozenset({TwoConv, DualPath, ChannelAttention, StretchConcat, Upsampler}),
-    # CUDA: launch-bound at the sizes DAN runs: only the forms that launch fewer kernels (1x1 convs on one pixel
-    # as matrix products); the border-band rewrites add small kernels that cost more than they save (capture the
-    # model with CUDA graphs for speed: `dan_blocks.fast.capture`)
-    "cuda": frozenset({TwoConv, DualPath, ChannelAttention}),
+    # CUDA: nothing. At DAN's sizes the eager forward is bound by the host launching kernels, and every fast form
+    # measured slower on an H200 (the border-band rewrites add kernels; even the 1x1-as-matrix-product forms cost
+    # more host time than they save): 2026-12-04, benchmarks/bench_gpu.py. Speed on a GPU comes from
+    # `dan_blocks.fast.capture` (CUDA graphs).
+    "cuda": frozenset(),
 }
 
 
