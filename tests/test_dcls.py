@@ -328,3 +328,35 @@ def test_ddlk_estimator_refuses_an_unknown_kernel_size():
     with pytest.raises(ValueError, match="filter_structures"):
         DDLKEstimator(kernel_size=15)
     assert DDLKEstimator(kernel_size=15, filter_structures=[9, 5, 3], nf=8, latent=8).kernel_size == 15
+
+
+def test_training_with_the_kernel_target(tmp_path, monkeypatch):
+    """A reduced setting-1 recipe trains through dan-blocks train (DCLSModel: L1 on SR and on the kernel against
+    DCLS's target); the release's option files carry its sizes and schedule."""
+    from pathlib import Path
+
+    import yaml
+
+    from dan_blocks.cli.main import main
+
+    root = Path(__file__).resolve().parents[1] / "basicsr_options" / "dcls"
+    for setting, scale, k, filters, _ in RELEASES:
+        opt = yaml.safe_load((root / f"train_DCLS_setting{setting}_x{scale}.yml").read_text())
+        assert opt["model_type"] == "DCLSModel" and opt["network_g"]["kernel_size"] == k
+        assert opt["network_g"]["filter_structures"] == list(filters)
+        assert (opt["train"]["optim_g"]["lr"], opt["train"]["lr_E"]) == (4e-4, 4e-4)
+        assert opt["train"]["scheduler"]["milestones"] == [200000, 400000] and opt["train"]["total_iter"] == 500000
+        assert opt["datasets"]["train"]["gt_size"] == 64 * scale
+    opt = yaml.safe_load((root / "train_DCLS_setting2_x2.yml").read_text())
+    opt["network_g"].update(nf=16, nb=1, ng=1, latent=16)
+    opt.update(name="tiny", num_gpu=0)
+    opt["datasets"]["train"].update(dataroot_gt="builtin:skimage-train", gt_size=32, batch_size_per_gpu=2,
+                                    num_worker_per_gpu=0)
+    opt["train"].update(total_iter=2)
+    opt["logger"] = {"print_freq": 1, "save_checkpoint_freq": 2, "use_tb_logger": False}
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "o.yml").write_text(yaml.safe_dump(opt))
+    assert main(["train", "-opt", str(tmp_path / "o.yml"), "--threads", "1"]) == 0
+    log = next((tmp_path / "experiments" / "tiny").glob("train_*.log")).read_text()
+    assert "l_ker" in log and "l_pix" in log
+    assert isinstance(load_model(str(tmp_path / "experiments" / "tiny" / "models" / "net_g_2.pth")), DCLS)

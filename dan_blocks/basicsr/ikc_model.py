@@ -65,7 +65,7 @@ class IKCModel(DANModel):
         if kernel.dim() != 3:
             raise ValueError("IKCModel needs one kernel per image (B, k, k) from the degradation, got "
                              f"{list(kernel.shape)}")
-        return net.pca.encode(kernel).detach()  # type: ignore[no-any-return]
+        return net.pca.encode(kernel).detach()  # type: ignore[no-any-return, unused-ignore]
 
     def _step(self, loss: Tensor, losses: dict[str, Tensor], name: str, current_iter: int) -> None:
         self._check_finite_loss(loss, {name: loss}, current_iter)

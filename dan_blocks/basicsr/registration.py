@@ -23,6 +23,7 @@ from .blindsr_hr_dataset import BlindSRHRDataset
 from .blindsr_paired_dataset import BlindSRPairedDataset
 from .dan_model import DANModel
 from .dasr_model import DASRModel
+from .dcls_model import DCLSModel
 from .ikc_model import IKCModel
 
 __all__ = ["register_all"]
@@ -65,6 +66,7 @@ def register_all() -> None:
     _register(MODEL_REGISTRY, "DANModel", DANModel)
     _register(MODEL_REGISTRY, "DASRModel", DASRModel)  # DASR's contrastive and joint stages
     _register(MODEL_REGISTRY, "IKCModel", IKCModel)  # IKC's SFTMD stage and predictor/corrector stage
+    _register(MODEL_REGISTRY, "DCLSModel", DCLSModel)  # DCLS with its kernel target
     for dataset in (BlindSRHRDataset, BlindSRPairedDataset):
         _register(DATASET_REGISTRY, dataset.__name__, dataset)
     _DONE.append(True)
