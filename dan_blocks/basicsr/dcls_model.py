@@ -24,6 +24,8 @@ __all__ = ["DCLSModel"]
 class DCLSModel(DANModel):
     """`DANModel` for a `DCLS` network with DCLS's kernel target (see the module)."""
 
+    kernel_target: Tensor
+
     def __init__(self, opt: dict[str, Any]) -> None:
         super().__init__(opt)
         if not isinstance(self.get_bare_model(self.net_g), DCLS):
@@ -31,8 +33,7 @@ class DCLSModel(DANModel):
 
     def feed_data(self, data: dict[str, Any]) -> None:
         super().feed_data(data)
-        if hasattr(self, "kernel_target"):
-            del self.kernel_target
+        self.__dict__.pop("kernel_target", None)
         if "lq" in data or not hasattr(self, "gt_kernel") or self.gt_kernel.dim() != 3:
             return
         net = self.get_bare_model(self.net_g)
@@ -45,4 +46,4 @@ class DCLSModel(DANModel):
     def _kernel_term(self, out: Any, index: int) -> Tensor | None:
         if self.cri_kernel is None or not hasattr(self, "kernel_target"):
             return None
-        return self.cri_kernel(out.kernels[index].float(), self.kernel_target)  # type: ignore[no-any-return]
+        return self.cri_kernel(out.kernels[index].float(), self.kernel_target)  # type: ignore[no-any-return, unused-ignore]
