@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from dan_blocks import load_model, optimize, upscale
 from dan_blocks.archs import arch_options, build_arch
 from dan_blocks.formats import save_model
-from dan_blocks.layers import CRB, DPCB, RRDBSFT, fusion as fusion_pkg
+from dan_blocks.layers import CRB, DPCB, RRDBSFT
 from dan_blocks.layers.fusion import (
     SFT,
     CodeAttention,

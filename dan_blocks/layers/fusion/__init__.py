@@ -36,12 +36,12 @@ from .stretch_concat import StretchConcat
 
 __all__ = [
     "FUSION_REGISTRY",
-    "DAConv",
+    "SFT",
     "CodeAttention",
+    "DAConv",
     "DualPath",
     "FiLM",
     "Fusion",
-    "SFT",
     "SFTConcat",
     "SFTLayer",
     "StretchConcat",

@@ -75,6 +75,19 @@ class Fusion(nn.Module):
                 f"(B, {self.cond_nf}, h, w), got {list(cond.shape)}"
             )
 
+    def pointwise_code(self, feat: Tensor, cond: Tensor) -> Tensor:
+        """Check ``feat`` and ``cond`` and return the code as a map that is global (B, C, 1, 1) or on the
+        features' grid (B, C, H, W), for fusions that work pixel by pixel."""
+        self.check_feat(feat)
+        self.check_cond(feat, cond)
+        code = as_map(cond)
+        if code.shape[-2:] != (1, 1) and code.shape[-2:] != feat.shape[-2:]:
+            raise ValueError(
+                f"{type(self).__name__} code map {list(code.shape)} must be global or on the features' grid "
+                f"{list(feat.shape[-2:])}"
+            )
+        return code
+
     def receptive_radius(self) -> int:
         """Tiling protocol: how far (in pixels) one output pixel reads the features (0: per pixel). A fusion that
         is not spatially local given its code (one that pools the features) sets ``receptive_radius = None``."""

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from ..two_conv import TwoConv
-from .base import Fusion, as_map
+from .base import Fusion
 
 __all__ = ["FiLM"]
 
@@ -38,11 +38,6 @@ class FiLM(Fusion):
             last.bias[:nf].fill_(1.0)
 
     def forward(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
-        self.check_feat(feat)
-        self.check_cond(feat, cond)
-        code = as_map(cond)
-        if code.shape[-2:] != (1, 1) and code.shape[-2:] != feat.shape[-2:]:
-            raise ValueError(f"FiLM code map {list(code.shape)} must be global or on the features' grid "
-                             f"{list(feat.shape[-2:])}")
+        code = self.pointwise_code(feat, cond)
         gamma, beta = self.mlp(code).chunk(2, dim=1)
         return feat * gamma + beta, cond

@@ -38,12 +38,7 @@ class SFT(Fusion):
         self.beta = TwoConv(cond_nf, nf, 1, negative_slope, hidden)
 
     def forward(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
-        self.check_feat(feat)
-        self.check_cond(feat, cond)
-        code = as_map(cond)
-        if code.shape[-2:] != (1, 1) and code.shape[-2:] != feat.shape[-2:]:
-            raise ValueError(f"SFT code map {list(code.shape)} must be global or on the features' grid "
-                             f"{list(feat.shape[-2:])}")
+        code = self.pointwise_code(feat, cond)
         return feat * (1 + self.gamma(code)) + self.beta(code), cond
 
 
