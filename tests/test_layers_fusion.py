@@ -57,7 +57,7 @@ def test_registry_lists_the_family_and_a_new_fusion() -> None:
         get_fusion("strech_concat")
     with pytest.raises(TypeError, match="registered name"):
         get_fusion(3)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="takes no argument 'hiddn'.*hidden"):
+    with pytest.raises(TypeError, match=r"takes no argument 'hiddn'.*hidden"):
         create_fusion("sft", 8, 4, {"hiddn": 3})
 
 
