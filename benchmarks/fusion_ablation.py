@@ -13,7 +13,7 @@ seed this script
 3. times one forward of the whole DAN (``loop`` iterations) on a fixed LR size, plain and after
    ``dan_blocks.optimize()``, median of ``--repeats`` runs on ``--threads`` threads,
 
-then writes ``fusion_ablation.json`` and ``fusion_ablation.md`` (the table docs/fusion.md shows) to the output
+measures the MATLAB-bicubic upsampling of the same LR images as the baseline, then writes ``fusion_ablation.json`` and ``fusion_ablation.md`` (the table docs/fusion.md shows) to the output
 folder (atomically). A folder that already holds a ``fusion_ablation.json`` is refused: one run per folder.
 
 Run: ``python benchmarks/fusion_ablation.py [-o DIR] [--iters N] [--seeds 0 1] [--only sft film] [--threads 1]``.
@@ -212,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
         if not os.path.exists(os.path.join(testsets[seed], "manifest.json")):
             make_testset("builtin:skimage-test", testsets[seed], protocol="gaussian8", scale=4, seed=seed,
                          progress=False)
+    from dan_blocks.cli.quickstart import bicubic_baseline, quickstart_test_options
+
+    bicubic = {seed: bicubic_baseline(quickstart_test_options(testsets[seed], "", seed)["datasets"]["test_1"], 4)
+               for seed in args.seeds}
     rows = []
     started = time.perf_counter()
     with basicsr_console_quiet():
@@ -237,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
     result = {
         "rows": rows,
+        "bicubic": {"psnr_y": statistics.fmean(b["psnr_y"] for b in bicubic.values()), "per_seed": bicubic},
         "seeds": args.seeds,
         "threads": args.threads,
         "speed_input": {"batch": SPEED_BATCH, "lr": [SPEED_LR, SPEED_LR], "dtype": "float32", "device": "cpu"},
@@ -244,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                     "torch": torch.__version__, "python": sys.version.split()[0]},
         "seconds": round(time.perf_counter() - started, 1),
     }
-    table = markdown_table(rows)
+    table = markdown_table(rows) + (f"\nMATLAB-bicubic upsampling of the same LR images: "
+                                    f"{result['bicubic']['psnr_y']:.2f} dB Y-PSNR.\n")
     atomic_write_text(os.path.join(out, "fusion_ablation.md"), table)
     atomic_write_text(os.path.join(out, "fusion_ablation.json"), json.dumps(result, indent=2))
     print()
