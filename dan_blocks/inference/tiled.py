@@ -190,6 +190,8 @@ class TilingPlan:
         self.compute_device: torch.device | None = None
         #: called with (done, total) after each tile of an upsampling unit (progress within an image)
         self.progress: Callable[[int, int], None] | None = None
+        #: an SR map the next upsampling unit may write into instead of allocating one (`SingleSRBuffer`)
+        self.reuse_output: Tensor | None = None
 
     def to_compute(self, value: Any) -> Any:
         """``value`` moved to the compute device when it is a tensor stored elsewhere (an SR map kept on
@@ -316,8 +318,19 @@ class TiledModule(nn.Module):
         factor = height // ext_h
         device = self.plan.output_device if (upsamples and self.plan.output_device is not None) else part.device
         channels_last = part.is_contiguous(memory_format=torch.channels_last) and not part.is_contiguous()
+        shape = (*part.shape[:-2], factor * self.plan.grid[0], factor * self.plan.grid[1])
+        reuse = self.plan.reuse_output
+        if (
+            upsamples
+            and reuse is not None
+            and tuple(reuse.shape) == shape
+            and reuse.dtype == part.dtype
+            and reuse.device == torch.device(device)
+        ):
+            self.plan.reuse_output = None  # the previous iteration's SR image, no longer needed: overwritten
+            return reuse
         return torch.empty(
-            (*part.shape[:-2], factor * self.plan.grid[0], factor * self.plan.grid[1]),
+            shape,
             dtype=part.dtype,
             device=device,
             memory_format=torch.channels_last if channels_last else torch.contiguous_format,
@@ -399,14 +412,16 @@ class SingleSRBuffer(nn.Module):
     """Wraps a DAN's restorer so that every iteration's SR image is written into one tensor.
 
     The alternation consumes each SR image (the next estimate) before the next restore, so only the latest is
-    needed: the srs list then holds the same tensor ``loop`` times (callers see only the final image), and the
-    peak memory holds two SR images instead of ``loop``. Attributes read through to the restorer.
+    needed: the srs list then holds the same tensor ``loop`` times (callers see only the final image). Untiled,
+    the peak holds two SR images instead of ``loop``; tiled (with the ``plan``), the restorer's upsampler writes
+    its tiles straight into the buffer, so one. Attributes read through to the restorer.
     """
 
-    def __init__(self, restorer: nn.Module) -> None:
+    def __init__(self, restorer: nn.Module, plan: TilingPlan | None = None) -> None:
         super().__init__()
         self.inner = restorer
         self.buffer: Tensor | None = None
+        self.plan = plan
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -415,8 +430,16 @@ class SingleSRBuffer(nn.Module):
             return getattr(self._modules["inner"], name)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        result = self.inner(*args, **kwargs)
+        if self.plan is not None:  # a tiled upsampler writes its tiles straight into the buffer
+            self.plan.reuse_output = self.buffer
+        try:
+            result = self.inner(*args, **kwargs)
+        finally:
+            if self.plan is not None:
+                self.plan.reuse_output = None
         buffer = self.buffer
+        if result is buffer and buffer is not None:
+            return buffer
         if (
             not isinstance(result, Tensor)
             or buffer is None
@@ -431,7 +454,7 @@ class SingleSRBuffer(nn.Module):
         return buffer
 
 
-def single_sr_copy(model: nn.Module) -> nn.Module:
+def single_sr_copy(model: nn.Module, plan: TilingPlan | None = None) -> nn.Module:
     """A shallow copy of ``model`` (sharing its parameters) whose ``restorer`` keeps one SR buffer
     (`SingleSRBuffer`); ``model`` itself when it has no ``restorer`` child or no ``alternate`` loop."""
     restorer = model._modules.get("restorer")
@@ -439,7 +462,7 @@ def single_sr_copy(model: nn.Module) -> nn.Module:
         return model
     proxy = copy.copy(model)
     proxy._modules = dict(model._modules)  # type: ignore[assignment]
-    proxy._modules["restorer"] = SingleSRBuffer(restorer)
+    proxy._modules["restorer"] = SingleSRBuffer(restorer, plan)
     return proxy
 
 
@@ -535,7 +558,7 @@ def tiled(
     plan.progress = progress
     proxy = _tiling_copy(model, plan, type(model).__name__)
     if not keep_srs:
-        proxy = single_sr_copy(proxy)
+        proxy = single_sr_copy(proxy, plan)
     if plan.untiled and warn_untiled:
         warnings.warn(
             "tiled: these modules hold parameters but declare no receptive_radius(), so they run untiled (exact, "
