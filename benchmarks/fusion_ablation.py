@@ -13,8 +13,9 @@ seed this script
 3. times one forward of the whole DAN (``loop`` iterations) on a fixed LR size, plain and after
    ``dan_blocks.optimize()``, median of ``--repeats`` runs on ``--threads`` threads,
 
-measures the MATLAB-bicubic upsampling of the same LR images as the baseline, then writes ``fusion_ablation.json`` and ``fusion_ablation.md`` (the table docs/fusion.md shows) to the output
-folder (atomically). A folder that already holds a ``fusion_ablation.json`` is refused: one run per folder.
+measures the MATLAB-bicubic upsampling of the same LR images as the baseline, then writes
+``fusion_ablation.json`` and ``fusion_ablation.md`` (the table docs/fusion.md shows) to the output folder
+(atomically). A folder that already holds a ``fusion_ablation.json`` is refused: one run per folder.
 
 Run: ``python benchmarks/fusion_ablation.py [-o DIR] [--iters N] [--seeds 0 1] [--only sft film] [--threads 1]``.
 """

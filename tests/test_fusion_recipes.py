@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import re
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,25 @@ def test_full_size_file_is_the_release_recipe_with_another_fusion(full: str, rel
     with torch.inference_mode():
         out = net.eval()(torch.rand(1, 3, 6, 6))
     assert out.sr.shape == (1, 3, 24, 24) and torch.isfinite(out.sr).all()
+
+
+DOC = ROOT / "docs" / "fusion.md"
+
+
+def test_the_docs_recipe_table_states_the_files_and_their_sizes() -> None:
+    rows = re.findall(r"^\| `(\w+)` \| (\d+) \|([^|]*)\| ([\d,]+) \|$", DOC.read_text(), re.MULTILINE)
+    assert sorted(name for name, *_ in rows) == sorted(FUSIONS)
+    counts = _counts()
+    for name, nb, kwargs, params in rows:
+        network = _recipe(name)["network_g"]
+        assert int(nb) == network["nb"]
+        stated = dict(re.findall(r"`(\w+): (\d+)`", kwargs))
+        assert {k: int(v) for k, v in stated.items()} == (network.get("fusion_kwargs") or {})
+        assert int(params.replace(",", "")) == counts[name][0]
+
+
+def test_the_docs_python_examples_run() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, str(DOC), "exec"), {})
