@@ -41,7 +41,7 @@ HEADER = (
 
 def current_surface() -> list[str]:
     """``module:name`` for every name in each public module's ``__all__``, sorted within a module."""
-    lines = []
+    lines: list[str] = []
     for name in MODULES:
         module = importlib.import_module(name)
         lines.extend(f"{name}:{item}" for item in sorted(getattr(module, "__all__", ())))

@@ -78,10 +78,10 @@ def test_recipe_is_the_quickstart_with_only_the_fusion_changed(name: str) -> Non
 def test_recipe_passes_the_option_check_and_builds_one_fusion_per_block(name: str) -> None:
     recipe = _recipe(name)
     check_option_file(copy.deepcopy(recipe), train=True)
-    net = build_arch(copy.deepcopy(recipe["network_g"]), "network_g")
+    net: Any = build_arch(copy.deepcopy(recipe["network_g"]), "network_g")
     opt = recipe["network_g"]
     cls = get_fusion(name)
-    fusions = [m for m in net.restorer.modules() if type(m) is cls]
+    fusions: list[Any] = [m for m in net.restorer.modules() if type(m) is cls]
     assert len(fusions) == opt["nb"] * opt["ng"]
     assert all(f.nf == opt["nf"] for f in fusions)
     kwargs = opt.get("fusion_kwargs") or {}
@@ -96,7 +96,7 @@ def test_recipe_passes_the_option_check_and_builds_one_fusion_per_block(name: st
 def _counts() -> dict[str, tuple[int, int]]:
     counts = {}
     for name in FUSIONS:
-        net = build_arch(copy.deepcopy(_recipe(name)["network_g"]), "network_g")
+        net: Any = build_arch(copy.deepcopy(_recipe(name)["network_g"]), "network_g")
         counts[name] = (sum(p.numel() for p in net.restorer.parameters()),
                         sum(p.numel() for p in net.estimator.parameters()))
     return counts
@@ -108,7 +108,7 @@ def test_restorers_have_about_equal_parameter_counts_and_the_estimator_is_shared
     assert max(restorers) <= PARAM_TOLERANCE * min(restorers), counts
     assert len({e for _, e in counts.values()}) == 1, counts  # one estimator for all
     # the quickstart's network is the dual_path family at nb 2: the recipes are deeper, not a different shape
-    quick = build_arch(quickstart_train_options(1)["network_g"], "network_g")
+    quick: Any = build_arch(quickstart_train_options(1)["network_g"], "network_g")
     assert sum(p.numel() for p in quick.estimator.parameters()) == counts["dual_path"][1]
     assert sum(p.numel() for p in quick.restorer.parameters()) < min(restorers)
 
@@ -124,7 +124,7 @@ def test_one_training_step_trains_the_fusion(name: str, tmp_path: Path) -> None:
     blocks = [m for m in net.restorer.modules() if isinstance(m, DPCB)]
     assert len(blocks) == opt["network_g"]["nb"] and all(type(b.body2) is cls for b in blocks)
     # the fusion and what reads its output (stretch_concat has no parameters: its 1x1 projection back to nf)
-    fused = [b.body2 if name != "stretch_concat" else b.proj for b in blocks]
+    fused: list[Any] = [b.body2 if name != "stretch_concat" else b.proj for b in blocks]
     fusion_params = {f"{i}.{n}": p.detach().clone() for i, m in enumerate(fused) for n, p in m.named_parameters()}
     assert fusion_params
     model.feed_data({"gt": torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))})
@@ -169,8 +169,8 @@ def test_full_size_file_is_the_release_recipe_with_another_fusion(full: str, rel
             assert opt[key] == reference[key], key  # the release's data, schedule, losses, validation
     changed = {k for k in opt["network_g"] if opt["network_g"].get(k) != reference["network_g"].get(k)}
     assert changed <= {"fusion", "fusion_kwargs", "residual", "nb"} and opt["network_g"]["fusion"] == fusion
-    net = build_arch(copy.deepcopy(opt["network_g"]), "network_g")
-    ref = build_arch(copy.deepcopy(reference["network_g"]), "network_g")
+    net: Any = build_arch(copy.deepcopy(opt["network_g"]), "network_g")
+    ref: Any = build_arch(copy.deepcopy(reference["network_g"]), "network_g")
     blocks = [m for m in net.restorer.modules() if type(m) is block]
     assert blocks and all(type(getattr(b, "body2", getattr(b, "fusion", None))) is get_fusion(fusion) for b in blocks)
     count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
