@@ -39,10 +39,10 @@ def default_pca(kernel_size: int = 21, code_length: int = 10, setting: int = 1) 
     path = PCA_DIR / name
     if not path.is_file():
         # sizes no PCA can have get no fit-pca advice (fit-pca refuses them too); the advice never writes into
-        # the installed package: the user's file is passed explicitly
-        from ..degradations.kernels import check_kernel_size
-
-        check_kernel_size(kernel_size)
+        # the installed package: the user's file is passed explicitly. (The kernel-size words are those of
+        # dan_blocks.degradations.check_kernel_size, a floor above this module's.)
+        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd integer (e.g. 11, 21, 31), got {kernel_size!r}")
         if isinstance(code_length, bool) or not isinstance(code_length, int) or not 1 <= code_length <= kernel_size**2:
             raise ValueError(
                 f"code_length must be an integer in [1, kernel_size**2 = {kernel_size**2}], got {code_length!r}"
