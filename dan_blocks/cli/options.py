@@ -122,7 +122,9 @@ def _listing(files: dict[str, Traversable]) -> str:
         text = describe(entry.read_text(encoding="utf-8")) or "(no description)"
         lines += textwrap.wrap(text, width, initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False,
                                break_long_words=False)
-    example = next((key for key in files if key.startswith("train/")), next(iter(files)))
+    example = "train/train_DANv2_setting1_x4.yml"
+    if example not in files:
+        example = next((key for key in files if key.startswith("train/")), next(iter(files)))
     lines += [
         "",
         "print one:      dan-blocks options NAME",
