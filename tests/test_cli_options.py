@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import pathlib
 import re
-import subprocess
-import sys
-import zipfile
 
-import pytest
 import yaml
 
 from dan_blocks.cli.main import main
@@ -71,15 +67,4 @@ def test_write_one_out(tmp_path, capsys) -> None:
     assert "no shipped option file 'nope.yml'" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_a_built_wheel_holds_the_option_files(tmp_path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(ROOT), "-w",
-         str(tmp_path)], capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    wheel = next(tmp_path.glob("dan_blocks-*.whl"))
-    names = zipfile.ZipFile(wheel).namelist()
-    shipped = sorted(n.removeprefix("dan_blocks/basicsr_options/") for n in names
-                     if n.startswith("dan_blocks/basicsr_options/") and n.endswith(".yml"))
-    assert shipped == SOURCE
+# that a built wheel holds every option file: tests/test_packaging.py::test_the_wheel_holds_the_package_data
