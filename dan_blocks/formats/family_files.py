@@ -18,19 +18,13 @@ __all__ = ["family_release_kind", "load_family_release"]
 def family_release_kind(state: Mapping[str, Any]) -> str | None:
     """``"dasr"``, ``"dcls"``, ``"ikc_sftmd"``, ``"ikc_predictor"``, ``"ikc_corrector"`` or None."""
     from .dasr_files import is_dasr_release
+    from .dcls_files import is_dcls_release
+    from .ikc_files import ikc_release_kind
 
     if is_dasr_release(state):
         return "dasr"
-    try:
-        from .dcls_files import is_dcls_release
-    except ImportError:  # pragma: no cover - during development
-        is_dcls_release = None  # type: ignore[assignment]
-    if is_dcls_release is not None and is_dcls_release(state):
+    if is_dcls_release(state):
         return "dcls"
-    try:
-        from .ikc_files import ikc_release_kind
-    except ImportError:  # pragma: no cover - during development
-        return None
     return ikc_release_kind(state)
 
 
