@@ -90,9 +90,9 @@ def conv(shapes, prefix, cout, cin, k):
     shapes[prefix + "bias"] = (cout,)
 
 
-def release_shapes(scale, k, filters, nf=64, nb=10, ng=5, latent=256):
+def release_shapes(scale, k, filters, nf=64, nb=10, ng=5, latent=256, reduction=4):
     s: dict = {}
-    nf2 = nf // 4
+    nf2 = nf // reduction  # the blocks' channel attention reduces by 4 whatever the restorer's reduction
     r = "Restorer."
     conv(s, r + "conv_first.", nf, 3, 3)
     for i in range(3):
@@ -264,10 +264,11 @@ def ref_restorer(sd, lr, kernel, scale, nb, ng):
     return h.clamp(0, 1)
 
 
-@pytest.mark.parametrize("scale,k,filters", [(4, 31, (11, 9, 7, 5, 3)), (2, 11, (7, 3, 3, 1)), (3, 21, (11, 7, 5, 1))])
-def test_small_release_layout_matches_the_equations(tmp_path, scale, k, filters):
+@pytest.mark.parametrize("scale,k,filters,reduction", [(4, 31, (11, 9, 7, 5, 3), 4), (2, 11, (7, 3, 3, 1), 2),
+                                                       (3, 21, (11, 7, 5, 1), 4)])
+def test_small_release_layout_matches_the_equations(tmp_path, scale, k, filters, reduction):
     nf, nb, ng = 16, 2, 2
-    shapes = release_shapes(scale, k, filters, nf=nf, nb=nb, ng=ng, latent=32)
+    shapes = release_shapes(scale, k, filters, nf=nf, nb=nb, ng=ng, latent=32, reduction=reduction)
     gen = torch.Generator().manual_seed(scale)
     state = {key: 0.05 * torch.randn(shape, generator=gen) for key, shape in shapes.items()}
     state["Restorer.upscale.4.bias" if scale == 4 else "Restorer.upscale.2.bias"] = torch.full((3,), 0.5)

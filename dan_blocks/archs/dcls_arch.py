@@ -185,7 +185,8 @@ class DCLSRestorer(nn.Module):
     the DAN upsampler (``upscale``).
 
     Args:
-        in_nc: 3. nf: 64. nb: blocks per group (10). ng: groups (5). scale: 1, 2, 3, 4. reduction: 4.
+        in_nc: 3. nf: 64. nb: blocks per group (10). ng: groups (5). scale: 1, 2, 3, 4.
+        reduction: nf / (LR-path and CLS channels) (4); the blocks' channel attention always reduces by 4.
         residual: of the groups (``"double"``: the release, see `DPCAG`).
 
     Shape:
@@ -209,7 +210,8 @@ class DCLSRestorer(nn.Module):
         self.feature_block = nn.Sequential(*[_ResBlock(nf) for _ in range(3)])
         self.head1 = nn.Conv2d(nf, nf2, 3, 1, 1)
         self.head2 = CLSDeconv(nf, reduction)
-        self.body = nn.ModuleList([DPCAG(nf, nf2, nb, reduction, residual) for _ in range(ng)])
+        # the blocks' channel attention reduces by 4 whatever ``reduction`` (the release never passes it on)
+        self.body = nn.ModuleList([DPCAG(nf, nf2, nb, 4, residual) for _ in range(ng)])
         self.fusion = nn.Conv2d(nf + nf2, nf, 3, 1, 1)
         self.upscale = make_upsampler(nf, in_nc, scale)
 
