@@ -212,6 +212,9 @@ def test_tiny_ikc_upscale_and_x3_layout(tmp_path):
         got = upscale(model, lr)
     sr = got if isinstance(got, torch.Tensor) else got.sr
     assert sr.shape == (1, 3, 18, 15) and torch.allclose(sr, want, atol=1e-6)
+    with torch.no_grad():  # tiled: the predictor and corrector pool, so they run on whole maps (exact)
+        tiled = upscale(model, lr, tile_size=4)
+    assert torch.allclose(tiled if isinstance(tiled, torch.Tensor) else tiled.sr, want, atol=1e-5)
     # x3 SFTMD layout: one upsampling conv (576, 64, 3, 3)
     keys = set(to_ikc_state_dict(SFTMD(nb=2, scale=3)))
     assert keys == set(sftmd_shapes(3, nb=2))

@@ -109,11 +109,13 @@ class SFTMD(nn.Module):
         check_image("SFTMD lr", lr, self.conv1.in_channels)
         if code.dim() != 2 or code.shape != (lr.shape[0], self.code_length):
             raise ValueError(f"SFTMD expects a code (B={lr.shape[0]}, {self.code_length}), got {list(code.shape)}")
+        # the code spread over the LR grid (a view, as released): a map a tiled run crops with the features
+        code_map = code[:, :, None, None].expand(-1, -1, lr.shape[-2], lr.shape[-1])
         f0 = self.conv3(F.leaky_relu(self.conv2(F.leaky_relu(self.conv1(lr), 0.2)), 0.2))
         f = f0
         for block in self.body:
-            f = block(f, code)
-        g = self.sft(f + f0, code)[0]
+            f = block(f, code_map)
+        g = self.sft(f + f0, code_map)[0]
         return torch.clamp(self.conv_output(self.upscale(self.conv_mid(g))), 0.0, 1.0)
 
 
