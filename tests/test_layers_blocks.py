@@ -61,7 +61,7 @@ def test_crb_spatial_condition_of_other_size_is_nearest_stretched() -> None:
     big = small.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
     torch.testing.assert_close(crb(feat, small)[0], crb(feat, big)[0])
     with pytest.raises(ValueError, match="does not match"):
-        CRB(16, 4, stretch_mode="error")(feat, small)
+        CRB(16, 4, fusion_kwargs={"stretch_mode": "error"})(feat, small)
 
 
 def test_crb_never_mutates_inputs() -> None:
@@ -115,7 +115,7 @@ def test_dpcg_double_reproduces_the_release_in_place_aliasing() -> None:
     x = [torch.randn(1, 8, 4, 4), torch.randn(1, 8, 1, 1)]
     expected = grp(x[0], x[1])
     for blk in grp.body:  # the release's block: x[0] = x[0] + f1*f2; x[1] = x[1] + f2; return x (same list)
-        f1, f2 = blk.body1(x[0]), blk.body2(x[1])
+        f1, f2 = blk.body1(x[0]), blk.body2.gate(x[1])  # B1 and B2 of the paper
         x[0], x[1] = x[0] + f1 * f2, x[1] + f2
     y = x  # body returned the very same list
     y[0], y[1] = x[0] + y[0], x[1] + y[1]
@@ -124,8 +124,9 @@ def test_dpcg_double_reproduces_the_release_in_place_aliasing() -> None:
 
 
 def test_dpcb_dpcg_bad_arguments() -> None:
-    with pytest.raises(ValueError, match="cond_nf == nf"):
-        DPCB(16, 8)
+    narrow = DPCB(16, 8)  # the code cannot take the residual c + B2(c): it passes on unchanged
+    code = torch.randn(1, 8, 1, 1)
+    assert narrow(torch.randn(1, 16, 3, 3), code)[1] is code
     with pytest.raises(ValueError, match="residual"):
         DPCG(8, 8, residual="sum")
     with pytest.raises(ValueError, match="DPCB expects"):
