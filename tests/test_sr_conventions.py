@@ -172,3 +172,22 @@ def test_cuda_tiled_sr_with_input_norm(tmp_path) -> None:
     cpu = cv2.imread(str(tmp_path / "c" / "a_x2.png")).astype(int)
     assert np.abs(gpu - cpu).max() <= 1
     assert _sr("-m", tmp_path / "m.pth", tmp_path / "a.png", "-o", tmp_path / "g", "-g", "0", "--tile", "16") == 0
+
+
+def test_tiled_run_shows_progress_within_the_image(model_file, tmp_path, monkeypatch, capsys) -> None:
+    import tqdm
+
+    finals: dict[str, tuple[int, int | None]] = {}
+
+    class Recording(tqdm.tqdm):  # type: ignore[type-arg]
+        def close(self) -> None:
+            finals[str(self.desc)] = (self.n, self.total)
+            super().close()
+
+    monkeypatch.setattr(tqdm, "tqdm", Recording)
+    _photo(tmp_path / "a.png", (17, 15, 3))
+    assert main(["sr", "-m", str(model_file), str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--tile", "6"]) == 0
+    assert "tiles" in capsys.readouterr().err
+    # 3 x 3 SR tiles per restorer pass (upsampler tile = min(6, 128)), 2 iterations
+    assert finals["tiles"] == (18, 18)
+    assert finals["sr"] == (1, 1)

@@ -44,7 +44,7 @@ def test_fake_cuda_mixing_devices_is_what_fails() -> None:
     with FakeTensorMode(allow_non_fake_inputs=True):
         a = torch.ones(2, 2, device="cuda")
         b = torch.ones(2, 2)
-        with pytest.raises(Exception, match="same device|two devices|devices"):
+        with pytest.raises(Exception, match=r"same device|two devices|devices"):
             _ = a - b
 
 
@@ -119,7 +119,9 @@ def test_cuda_tiled_input_norm_matches_untiled() -> None:
     assert torch.allclose(out.sr, ref.sr.cpu(), rtol=0, atol=1e-4 * float(ref.sr.abs().max()))
 
 
-@pytest.mark.parametrize(("size", "tile", "halo", "multiple"), [((23, 17), 5, 3, 1), ((40, 9), 16, 4, 2), ((7, 7), 8, 2, 1)])
+@pytest.mark.parametrize(
+    ("size", "tile", "halo", "multiple"), [((23, 17), 5, 3, 1), ((40, 9), 16, 4, 2), ((7, 7), 8, 2, 1)]
+)
 def test_uniform_tiles_have_one_shape_and_enough_context(size, tile, halo, multiple) -> None:
     from dan_blocks.inference import iter_tiles
 

@@ -3,8 +3,6 @@ that ``dan-blocks sr`` writes (bit depth, grey, alpha and EXIF orientation kept 
 
 from __future__ import annotations
 
-import pathlib
-
 import cv2
 import numpy as np
 import pytest
@@ -113,5 +111,5 @@ def test_bad_inputs_are_named(files: dict) -> None:
         dan_blocks.upscale_image(model, np.zeros((4, 4, 5), np.uint8))
     with pytest.raises(ValueError, match="outscale"):
         dan_blocks.upscale_image(model, np.zeros((4, 4, 3), np.uint8), outscale=0)
-    with pytest.raises(OSError, match="missing.png"):
+    with pytest.raises(OSError, match=r"missing\.png"):
         dan_blocks.upscale_image(model, files["root"] / "missing.png")

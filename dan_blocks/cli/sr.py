@@ -31,7 +31,7 @@ EXTENSIONS = ("auto", "png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp")
 
 _EXAMPLES = (
     "dan-blocks sr photos/ -m danv2_x4_setting1.pth          # writes results/NAME_x4.EXT and two kernel files",
-    "dan-blocks sr big.png -m net_g_latest.pth -o out -t 256 -g 1   # tiled, on GPU 1, bf16/fp16 by default",
+    "dan-blocks sr big.png -m net_g_latest.pth -o out -t 256 -g 1   # tiled, on GPU 1 (bf16/fp16 by default)",
     "dan-blocks sr scans/ -m model.pth --outscale 3.5 --ext png --suffix big --no-kernels",
 )
 
@@ -45,7 +45,8 @@ _DESCRIPTION = (
     "presence means a complete result); --overwrite recomputes them. An output image without its kernel files "
     "is not replaced without --overwrite. Files in the output folder named like outputs (NAME_x2.png, "
     "NAME_SUFFIX.png, *_kernel*) are not read again unless given explicitly; every skipped file is named. "
-    "Exit codes: 0 all written (or already done), 1 some input failed or could not be read, 2 usage error, 130 interrupted."
+    "Exit codes: 0 all written (or already done), 1 some input failed or could not be read, 2 usage error, "
+    "130 interrupted."
 )
 
 
@@ -212,13 +213,15 @@ def _targets(path: str, stem: str, output: str, ext: str) -> list[str]:
     return [os.path.join(output, f"{stem}.{ext}"), os.path.join(output, picture), os.path.join(output, array)]
 
 
-def _already_done(targets: list[str], overwrite: bool) -> bool:
+def _already_done(targets: list[str], overwrite: bool, check_order: bool = False) -> bool:
     """True when every output exists (a complete earlier result: skipped unless ``overwrite``).
 
     The image is written last, so a run stopped midway leaves at most the kernel files, which a rerun replaces,
     and a complete result has an image no older than its kernel files. An existing image without its kernel
-    files, or older than them (``a.png`` and ``a.jpg`` with ``--ext png``), is not this input's result: it is
-    kept. Without kernel files (``--no-kernels``) an existing image counts as done.
+    files is not this input's result: it is kept. ``check_order`` (the output format differs from the input's,
+    so the image's name does not tell which input it came from: ``a.png`` and ``a.jpg`` with ``--ext png``):
+    an image older than the kernel files is another input's, and is kept too. Without kernel files
+    (``--no-kernels``) an existing image counts as done.
 
     Raises:
         FileExistsError: the output image exists but not the kernel files, and not ``overwrite``.
@@ -227,7 +230,7 @@ def _already_done(targets: list[str], overwrite: bool) -> bool:
         return False
     if all(os.path.isfile(t) for t in targets):
         image_time = os.stat(targets[0]).st_mtime_ns
-        if all(os.stat(t).st_mtime_ns <= image_time for t in targets[1:]):
+        if not check_order or all(os.stat(t).st_mtime_ns <= image_time for t in targets[1:]):
             return True
         # kernel files newer than the image: not one run's pair (another input's image of the same name)
         raise FileExistsError(
@@ -349,7 +352,7 @@ def _run(argv: list[str]) -> int:
         )
     model = optimize(model.to(device).eval())
     os.makedirs(output, exist_ok=True)
-    final_scale = args.outscale if args.outscale is not None else float(model.scale)
+    final_scale = args.outscale if args.outscale is not None else float(getattr(model, "scale"))  # noqa: B009
     # an image or kernel file whose write a kill interrupted: its hidden temporary file would stay forever (and,
     # in an output folder that is also an input, be reported as a skipped hidden file on every rerun)
     for stale in remove_stale_temp_files(output, include_own=True):
@@ -380,7 +383,8 @@ def _run(argv: list[str]) -> int:
                     raise FileExistsError(
                         f"its output {targets[0]} would replace an input; give another --suffix or -o/--output"
                     )
-                if _already_done(targets, args.overwrite):
+                forced = os.path.splitext(targets[0])[1].lower() != os.path.splitext(path)[1].lower()
+                if _already_done(targets, args.overwrite, check_order=forced):
                     present += 1
                     _say(args, f"{path}: outputs exist, skipped (--overwrite recomputes them)")
                     continue

@@ -334,7 +334,7 @@ def sr_to_array(
     keep_alpha = image.alpha is not None and not lower.endswith((".jpg", ".jpeg", ".bmp"))
     max_value = 255 if eight_bit else image.max_value
     if image.mode in ("grey", "grey_alpha"):
-        planes_t = [sum(w * rgb[i] for i, w in enumerate(_LUMA))]
+        planes_t = [_LUMA[0] * rgb[0] + _LUMA[1] * rgb[1] + _LUMA[2] * rgb[2]]
     else:
         planes_t = [rgb[i] for i in (2, 1, 0)]
     if keep_alpha:

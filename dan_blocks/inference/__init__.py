@@ -4,10 +4,10 @@ protocol (`dan_blocks.inference.tiled`). Image files for ``dan-blocks sr``: `dan
 
 from __future__ import annotations
 
+from .image import upscale_image
 from .loading import load_model
 from .tiled import TiledModule, local_radius, tiled
 from .tiling import Tile, iter_tiles
-from .image import upscale_image
 from .upscale import supports_tiling, upscale
 
 __all__ = [

@@ -70,9 +70,9 @@ def precision_context(dtype: torch.dtype | None, device: torch.device) -> contex
 @dataclass
 class SRImage:
     """What `super_resolve_image()` gives: ``array`` for `dan_blocks.data.sr_io.write_array` ((H, W) grey,
-    (H, W, 2) grey+alpha, (H, W, 3) BGR, (H, W, 4) BGRA); ``kernel`` the final estimated kernel (k, k) (the image average for per-pixel estimators)
-    and ``kernel_map`` the estimator's own final output (``(k, k)``, or ``(k*k, h, w)`` per pixel), both
-    float32 on the CPU, None for a model that estimates no kernel."""
+    (H, W, 2) grey+alpha, (H, W, 3) BGR, (H, W, 4) BGRA); ``kernel`` the final estimated kernel (k, k) (the
+    image average for per-pixel estimators) and ``kernel_map`` the estimator's own final output (``(k, k)``, or
+    ``(k*k, h, w)`` per pixel), both float32 on the CPU, None for a model that estimates no kernel."""
 
     array: np.ndarray
     kernel: Tensor | None

@@ -33,9 +33,10 @@ pasted interiors equal the untiled output up to float summation order.
 from __future__ import annotations
 
 import copy
+import itertools
 import warnings
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -131,7 +132,8 @@ def _chain_reach(modules: list[nn.Module], factor: int) -> _Reach | None:
         if _declares(module):
             if factor != 1:
                 return None
-            step: _Reach | None = _Reach(float(module.receptive_radius()), int(getattr(module, "output_scale", 1)))
+            declared = getattr(module, "receptive_radius")()  # noqa: B009 (an nn.Module attribute: Any for mypy)
+            step: _Reach | None = _Reach(float(declared), int(getattr(module, "output_scale", 1)))
         elif type(module) is nn.Conv2d:
             step = _conv_reach(module, factor)
         elif isinstance(module, nn.PixelShuffle):
@@ -263,6 +265,7 @@ class TiledModule(nn.Module):
         reach = None if base is None else _chain_reach([self.inner], base)
         if reach is None:  # nothing on the grid, or sizes the module cannot be tiled at: run it whole (exact)
             return self.inner(*args, **kwargs)
+        assert base is not None
         upsamples = reach.factor > base
         size = plan.upsampler_tile if upsamples and _is_chain(self.inner) else plan.tile_size
         m = self.multiple
@@ -277,7 +280,7 @@ class TiledModule(nn.Module):
         sums: Tensor | None = None
         for index, tile in enumerate(tiles):
             crop_args = [a if f is None else tile.crop(a, f).to(device) for a, f in zip(args, factors, strict=True)]
-            crop_kwargs = {k: v if kw_factors[k] is None else tile.crop(v, kw_factors[k]).to(device)
+            crop_kwargs = {k: v if (f := kw_factors[k]) is None else tile.crop(v, f).to(device)
                            for k, v in kwargs.items()}
             result = self.inner(*crop_args, **crop_kwargs)
             if self.pooled and isinstance(result, Tensor) and result.dim() == 4:
@@ -355,7 +358,7 @@ def _tiling_copy(module: nn.Module, plan: TilingPlan, name: str) -> nn.Module:
         and children
         and not _is_chain(module)
         and not getattr(module, "tile_as_unit", False)
-        and module.receptive_radius() > plan.max_halo
+        and getattr(module, "receptive_radius")() > plan.max_halo  # noqa: B009
     )
     if _is_local(module) and not _is_pointwise(module) and not isinstance(module, nn.PixelShuffle) and not too_wide:
         return TiledModule(module, plan, name)
@@ -364,7 +367,7 @@ def _tiling_copy(module: nn.Module, plan: TilingPlan, name: str) -> nn.Module:
             plan.untiled.append(f"{name} ({type(module).__name__})")
         return module
     proxy = copy.copy(module)
-    proxy._modules = {  # type: ignore[assignment]
+    proxy._modules = {
         child_name: (None if child is None else _tiling_copy(child, plan, f"{name}.{child_name}"))
         for child_name, child in module._modules.items()
     }
@@ -391,7 +394,7 @@ def _pool_before_global_average(proxy: nn.Module) -> None:
     whole output map is never held (an estimator's tail: 64 channels at the LR size). Callers that take the
     Sequential apart (``conv, pool, head, softmax = self.tail``) get the same."""
     children = list(proxy._modules.values())
-    for current, following in zip(children, children[1:], strict=False):
+    for current, following in itertools.pairwise(children):
         if isinstance(current, TiledModule) and _is_global_average(following):
             current.pooled = True
 
@@ -461,7 +464,7 @@ def single_sr_copy(model: nn.Module, plan: TilingPlan | None = None) -> nn.Modul
     if restorer is None or not callable(getattr(model, "alternate", None)):
         return model
     proxy = copy.copy(model)
-    proxy._modules = dict(model._modules)  # type: ignore[assignment]
+    proxy._modules = dict(model._modules)
     proxy._modules["restorer"] = SingleSRBuffer(restorer, plan)
     return proxy
 
