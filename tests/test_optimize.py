@@ -249,7 +249,7 @@ def test_device_cuda_selects_no_cpu_fast_form_without_a_gpu() -> None:
     model = copy.deepcopy(plain)
     assert optimize(model, device="cuda") is model
     assert not fast_names(model)  # no CPU fast form switched on
-    assert all(p.is_contiguous(memory_format=CL) for p in model.parameters() if p.dim() == 4)  # the layout is
+    assert all(p.is_contiguous() for p in model.parameters())  # fp32 on CUDA stays NCHW (measured faster there)
     assert all(p.device.type == "cpu" for p in model.parameters())  # nothing moved
     assert is_optimized(model, device="cuda") and not is_optimized(model, device="cpu")
     optimize(model, device=torch.device("cpu"))
