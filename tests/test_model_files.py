@@ -15,10 +15,10 @@ from test_cli_train_support import tiny_train_options, write_yaml
 
 import dan_blocks
 import dan_blocks.basicsr
-from dan_blocks.utils.state_record import without_records
 from dan_blocks.archs import DAN, MANetEstimator, RestorerV2, arch_options
 from dan_blocks.cli.main import main
 from dan_blocks.formats import to_release_state_dict
+from dan_blocks.utils.state_record import without_records
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

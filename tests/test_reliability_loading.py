@@ -11,11 +11,11 @@ import torch
 from _helpers import randomise
 
 import dan_blocks
-from dan_blocks.utils.state_record import without_records
 from dan_blocks.cli.main import main
 from dan_blocks.formats import to_release_state_dict
 from dan_blocks.inference.loading import load_weights
 from dan_blocks.utils import CheckpointMismatchError, CheckpointReadError, OptionKeyError
+from dan_blocks.utils.state_record import without_records
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -98,5 +98,5 @@ def test_manet_stage1_file_is_not_an_sr_model(loader, tmp_path) -> None:
     est = MANetEstimator(nf=8, kernel_size=5, use_sr=False, pad_multiple=8)
     path = tmp_path / "stage1_MANet_x4.pth"
     torch.save(to_manet_state_dict(est.state_dict()), path)
-    with pytest.raises(spandrel.UnsupportedModelError, match="stage-1 file: a kernel estimator.*not a super-resol"):
+    with pytest.raises(spandrel.UnsupportedModelError, match=r"stage-1 file: a kernel estimator.*not a super-resol"):
         loader.load_from_file(path)
