@@ -68,6 +68,14 @@ def test_compile_path_on_the_cpu() -> None:
         assert torch.allclose(wrapped(x), conv(x), atol=1e-6)
 
 
+def test_compile_flag_does_not_shadow_module_compile() -> None:
+    # the flag is stored as ``use_compile``: ``nn.Module.compile`` stays the method it is on every module
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1).eval()
+    wrapped = CapturedSR(conv, compile=True)
+    assert wrapped.use_compile is True and CapturedSR(conv).use_compile is False
+    assert callable(wrapped.compile) and wrapped.compile.__func__ is torch.nn.Module.compile
+
+
 def test_optimize_chooses_fast_forms_per_device() -> None:
     cpu = optimize(_model())
     cuda = optimize(_model(), device="cuda")  # chosen for CUDA without needing one

@@ -64,7 +64,7 @@ class CapturedSR(nn.Module):
         self.model = model
         self.precision = precision
         self.channels_last = precision != "fp32" if channels_last is None else bool(channels_last)
-        self.compile = compile
+        self.use_compile = compile  # not ``self.compile``: that would shadow nn.Module.compile
         self.max_graphs = max_graphs
         self.warmup = warmup
         self._graphs: dict[tuple[Any, ...], tuple[Any, Tensor, Tensor]] = {}
@@ -104,9 +104,9 @@ class CapturedSR(nn.Module):
             return self._replay(lr)
 
     def _eager(self, lr: Tensor) -> Tensor:
-        if self.compile and self._compiled is None:
+        if self.use_compile and self._compiled is None:
             self._compiled = torch.compile(self._run)
-        run = self._compiled or self._run
+        run = self._compiled if self._compiled is not None else self._run
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         with self._autocast(lr.device.type):

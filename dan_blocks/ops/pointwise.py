@@ -3,6 +3,8 @@ exact form."""
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -19,7 +21,7 @@ def linear_1x1(x: Tensor, conv: nn.Conv2d) -> Tensor:
     return F.linear(x.flatten(1), weight, conv.bias)[:, :, None, None]
 
 
-def _one_by_one(conv: nn.Module) -> bool:
+def _one_by_one(conv: nn.Module) -> TypeGuard[nn.Conv2d]:
     return type(conv) is nn.Conv2d and conv.kernel_size == (1, 1) and conv.groups == 1 and conv.padding in (0, (0, 0))
 
 
@@ -29,8 +31,8 @@ def conv_lrelu_conv(x: Tensor, first: nn.Module, negative_slope: float, last: nn
     if x.shape[-1] == 1 and x.shape[-2] == 1 and _one_by_one(first) and _one_by_one(last) and not is_capturing():
         return linear_1x1(F.leaky_relu(linear_1x1(x, first), negative_slope), last)
     if type(first) is nn.Conv2d:
-        return last(fused_conv_leaky_relu(x, first, negative_slope))  # type: ignore[no-any-return]
-    return last(F.leaky_relu(first(x), negative_slope))  # type: ignore[no-any-return]
+        return last(fused_conv_leaky_relu(x, first, negative_slope))
+    return last(F.leaky_relu(first(x), negative_slope))
 
 
 def pointwise_gate(body: nn.Sequential, x: Tensor) -> Tensor:
@@ -38,10 +40,10 @@ def pointwise_gate(body: nn.Sequential, x: Tensor) -> Tensor:
     [1x1 conv, LeakyReLU, 1x1 conv, Sigmoid], its 1x1 convs as matrix products (no im2col for one pixel); the
     plain chain under graph capture or for another body. Shape: (B, C, 1, 1) -> (B, C, 1, 1)."""
     if len(body) != 4 or type(body[3]) is not nn.Sigmoid:
-        return body(x)  # type: ignore[no-any-return]
+        return body(x)
     first, act, last = body[0], body[1], body[2]
     if is_capturing() or not _one_by_one(first) or not _one_by_one(last) or type(act) is not nn.LeakyReLU:
-        return body(x)  # type: ignore[no-any-return]
+        return body(x)
     pooled = x.flatten(1)
     hidden = F.leaky_relu(F.linear(pooled, first.weight.flatten(1), first.bias), act.negative_slope)
     return torch.sigmoid(F.linear(hidden, last.weight.flatten(1), last.bias))[:, :, None, None]

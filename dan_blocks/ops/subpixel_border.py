@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -42,7 +43,7 @@ def band_depths(layers: Sequence[nn.Module], band: int) -> list[int]:
         if isinstance(layer, nn.PixelShuffle):
             n = -(-n // int(layer.upscale_factor))
         else:
-            n += layer.kernel_size[0] // 2
+            n += cast(nn.Conv2d, layer).kernel_size[0] // 2  # a chain of convs and pixel shuffles
         depths.append(n)
     return depths[::-1]
 
@@ -75,7 +76,7 @@ def _ring_correction(
     conv = layers[prev]
     assert isinstance(conv, nn.Conv2d)
     reach = conv.kernel_size[0] // 2
-    factors = [int(layer.upscale_factor) for layer in layers[prev + 1 : cur]]  # type: ignore[union-attr]
+    factors = [int(cast(nn.PixelShuffle, layer).upscale_factor) for layer in layers[prev + 1 : cur]]
     factor = math.prod(factors)
     radius = suffix.radius
     rows = -(-radius // factor)  # exterior rows of the previous conv's output that reach S_j's radius

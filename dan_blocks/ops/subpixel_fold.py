@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -90,7 +91,7 @@ def chain_geometry(layers: Sequence[nn.Module]) -> tuple[int, int]:
             factor = int(layer.upscale_factor)
             lo, hi = lo // factor, hi // factor
         else:
-            reach = layer.kernel_size[0] // 2
+            reach = cast(nn.Conv2d, layer).kernel_size[0] // 2  # _check_layers: every other layer is a conv
             lo, hi = lo - reach, hi + reach
     return scale, max(-lo, hi)
 
