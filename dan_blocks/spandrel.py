@@ -20,8 +20,8 @@ Needs ``pip install dan-blocks[spandrel]``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -100,9 +100,10 @@ def _whole_sr(model: nn.Module, image: Tensor) -> Tensor:
     (`dan_blocks.upscale`: the same numbers, bounded memory)."""
     height, width = image.shape[-2:]
     if height * width <= 4 * INTERNAL_TILE * INTERNAL_TILE:
-        return model.super_resolve(image)  # type: ignore[operator, no-any-return]
+        super_resolve = cast(Callable[[Tensor], Tensor], model.super_resolve)  # a model `load` accepted (it has one)
+        return super_resolve(image)
     out = upscale(model, image, INTERNAL_TILE, optimize=False, keep_srs=False)
-    return out.sr  # type: ignore[no-any-return]
+    return out.sr
 
 
 class _WholeImage:
@@ -131,12 +132,13 @@ class _WholeImage:
         if (tile.device != image.device or tile.dtype != image.dtype or tile.stride() != image.stride()
                 or tile.untyped_storage().data_ptr() != image.untyped_storage().data_ptr()):
             return None
-        offset = tile.storage_offset() - image.storage_offset()
+        offset = int(tile.storage_offset()) - int(image.storage_offset())
         if offset < 0:
             return None
         index = [0, 0, 0, 0]
-        for dim in sorted(range(4), key=lambda d: -image.stride(d)):
-            step = image.stride(dim)
+        strides = image.stride()
+        for dim in sorted(range(4), key=lambda d: -strides[d]):
+            step = strides[dim]
             if step > 0:
                 index[dim], offset = divmod(offset, step)
         batch, channel, top, left = index
@@ -255,7 +257,7 @@ def architectures(before: tuple[str, ...] = ()) -> list[spandrel.ArchSupport]:
                     "stage-3 file (stage3_MANet+RRDB_x4.pth) here, or load this one in Python with "
                     "dan_blocks.load_model(path)"
                 )
-            scale = int(model.scale)
+            scale = int(cast(int, model.scale))  # every DAN-family model records its scale
             return spandrel.ImageModelDescriptor(
                 model,
                 model.state_dict(),  # spandrel loads this into the model: ours, not the file's (release) layout

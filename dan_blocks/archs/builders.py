@@ -50,7 +50,7 @@ def build_arch(options: Mapping[str, Any], where: str = "network_g") -> nn.Modul
     label = f"{where} ({name})"
     check_call_options(kwargs, cls, label, skip=())
     try:
-        return cls(**kwargs)  # type: ignore[no-any-return]
+        return cls(**kwargs)
     except (OptionKeyError, OptionValueError):
         raise
     except KeyError as err:

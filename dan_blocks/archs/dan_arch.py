@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from einops import rearrange
@@ -112,6 +112,9 @@ class DAN(nn.Module):
         lr: (B, 3, h, w) -> `DANOutput` (sr: (B, 3, s h, s w))
     """
 
+    if TYPE_CHECKING:  # the buffer registered in __init__ (for the checker only: TorchScript reads annotations)
+        init_code: Tensor
+
     def __init__(
         self,
         restorer: nn.Module | Mapping[str, Any],
@@ -215,7 +218,7 @@ class DAN(nn.Module):
 
     def restore(self, lr: Tensor, code: Tensor) -> Tensor:
         r"""$\hat x = R(y, \bar c)$."""
-        return self.restorer(lr, code.detach() if self.detach else code)  # type: ignore[no-any-return]
+        return self.restorer(lr, code.detach() if self.detach else code)
 
     def estimator_for(self, sr: Tensor | None) -> nn.Module:
         """The module that estimates from ``sr``: ``initial_estimator`` for the first, LR-only estimate

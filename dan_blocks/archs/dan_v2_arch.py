@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from einops.layers.torch import Rearrange
 from torch import Tensor, nn
@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from ..layers import DPCG
 from .checks import check_code, check_estimator_inputs, check_image
 from .registry import register_arch
-from .upsample import make_upsampler
+from .upsample import Upsampler, make_upsampler
 
 __all__ = ["EstimatorV2", "RestorerV2"]
 
@@ -146,8 +146,11 @@ class RestorerV2(nn.Module):
         """Tiling protocol: given its code (global, or a map on the LR grid) the restorer is spatially local:
         ``head1`` 1, the groups, ``fusion`` 1 and the upsampler, in LR pixels (104 as released)."""
         upscale = self.upscale
-        up = upscale.receptive_radius() if hasattr(upscale, "receptive_radius") else upscale.kernel_size[0] // 2
-        return 1 + sum(group.receptive_radius() for group in self.body) + 1 + up
+        if hasattr(upscale, "receptive_radius"):  # make_upsampler: an Upsampler, or one conv at scale 1
+            up = cast(Upsampler, upscale).receptive_radius()
+        else:
+            up = cast(nn.Conv2d, upscale).kernel_size[0] // 2
+        return 1 + sum(cast(DPCG, group).receptive_radius() for group in self.body) + 1 + up
 
     def forward(self, lr: Tensor, code: Tensor) -> Tensor:
         check_image("RestorerV2 lr", lr, self.in_nc)

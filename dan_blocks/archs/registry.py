@@ -10,7 +10,7 @@ import functools
 import inspect
 import math
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from torch import Tensor, nn
 
@@ -65,7 +65,8 @@ def _option_value(value: Any) -> Any:
         if options is not None:
             return options
         if hasattr(value, "kernel_size") and hasattr(value, "code_length") and hasattr(value, "matrix"):  # a PCA
-            return {"kernel_size": int(value.kernel_size), "code_length": int(value.code_length),
+            size, length = cast(int, value.kernel_size), cast(int, value.code_length)
+            return {"kernel_size": int(size), "code_length": int(length),
                     "placeholder": True, "center": bool(getattr(value, "center", False))}
     if isinstance(value, Tensor) and value.dim() in (2, 3):  # a plain PCA matrix (k*k, C) / (1, k*k, C)
         rows, cols = value.shape[-2], value.shape[-1]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from torch import Tensor, nn
 
@@ -72,7 +72,7 @@ class RRDBSFTRestorer(nn.Module):
 
     def receptive_radius(self) -> int:
         """Tiling protocol: given its code map the restorer is spatially local (173 LR pixels as released)."""
-        return 1 + sum(block.receptive_radius() for block in self.trunk) + 1 + 1
+        return 1 + sum(cast(RRDBSFT, block).receptive_radius() for block in self.trunk) + 1 + 1
 
     def forward(self, lr: Tensor, code: Tensor) -> Tensor:
         check_image("RRDBSFTRestorer lr", lr, self.in_nc)
@@ -87,4 +87,4 @@ class RRDBSFTRestorer(nn.Module):
         feat = first
         for block in self.trunk:
             feat, code = block(feat, code)
-        return self.upsampler(first + self.trunk_conv(feat))  # type: ignore[no-any-return]
+        return self.upsampler(first + self.trunk_conv(feat))

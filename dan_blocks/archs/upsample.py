@@ -69,7 +69,7 @@ class Upsampler(nn.Sequential):
     def forward(self, x: Tensor) -> Tensor:
         if self.fast and self._can_fold(x):
             return folded_forward(x, self.folded(), list(self))
-        return super().forward(x)  # type: ignore[no-any-return]
+        return super().forward(x)
 
     def _can_fold(self, x: Tensor) -> bool:
         if x.dim() != 4 or not x.is_floating_point() or is_capturing():

@@ -37,10 +37,12 @@ def sample_training_kernels(
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
     sig = tuple(sigma) if sigma is not None else SETTING_SIGMAS[setting]
+    theta = SETTING2.theta
+    assert theta is not None  # setting 2 has a rotation range
     sampler = (
         IsotropicGaussianKernel(kernel_size, sig)
         if setting == 1
-        else AnisotropicGaussianKernel(kernel_size, sig, SETTING2.theta, random_disturb=SETTING2.random_disturb)
+        else AnisotropicGaussianKernel(kernel_size, sig, theta, random_disturb=SETTING2.random_disturb)
     )
     generator = torch.Generator().manual_seed(int(seed))
     chunks = []

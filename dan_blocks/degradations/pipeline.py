@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -12,7 +12,7 @@ from torch import Tensor
 from ..utils import check_keys
 from .blur import blur
 from .imresize import imresize, stride_downsample
-from .kernels import AnisotropicGaussianKernel, FixedGaussianKernel, IsotropicGaussianKernel
+from .kernels import AnisotropicGaussianKernel, FixedGaussianKernel, IsotropicGaussianKernel, KernelSampler
 from .noise import add_gaussian_noise, check_noise_options, quantize, sample_noise_levels
 
 __all__ = ["DOWNSAMPLERS", "KERNEL_SAMPLERS", "BlindSRDegradation", "build_kernel_sampler"]
@@ -24,7 +24,7 @@ DOWNSAMPLERS = ("bicubic", "stride")
 _NOISE_KEYS = ("level", "rate_clean")
 
 
-def _init_keys(cls: type) -> list[str]:
+def _init_keys(cls: type[Any]) -> list[str]:
     return [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
 
 
@@ -102,11 +102,10 @@ class BlindSRDegradation:
         b = hr.shape[0]
         params: dict[str, Tensor] = {}
         if hasattr(self.kernel_sampler, "sample_params"):
-            params = self.kernel_sampler.sample_params(b, generator)
-            extra = (
-                {"generator": generator} if isinstance(self.kernel_sampler, AnisotropicGaussianKernel) else {}
-            )
-            kernels = self.kernel_sampler.kernels(params, hr.device, hr.dtype, **extra)
+            sampler = cast(KernelSampler, self.kernel_sampler)  # sample_params() and kernels(), as KernelSampler's
+            params = sampler.sample_params(b, generator)
+            extra = {"generator": generator} if isinstance(sampler, AnisotropicGaussianKernel) else {}
+            kernels = sampler.kernels(params, hr.device, hr.dtype, **extra)
         else:
             kernels = self.kernel_sampler(b, generator, hr.device, hr.dtype)
         out = blur(hr, kernels)

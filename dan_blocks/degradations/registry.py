@@ -41,7 +41,7 @@ T = TypeVar("T")
 
 def register_degradation(obj: T) -> T:
     """Register ``obj`` under its ``__name__`` (idempotent: safe on re-import)."""
-    return DEGRADATION_REGISTRY.register(obj)  # type: ignore[no-any-return]
+    return DEGRADATION_REGISTRY.register(obj)
 
 
 for _obj in (
@@ -146,12 +146,12 @@ def build_degradation(opt: Mapping[str, Any]) -> Any:
     """
     if not isinstance(opt, Mapping):
         raise TypeError(f"build_degradation: expected a dict of options, got {type(opt).__name__}")
-    opt = copy.deepcopy(dict(opt))
-    if "preset" in opt:
-        name = opt.pop("preset")
-        scale = opt.pop("scale", 4)
-        opt = preset_options(name, scale, **opt)
-    name = opt.pop("type", "BlindSRDegradation")
+    options: dict[str, Any] = copy.deepcopy(dict(opt))
+    if "preset" in options:
+        name = options.pop("preset")
+        scale = options.pop("scale", 4)
+        options = preset_options(name, scale, **options)
+    name = options.pop("type", "BlindSRDegradation")
     pipelines = sorted(k for k, v in DEGRADATION_REGISTRY if isinstance(v, type) and k not in KERNEL_SAMPLERS)
     if name not in pipelines:
         raise ValueError(
@@ -161,5 +161,5 @@ def build_degradation(opt: Mapping[str, Any]) -> Any:
     cls = DEGRADATION_REGISTRY.get(name)
     if cls is BlindSRDegradation:
         # "preset" and "type" were taken off above: listed so that a misspelling of either gets its did-you-mean
-        check_keys(opt, ["preset", *_PIPELINE_KEYS], "degradation")
-    return cls(**opt)
+        check_keys(options, ["preset", *_PIPELINE_KEYS], "degradation")
+    return cls(**options)

@@ -299,8 +299,8 @@ class SpatiallyVariantDegradation:
         lh, lw = math.ceil(h / self.scale), math.ceil(w / self.scale)
         rows = lr_centres(lh, h, self.scale, self.downsample)
         cols = lr_centres(lw, w, self.scale, self.downsample)
-        fields = [corner_field(params[n], rows, cols, h, w) for n in ("sigma_x", "sigma_y", "theta")]
-        return gaussian_kernel_field(*fields, kernel_size=self.kernel_size, dtype=dtype).to(device)
+        sigma_x, sigma_y, theta = (corner_field(params[n], rows, cols, h, w) for n in ("sigma_x", "sigma_y", "theta"))
+        return gaussian_kernel_field(sigma_x, sigma_y, theta, kernel_size=self.kernel_size, dtype=dtype).to(device)
 
     def sample(self, hr: Tensor, generator: torch.Generator | None = None) -> dict[str, Any]:
         """``{"lr", "kernels" (B, k*k, h, w), "noise_level" (B,), "params"}``."""

@@ -105,7 +105,7 @@ def file_metadata(obj: Any, param_key: str | None = None) -> Mapping[str, Any] |
     for candidate in (obj, *nested):
         inner = getattr(candidate, "_metadata", None)
         if isinstance(inner, Mapping) and isinstance(inner.get(META_KEY), Mapping):
-            return inner[META_KEY]  # type: ignore[no-any-return]
+            return inner[META_KEY]
     first = obj.get(param_key) if param_key else None
     for candidate in (*((first,) if isinstance(first, Mapping) else ()), obj, *nested):
         record = find_record(candidate)

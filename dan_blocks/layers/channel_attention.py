@@ -57,7 +57,7 @@ class ChannelAttention(nn.Module):
         """
         if self.fast:
             return pointwise_gate(self.body, pooled)
-        return self.body(pooled)  # type: ignore[no-any-return]
+        return self.body(pooled)
 
     def attention(self, x: Tensor) -> Tensor:
         """The per-channel gate $\\sigma(\\cdot)$ of shape (B, C, 1, 1)."""

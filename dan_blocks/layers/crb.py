@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from torch import Tensor, nn
 
 from .channel_attention import ChannelAttention
-from .fusion import conv_after_fusion, create_fusion
+from .fusion import Fusion, conv_after_fusion, create_fusion
 
 __all__ = ["CRB"]
 
@@ -52,7 +52,7 @@ class CRB(nn.Module):
         self.cond_nf = cond_nf
         self.negative_slope = negative_slope
         self.fusion = create_fusion(fusion, nf, cond_nf, fusion_kwargs, negative_slope=negative_slope)
-        width = int(self.fusion.out_channels)
+        width = int(cast(Fusion, self.fusion).out_channels)  # any fusion module follows the Fusion signature
         self.body = nn.Sequential(
             nn.Conv2d(width, width, 3, 1, 1),
             nn.LeakyReLU(negative_slope),

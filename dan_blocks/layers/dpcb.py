@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from torch import Tensor, nn
 
-from .fusion import DualPath, as_map, create_fusion
+from .fusion import DualPath, Fusion, as_map, create_fusion
 from .two_conv import TwoConv
 
 __all__ = ["DPCB", "DPCG", "RESIDUAL_MODES"]
@@ -65,7 +65,7 @@ class DPCB(nn.Module):
         self.body2 = create_fusion(
             fusion, nf, cond_nf, fusion_kwargs, cond_ksize=cond_ksize, negative_slope=negative_slope
         )
-        width = int(self.body2.out_channels)
+        width = int(cast(Fusion, self.body2).out_channels)  # any fusion module follows the Fusion signature
         self.proj = None if width == nf else nn.Conv2d(width, nf, 1)
 
     def check_inputs(self, feat: Tensor, cond: Tensor) -> None:
@@ -80,7 +80,7 @@ class DPCB(nn.Module):
         """Tiling protocol: spatially local, within the basic path's radius plus the fusion's (for a spatial
         condition, its two convs)."""
         basic = self.body1.receptive_radius()
-        fusion = int(self.body2.receptive_radius())
+        fusion = int(cast(Fusion, self.body2).receptive_radius())
         if isinstance(self.body2, DualPath):  # its convs run on the condition, in parallel with B1
             return max(basic, fusion)
         return basic + fusion
@@ -148,7 +148,7 @@ class DPCG(nn.Module):
 
     def receptive_radius(self) -> int:
         """Tiling protocol: spatially local, within the sum of its blocks' radii."""
-        return sum(block.receptive_radius() for block in self.body)
+        return sum(cast(DPCB, block).receptive_radius() for block in self.body)
 
     def forward(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
         f, c = feat, cond

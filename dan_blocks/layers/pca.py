@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from einops.layers.torch import Rearrange
@@ -64,6 +64,11 @@ class PCAEncoder(nn.Module):
         encode: (B, k, k) -> (B, C); per pixel (B, k*k, h, w) -> (B, C, h, w)
         decode: (B, C) -> (B, k, k); per pixel (B, C, h, w) -> (B, k*k, h, w)
     """
+
+    if TYPE_CHECKING:  # the buffers registered in __init__ (for the checker only: TorchScript reads annotations)
+        matrix: Tensor
+        mean: Tensor
+        kernel_mean: Tensor
 
     def __init__(
         self,

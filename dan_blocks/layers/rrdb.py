@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
-from .fusion import create_fusion
+from .fusion import Fusion, create_fusion
 
 __all__ = ["RRDBSFT", "ResidualDenseBlock"]
 
@@ -86,7 +86,7 @@ class RRDBSFT(nn.Module):
         super().__init__()
         self.res_scale = res_scale
         self.sft = create_fusion(fusion, nf, code_length, fusion_kwargs)
-        width = int(self.sft.out_channels)
+        width = int(cast(Fusion, self.sft).out_channels)  # any fusion module follows the Fusion signature
         self.proj = None if width == nf else nn.Conv2d(width, nf, 1)
         self.rdb1 = ResidualDenseBlock(nf, gc)
         self.rdb2 = ResidualDenseBlock(nf, gc)
@@ -94,7 +94,7 @@ class RRDBSFT(nn.Module):
 
     def receptive_radius(self) -> int:
         """Tiling protocol: the SFT layer and three dense blocks (17 pixels)."""
-        return int(self.sft.receptive_radius()) + 3 * self.rdb1.receptive_radius()
+        return int(cast(Fusion, self.sft).receptive_radius()) + 3 * self.rdb1.receptive_radius()
 
     def forward(self, feat: Tensor, code: Tensor) -> tuple[Tensor, Tensor]:
         fused, code = self.sft(feat, code)

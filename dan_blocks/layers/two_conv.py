@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from torch import Tensor, nn
 
 from ..ops import conv_lrelu_conv
@@ -44,9 +46,9 @@ class TwoConv(nn.Sequential):
 
     def receptive_radius(self) -> int:
         """Tiling protocol: two convolutions of radius ``ksize // 2``."""
-        return 2 * (self[0].kernel_size[0] // 2)
+        return 2 * (cast(nn.Conv2d, self[0]).kernel_size[0] // 2)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.fast:
             return conv_lrelu_conv(x, self[0], self.negative_slope, self[2])
-        return self[2](self[1](self[0](x)))  # type: ignore[no-any-return]
+        return self[2](self[1](self[0](x)))

@@ -98,7 +98,7 @@ def get_fusion(fusion: str | type[nn.Module]) -> type[nn.Module]:
         TypeError: neither a name nor an nn.Module class.
     """
     if isinstance(fusion, str):
-        return FUSION_REGISTRY.get(fusion)  # type: ignore[no-any-return]
+        return FUSION_REGISTRY.get(fusion)
     if isinstance(fusion, type) and issubclass(fusion, nn.Module):
         return fusion
     raise TypeError(f"fusion must be a registered name ({', '.join(list_fusions())}) or an nn.Module class, "
@@ -136,7 +136,7 @@ def create_fusion(
             f"fusion {fusion_name(cls)!r} takes no argument {', '.join(map(repr, unknown))} "
             f"(it takes: {', '.join(accepted) or 'nothing'})"
         )
-    return cls(nf, cond_nf, **kwargs)  # type: ignore[no-any-return]
+    return cls(nf, cond_nf, **kwargs)
 
 
 def fusion_name(fusion: str | type[nn.Module]) -> str:

@@ -102,6 +102,6 @@ def conv_after_fusion(fusion: nn.Module, conv: nn.Module, feat: Tensor, cond: Te
     ``conv(fusion(feat, cond)[0])`` (any module of the fusion signature, or a wrapper of one, e.g. a tiled copy)."""
     method = getattr(fusion, "fused_conv", None)
     if callable(method):
-        return method(conv, feat, cond)  # type: ignore[no-any-return]
+        return method(conv, feat, cond)
     fused, cond = fusion(feat, cond)
     return conv(fused), cond

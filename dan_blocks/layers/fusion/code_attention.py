@@ -42,6 +42,7 @@ class CodeAttention(Fusion):
         self.query = nn.Conv2d(nf, dim, 1)
         self.out = nn.Conv2d(nf, nf, 1)
         nn.init.zeros_(self.out.weight)
+        assert self.out.bias is not None  # nn.Conv2d with its default bias=True
         nn.init.zeros_(self.out.bias)
 
     def forward(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:

@@ -3,6 +3,8 @@ degradation representation."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
@@ -71,7 +73,8 @@ class DAConv(Fusion):
         stacked = rearrange(feat, "b c h w -> 1 (b c) h w")
         depthwise = F.conv2d(stacked, weight, padding=self.ksize // 2, groups=batch * self.nf)
         out = self.conv(F.leaky_relu(rearrange(depthwise, "1 (b c) h w -> b c h w", b=batch), self.negative_slope))
-        return out + feat * self.ca.conv_du(r[:, :, None, None]), cond
+        gate = cast(nn.Sequential, self.ca.conv_du)  # set in __init__ on a plain nn.Module (DASR's key names)
+        return out + feat * gate(r[:, :, None, None]), cond
 
     def extra_repr(self) -> str:
         return f"nf={self.nf}, cond_nf={self.cond_nf}, ksize={self.ksize}"

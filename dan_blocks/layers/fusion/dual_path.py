@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from torch import Tensor
+from typing import cast
+
+from torch import Tensor, nn
 
 from ..two_conv import TwoConv
 from .base import Fusion, as_map
@@ -51,4 +53,4 @@ class DualPath(Fusion, TwoConv):
         return TwoConv.receptive_radius(self)
 
     def extra_repr(self) -> str:
-        return f"nf={self.nf}, cond_nf={self.cond_nf}, cond_ksize={self[0].kernel_size[0]}"
+        return f"nf={self.nf}, cond_nf={self.cond_nf}, cond_ksize={cast(nn.Conv2d, self[0]).kernel_size[0]}"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..two_conv import TwoConv
 from .base import Fusion
@@ -32,10 +34,12 @@ class FiLM(Fusion):
         super().__init__(nf, cond_nf)
         self.mlp = TwoConv(cond_nf, 2 * nf, 1, negative_slope, hidden)
         with torch.no_grad():
-            last = self.mlp[2]
+            last = cast(nn.Conv2d, self.mlp[2])
+            bias = last.bias
+            assert bias is not None  # TwoConv's convolutions have a bias
             last.weight.zero_()
-            last.bias.zero_()
-            last.bias[:nf].fill_(1.0)
+            bias.zero_()
+            bias[:nf].fill_(1.0)
 
     def forward(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
         code = self.pointwise_code(feat, cond)
