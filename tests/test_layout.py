@@ -278,3 +278,14 @@ def test_paper_blocks_have_no_speed_branches() -> None:
         assert "fast_path" not in vars(cls)
         forward = inspect.signature(cls.forward).parameters
         assert not {"memo", "basic", "first_basic"} & set(forward), f"{cls.__name__}.forward takes {list(forward)}"
+
+
+def test_tests_mirror_the_sub_packages() -> None:
+    """Every sub-package of dan_blocks has its folder of tests (tests/layers for dan_blocks/layers, ...)."""
+    tests = ROOT / "tests"
+    packages = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file())
+    missing = [name for name in packages if not list((tests / name).glob("test_*.py"))]
+    assert not missing, f"sub-packages without tests/<name>/test_*.py: {missing}"
+    folders = [p.name for p in tests.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))]
+    strays = sorted(set(folders) - set(packages) - {"metrics"})  # metrics: the module dan_blocks/metrics.py
+    assert not strays, f"test folders that mirror no sub-package: {strays}"

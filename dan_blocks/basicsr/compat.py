@@ -2,7 +2,7 @@
 
 Nothing in this module runs on import; `dan_blocks.basicsr` calls `ensure_basicsr_importable()`
 once before it touches ``basicsr`` (the core ``import dan_blocks`` never imports BasicSR). Each patch is
-applied only when the installed versions need it, and each is covered by ``tests/test_compat.py``.
+applied only when the installed versions need it, and each is covered by ``tests/basicsr/test_compat.py``.
 
 Workarounds
 -----------
@@ -134,7 +134,8 @@ def ensure_basicsr_importable() -> types.ModuleType:
 # Patches for BasicSR's training / testing pipelines (installed by `patch_basicsr_pipelines`, which the
 # ``dan-blocks train`` / ``test`` / ``quickstart`` commands call before running ``basicsr.train.train_pipeline``
 # or ``basicsr.test.test_pipeline``). Nothing here runs on ``import dan_blocks``. Tested in
-# ``tests/test_compat_pipeline.py``, ``tests/test_resume*.py`` and ``tests/test_distributed*.py``.
+# ``tests/basicsr/test_compat_pipeline.py``, ``tests/basicsr/test_resume*.py`` and
+# ``tests/basicsr/test_distributed*.py``.
 #
 # 5. Resume (``basicsr.train.load_resume_state``): maps the state with ``torch.cuda.current_device()``
 #    (fails on CPU-only machines), loads with torch.load's default ``weights_only`` (True from torch 2.6;

@@ -18,7 +18,7 @@ import sys
 __all__ = ["COMMANDS", "main"]
 
 #: command -> (module, one-line help), in the order ``dan-blocks --help`` lists them. Each module's own ``HELP``
-#: is the same line (tests/test_cli_conventions.py checks it).
+#: is the same line (tests/cli/test_cli_conventions.py checks it).
 COMMANDS: dict[str, tuple[str, str]] = {
     "smoke": (
         "dan_blocks.cli.smoke",

@@ -18,7 +18,7 @@ from dan_blocks.cli import conventions
 from dan_blocks.cli.errors import UsageError
 from dan_blocks.cli.main import COMMANDS, main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "basicsr", "cv2", "scipy", "skimage", "timm")
 
 

@@ -13,7 +13,7 @@ import dan_blocks
 import dan_blocks.basicsr  # noqa: F401  (makes basicsr importable, registers dan-blocks)
 from dan_blocks.cli.main import main
 
-OPTIONS = Path(__file__).resolve().parents[1] / "basicsr_options" / "manet"
+OPTIONS = Path(__file__).resolve().parents[2] / "basicsr_options" / "manet"
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -249,7 +249,7 @@ def test_training_stages_through_dan_blocks_train(tmp_path, monkeypatch):
 
     from dan_blocks.cli.main import main
 
-    root = Path(__file__).resolve().parents[1] / "basicsr_options" / "ikc"
+    root = Path(__file__).resolve().parents[2] / "basicsr_options" / "ikc"
     for name, stage in (("train_IKC_x4_stage1_sftmd.yml", "sftmd"), ("train_IKC_x4_stage2_correct.yml", "correct")):
         opt = yaml.safe_load((root / name).read_text())
         assert opt["model_type"] == "IKCModel" and opt["train"]["ikc"] == {"stage": stage, "steps": 7}

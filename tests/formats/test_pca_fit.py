@@ -12,7 +12,7 @@ from dan_blocks.cli.fit_pca import main as fit_pca_main
 from dan_blocks.degradations import fit_default_pca, sample_training_kernels
 from dan_blocks.layers import PCAEncoder
 
-PCA_DIR = pathlib.Path(__file__).resolve().parents[1] / "dan_blocks" / "formats" / "pca"
+PCA_DIR = pathlib.Path(__file__).resolve().parents[2] / "dan_blocks" / "formats" / "pca"
 SHIPPED = {
     "setting1_k21_c10": (1, 21, 10),
     "setting2_k11_c10": (2, 11, 10),

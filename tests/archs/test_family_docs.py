@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dan_blocks.archs import ARCH_REGISTRY, family_rows, family_table
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "family.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "family.md"
 
 
 def test_family_page_matches_the_registry():

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "estimators.md"
+DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "estimators.md"
 
 
 def _python_blocks(text: str) -> list[str]:

@@ -27,7 +27,7 @@ from dan_blocks.utils.options import read_yaml_file
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "basicsr_options" / "fusion"
 #: the fusions the issue asks for (the registry's built-ins)
 FUSIONS = ("stretch_concat", "dual_path", "sft", "sft_concat", "da_conv", "film", "code_attention")

@@ -21,7 +21,7 @@ import dan_blocks  # noqa: F401
 from dan_blocks.basicsr import DANModel
 from dan_blocks.utils import CheckpointMismatchError
 
-OPTIONS = Path(__file__).resolve().parents[1] / "basicsr_options"
+OPTIONS = Path(__file__).resolve().parents[2] / "basicsr_options"
 TRAIN_FILES = sorted((OPTIONS / "train").glob("*.yml"))
 TEST_FILES = sorted((OPTIONS / "test").glob("*.yml"))
 

@@ -13,7 +13,7 @@ import dan_blocks.basicsr  # noqa: F401  (makes basicsr importable, registers da
 from dan_blocks.cli.main import main
 from dan_blocks.degradations import build_degradation
 
-OPTIONS = Path(__file__).resolve().parents[1] / "basicsr_options" / "real"
+OPTIONS = Path(__file__).resolve().parents[2] / "basicsr_options" / "real"
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

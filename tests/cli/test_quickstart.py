@@ -21,7 +21,7 @@ from dan_blocks.basicsr.console import basicsr_console_quiet
 from dan_blocks.cli import quickstart
 from dan_blocks.cli.main import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OPTIONS = ROOT / "basicsr_options"
 #: what BasicSR logs that the quickstart keeps off the console (its log files keep it)
 BASICSR_DUMPS = ("Version Information", "Network: DANv2, with parameters", "Disable distributed.")

@@ -262,7 +262,7 @@ def test_cpu_recipe_trains_both_stages(tmp_path, monkeypatch):
 
     from dan_blocks.cli.main import main
 
-    recipe = Path(__file__).resolve().parents[1] / "basicsr_options" / "dasr" / "train_DASR_cpu_x2.yml"
+    recipe = Path(__file__).resolve().parents[2] / "basicsr_options" / "dasr" / "train_DASR_cpu_x2.yml"
     monkeypatch.chdir(tmp_path)
     assert main(["train", "-opt", str(recipe), "--threads", "1", "--force_yml", "train:total_iter=3",
                  "train:contrastive:stage=contrastive", "name=stage1", "logger:save_checkpoint_freq=3"]) == 0

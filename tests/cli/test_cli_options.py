@@ -10,7 +10,7 @@ import yaml
 from dan_blocks.cli.main import main
 from dan_blocks.cli.options import shipped_options
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 SOURCE = sorted(p.relative_to(ROOT / "basicsr_options").as_posix() for p in (ROOT / "basicsr_options").rglob("*.yml"))
 
 

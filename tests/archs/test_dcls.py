@@ -340,7 +340,7 @@ def test_training_with_the_kernel_target(tmp_path, monkeypatch):
 
     from dan_blocks.cli.main import main
 
-    root = Path(__file__).resolve().parents[1] / "basicsr_options" / "dcls"
+    root = Path(__file__).resolve().parents[2] / "basicsr_options" / "dcls"
     for setting, scale, k, filters, _ in RELEASES:
         opt = yaml.safe_load((root / f"train_DCLS_setting{setting}_x{scale}.yml").read_text())
         assert opt["model_type"] == "DCLSModel" and opt["network_g"]["kernel_size"] == k

@@ -17,7 +17,7 @@ from dan_blocks.archs import MANetEstimator, MANetRRDB
 from dan_blocks.cli.main import main
 from dan_blocks.formats import from_manet_state_dict, to_manet_state_dict
 
-OPTIONS = Path(__file__).resolve().parents[1] / "basicsr_options" / "manet"
+OPTIONS = Path(__file__).resolve().parents[2] / "basicsr_options" / "manet"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
