@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-__all__ = ["check_code", "check_estimator_inputs", "check_image"]
+__all__ = ["check_code", "check_estimator_inputs", "check_image", "check_sizes"]
 
 
 def check_image(name: str, x: Tensor, channels: int) -> None:
@@ -33,3 +33,11 @@ def check_code(owner: str, code: Tensor, lr: Tensor, code_length: int) -> None:
             f"{owner} code must be (B={lr.shape[0]}, {code_length}) or (B, {code_length}, h, w), "
             f"got shape {list(code.shape)}"
         )
+
+
+def check_sizes(owner: str, **sizes: int) -> None:
+    """Each size (channels, blocks, scale, code length) an integer >= 1, else a ``ValueError`` naming it (before any
+    layer is built: ``nf=0`` would otherwise give zero-element weights and a torch error far inside)."""
+    bad = [f"{k}={v!r}" for k, v in sizes.items() if isinstance(v, bool) or not isinstance(v, int) or v < 1]
+    if bad:
+        raise ValueError(f"{owner} sizes must be integers >= 1, got {', '.join(bad)}")

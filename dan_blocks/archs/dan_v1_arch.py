@@ -7,7 +7,7 @@ from typing import Any, Literal
 from torch import Tensor, nn
 
 from ..layers import CRB, StretchConcat, get_fusion
-from .checks import check_code, check_estimator_inputs, check_image
+from .checks import check_code, check_estimator_inputs, check_image, check_sizes
 from .registry import register_arch
 from .upsample import make_upsampler
 
@@ -51,6 +51,7 @@ class EstimatorV1(nn.Module):
         reduction: int = 16,
     ) -> None:
         super().__init__()
+        check_sizes("EstimatorV1", in_nc=in_nc, nf=nf, num_blocks=num_blocks, scale=scale, code_length=code_length)
         self.in_nc = in_nc
         self.scale = scale
         self.code_length = code_length
@@ -105,6 +106,7 @@ class RestorerV1(nn.Module):
         fusion_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        check_sizes("RestorerV1", in_nc=in_nc, out_nc=out_nc, nf=nf, nb=nb, scale=scale, code_length=code_length)
         self.in_nc = in_nc
         self.scale = scale
         self.code_length = code_length

@@ -8,7 +8,7 @@ from einops.layers.torch import Rearrange
 from torch import Tensor, nn
 
 from ..layers import DPCG
-from .checks import check_code, check_estimator_inputs, check_image
+from .checks import check_code, check_estimator_inputs, check_image, check_sizes
 from .registry import register_arch
 from .upsample import Upsampler, make_upsampler
 
@@ -58,6 +58,8 @@ class EstimatorV2(nn.Module):
         input_norm: bool = False,
     ) -> None:
         super().__init__()
+        check_sizes("EstimatorV2", in_nc=in_nc, nf=nf, num_blocks=num_blocks, scale=scale, kernel_size=kernel_size,
+                    tail_nf=tail_nf)
         self.in_nc = in_nc
         self.input_norm = bool(input_norm)
         self.scale = scale
@@ -128,6 +130,8 @@ class RestorerV2(nn.Module):
         fusion_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        check_sizes("RestorerV2", in_nc=in_nc, out_nc=out_nc, nf=nf, nb=nb, ng=ng, scale=scale,
+                    code_length=code_length)
         self.in_nc = in_nc
         self.scale = scale
         self.code_length = code_length

@@ -246,8 +246,23 @@ def load_model(
         obj = load_file(where) if isinstance(source, (str, os.PathLike)) else source
         model = _from_object(obj, where, param_key or INFERENCE_PARAM_KEY, overrides)
     _check(model, where, arch, scale)
+    _check_finite(model, where)
     _make_contiguous(model)
     return model.eval()
+
+
+def _check_finite(model: nn.Module, where: str) -> None:
+    """Raise ``ValueError`` naming the file and the tensors when a weight or buffer holds NaN or infinity (such a
+    model writes black or garbage images without a word)."""
+    bad = [
+        f"{name} ({int((~torch.isfinite(t)).sum())} of {t.numel()})"
+        for name, t in (*model.named_parameters(), *model.named_buffers())
+        if t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise ValueError(f"{where}: the model holds non-finite values (NaN or infinity) in {shown}; the file is "
+                         "damaged or was saved from a diverged training")
 
 
 def _make_contiguous(model: nn.Module) -> None:

@@ -171,3 +171,28 @@ def test_a_damaged_tensor_of_a_file_without_options_is_named_as_the_file_spells_
     torch.save(raw, tmp_path / "damaged.pth")
     with pytest.raises(CheckpointMismatchError, match=r"damaged\.pth: .*'restorer\.head1\.weight' has shape \(5,\)"):
         dan_blocks.load_model(tmp_path / "damaged.pth", residual="add", est_input_norm=False)
+
+
+def test_non_finite_weights_are_refused_naming_the_file_and_tensor(tmp_path) -> None:
+    import dan_blocks
+
+    model = dan_blocks.dan_v2(4, nb=1, ng=1, est_nb=1)
+    with torch.no_grad():
+        model.restorer.head1.weight[0, 0, 0, 0] = float("nan")
+        model.estimator.tail[0].bias[1] = float("inf")
+    path = tmp_path / "diverged.pth"
+    torch.save(model.state_dict(), path)
+    with pytest.raises(ValueError, match=r"diverged.pth.*non-finite.*restorer.head1.weight \(1 of 1728\)") as info:
+        dan_blocks.load_model(path)
+    assert "estimator.tail.0.bias (1 of 64)" in str(info.value)
+
+
+@pytest.mark.parametrize("kw,named", [({"nf": 0}, "RestorerV2 sizes.*nf=0"), ({"est_nf": 0}, "EstimatorV2 sizes.*nf=0"),
+                                      ({"nb": 0}, "nb=0")])
+def test_zero_sizes_are_named_at_construction(kw: dict, named: str) -> None:
+    import dan_blocks
+
+    with pytest.raises(ValueError, match=named):
+        dan_blocks.dan_v2(4, **kw)
+    with pytest.raises(ValueError, match=r"RestorerV1 sizes.*nf=0"):
+        dan_blocks.dan_v1(4, nf=0)
