@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     import cv2
     import numpy as np
     import torch
+    __import__("dan_blocks.basicsr")  # first: makes basicsr importable on current torchvision
     from basicsr.metrics.psnr_ssim import calculate_psnr
 
     import dan_blocks
