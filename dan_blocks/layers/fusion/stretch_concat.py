@@ -6,14 +6,15 @@ import torch
 from torch import Tensor, nn
 
 from ...ops import can_use_constant_channels, conv_with_constant_channels, is_capturing
-from ..kernel_stretch import stretch_code
+from ..kernel_stretch import KernelStretch
 from .base import Fusion
 
 __all__ = ["StretchConcat"]
 
 
 class StretchConcat(Fusion):
-    r"""$\mathrm{fuse}(f, c) = [f, S(c)]$, $c' = c$, with $S$ = `stretch_code()`; ``nf + cond_nf`` channels out.
+    r"""$\mathrm{fuse}(f, c) = [f, S(c)]$, $c' = c$, with $S$ = `KernelStretch` (`stretch_code()`); ``nf + cond_nf``
+    channels out.
 
     Args:
         nf: feature channels.
@@ -34,13 +35,13 @@ class StretchConcat(Fusion):
         if stretch_mode not in ("nearest", "bilinear", "error"):
             raise ValueError(f"stretch_mode must be one of nearest, bilinear, error; got {stretch_mode!r}")
         self.stretch_mode = stretch_mode
+        self.stretch = KernelStretch(stretch_mode)
         self.out_channels = nf + cond_nf
 
     def forward(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
         self.check_feat(feat)
         self.check_cond(feat, cond)
-        stretched = stretch_code(cond, (feat.shape[-2], feat.shape[-1]), self.stretch_mode)
-        return torch.cat((feat, stretched), dim=1), cond
+        return torch.cat((feat, self.stretch(cond, feat)), dim=1), cond
 
     def fused_conv(self, conv: nn.Module, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
         is_global = cond.dim() == 2 or (cond.dim() == 4 and cond.shape[-2] == 1 and cond.shape[-1] == 1)
