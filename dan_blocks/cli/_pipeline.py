@@ -25,6 +25,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
+from .conventions import add_threads
 from .errors import TRACEBACK_ENV, UsageError, report_error, run_command
 
 __all__ = [
@@ -65,16 +66,6 @@ class ExperimentLockedError(RuntimeError):
     """Another run uses the experiment (or results) folder of this run's name."""
 
 
-def _positive_threads(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"--threads must be a positive integer (got {text!r})")
-    return value
-
-
 def _parser(kind: str) -> argparse.ArgumentParser:
     function = "train_pipeline" if kind == "train" else "test_pipeline"
     folder = "experiments" if kind == "train" else "results"
@@ -98,9 +89,7 @@ def _parser(kind: str) -> argparse.ArgumentParser:
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                         help="import a module of yours first (repeatable; the current directory is searched), so "
                              "that the architectures, estimators or datasets it registers can be named")
-    parser.add_argument("--threads", type=_positive_threads, default=None, metavar="N",
-                        help="torch CPU threads (default: OMP_NUM_THREADS when set, else this process's share of "
-                             "the CPUs it may use)")
+    add_threads(parser)
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
                            help="print warnings and errors only (the log file keeps everything)")
