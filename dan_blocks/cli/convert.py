@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping
 from typing import Any
 
 from .conventions import add_output, command_parser
 from .errors import UsageError, output_path, run_command
 
-__all__ = ["COMMAND", "HELP", "build_parser", "first_non_finite", "main", "network_options", "write_checkpoint"]
+__all__ = ["COMMAND", "HELP", "build_parser", "main", "network_options", "write_checkpoint"]
 
 COMMAND = "convert"
 HELP = "convert a released DAN or MANet checkpoint to a BasicSR checkpoint and print the network_g options"
@@ -39,19 +38,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="iterations to record in the options (default: 4 for DAN release files, the file's own otherwise)",
     )
     return parser
-
-
-def first_non_finite(state: Mapping[str, Any]) -> tuple[str, int, int] | None:
-    """``(name, non-finite count, size)`` of the first floating-point tensor of ``state`` holding NaN or
-    infinity, or None when every value is finite."""
-    import torch
-
-    for name, value in state.items():
-        if isinstance(value, torch.Tensor) and value.is_floating_point():
-            bad = int((~torch.isfinite(value)).sum())
-            if bad:
-                return name, bad, value.numel()
-    return None
 
 
 def network_options(model: Any) -> dict[str, Any]:
@@ -164,13 +150,7 @@ def _run(argv: list[str]) -> int:
     if options is None:
         raise ValueError(f"{args.official}: {type(model).__name__} records no options to write")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    bad = first_non_finite(state)
-    if bad is not None:
-        name, count, size = bad
-        raise ValueError(
-            f"{args.official}: tensor {name!r} holds {count} non-finite value(s) (NaN or infinity) of {size}; the "
-            "file is damaged or comes from a training that diverged. Nothing was written."
-        )
+    # a model holding NaN or infinity was refused by load_model (named there): nothing is written
     write_checkpoint(state, output, options, model)
     params = sum(p.numel() for p in model.parameters())
     sizes = [f"x{model.scale}"] if getattr(model, "scale", None) else []

@@ -57,6 +57,7 @@ from ..layers import PCAEncoder
 from ..utils import (
     CheckpointMismatchError,
     CheckpointReadError,
+    first_non_finite,
     load_file,
     load_state_strict,
     read_checkpoint,
@@ -252,17 +253,15 @@ def load_model(
 
 
 def _check_finite(model: nn.Module, where: str) -> None:
-    """Raise ``ValueError`` naming the file and the tensors when a weight or buffer holds NaN or infinity (such a
-    model writes black or garbage images without a word)."""
-    bad = [
-        f"{name} ({int((~torch.isfinite(t)).sum())} of {t.numel()})"
-        for name, t in (*model.named_parameters(), *model.named_buffers())
-        if t.is_floating_point() and not bool(torch.isfinite(t).all())
-    ]
-    if bad:
-        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        raise ValueError(f"{where}: the model holds non-finite values (NaN or infinity) in {shown}; the file is "
-                         "damaged or was saved from a diverged training")
+    """Raise ``ValueError`` naming the file and the first tensor holding NaN or infinity (such a model writes
+    black or garbage images without a word)."""
+    bad = first_non_finite(model.state_dict())
+    if bad is not None:
+        name, count, size = bad
+        raise ValueError(
+            f"{where}: tensor {name!r} holds {count} non-finite value(s) (NaN or infinity) of {size}; the file is "
+            "damaged or comes from a training that diverged"
+        )
 
 
 def _make_contiguous(model: nn.Module) -> None:

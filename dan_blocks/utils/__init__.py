@@ -4,6 +4,7 @@ checkpoint reading. Needs only the standard library and torch."""
 from .checkpoints import (
     CheckpointMismatchError,
     CheckpointReadError,
+    first_non_finite,
     load_file,
     load_state_strict,
     read_checkpoint,
@@ -22,6 +23,7 @@ __all__ = [
     "atomic_save",
     "atomic_write_text",
     "check_keys",
+    "first_non_finite",
     "load_file",
     "load_state_strict",
     "read_checkpoint",

@@ -16,6 +16,7 @@ __all__ = [
     "WRAPPER_KEYS",
     "CheckpointMismatchError",
     "CheckpointReadError",
+    "first_non_finite",
     "load_file",
     "load_state_strict",
     "read_checkpoint",
@@ -194,3 +195,14 @@ def load_state_strict(module: torch.nn.Module, state: Mapping[str, Tensor], wher
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint does not fit the model; the message lists missing/unexpected keys and shape diffs."""
+
+
+def first_non_finite(state: Mapping[str, Any]) -> tuple[str, int, int] | None:
+    """``(name, non-finite count, size)`` of the first floating-point tensor of ``state`` holding NaN or infinity,
+    or None when every value is finite (a diverged training's weights write black images without a word)."""
+    for name, value in state.items():
+        if isinstance(value, Tensor) and value.is_floating_point():
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                return str(name), bad, value.numel()
+    return None
