@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import os
-import pathlib
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from _helpers import run_sr as _sr
+from _helpers import write_photo as _photo
 
 import dan_blocks
 from dan_blocks.cli.main import main
@@ -17,28 +18,6 @@ from dan_blocks.cli.sr import build_parser, kernel_names, output_names
 from dan_blocks.inference.image import autocast_dtype
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _model() -> dan_blocks.DAN:
-    torch.manual_seed(0)
-    return dan_blocks.dan_v2(2, nf=8, nb=1, ng=1, est_nf=8, est_nb=1, est_tail_nf=8, loop=2).eval()
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    path = tmp_path_factory.mktemp("model") / "m.pth"
-    dan_blocks.save_model(_model(), path)
-    return path
-
-
-def _photo(path: pathlib.Path, shape: tuple[int, ...] = (10, 12, 3), seed: int = 0) -> np.ndarray:
-    pixels = np.random.default_rng(seed).integers(0, 255, shape, dtype=np.uint8)
-    assert cv2.imwrite(str(path), pixels)
-    return pixels
-
-
-def _sr(*args: object) -> int:
-    return main(["sr", "--quiet", *map(str, args)])
 
 
 def test_default_output_folder_is_results(model_file, tmp_path, monkeypatch) -> None:

@@ -10,35 +10,15 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from _helpers import run_sr as _sr
+from _helpers import tiny_sr_model as _model
+from _helpers import write_photo as _photo
 from PIL import Image, ImageOps
 
 import dan_blocks
-from dan_blocks.cli.main import main
 from dan_blocks.data.sr_io import apply_orientation, read_input
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _model() -> dan_blocks.DAN:
-    torch.manual_seed(0)
-    return dan_blocks.dan_v2(2, nf=8, nb=1, ng=1, est_nf=8, est_nb=1, est_tail_nf=8, loop=2).eval()
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    path = tmp_path_factory.mktemp("model") / "m.pth"
-    dan_blocks.save_model(_model(), path)
-    return path
-
-
-def _photo(path: pathlib.Path, shape: tuple[int, ...] = (10, 12, 3), seed: int = 0) -> np.ndarray:
-    pixels = np.random.default_rng(seed).integers(0, 255, shape, dtype=np.uint8)
-    assert cv2.imwrite(str(path), pixels)
-    return pixels
-
-
-def _sr(*args: object) -> int:
-    return main(["sr", "--quiet", *map(str, args)])
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
