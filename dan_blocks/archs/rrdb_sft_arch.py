@@ -77,9 +77,7 @@ class RRDBSFTRestorer(nn.Module):
     def forward(self, lr: Tensor, code: Tensor) -> Tensor:
         check_image("RRDBSFTRestorer lr", lr, self.in_nc)
         check_code("RRDBSFTRestorer", code, lr, self.code_length)
-        if code.dim() == 2:
-            code = code[:, :, None, None].expand(-1, -1, lr.shape[-2], lr.shape[-1])
-        elif code.shape[-2:] != lr.shape[-2:]:
+        if code.dim() == 4 and code.shape[-2:] != lr.shape[-2:]:  # a global (B, C) code goes to the fusion as is
             raise ValueError(
                 f"RRDBSFTRestorer code map {list(code.shape)} must be on the LR grid {list(lr.shape[-2:])}"
             )

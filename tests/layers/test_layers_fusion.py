@@ -222,3 +222,19 @@ def test_every_fusion_builds_trains_saves_loads_optimises_and_tiles(
             warnings.simplefilter("error")  # every part tiles: no "runs untiled" warning
             tiled_sr = upscale(copy.deepcopy(model), lr, tile_size=5).sr
     assert rel(tiled_sr, ref) <= 1e-5
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_rrdb_sft_restorer_takes_every_fusion(fusion: str, tmp_path) -> None:
+    torch.manual_seed(0)
+    opt = {"type": "DAN", "restorer": {"type": "RRDBSFTRestorer", "nf": 8, "nb": 1, "gc": 4, "scale": 2,
+                                       "code_length": 10, "fusion": fusion},
+           "estimator": ESTIMATORS["kernel"], "pca": {"kernel_size": 21, "code_length": 10, "setting": 1}, "loop": 2}
+    model = randomise(build_arch(opt), std=0.05).eval()
+    lr = torch.rand(1, 3, 9, 11)
+    path = tmp_path / "m.pth"
+    save_model(model, path)
+    with torch.no_grad():
+        ref = model(lr).sr
+        assert rel(load_model(path).eval()(lr).sr, ref) == 0.0
+        assert rel(optimize(copy.deepcopy(model))(lr).sr, ref) <= 1e-5

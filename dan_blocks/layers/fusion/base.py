@@ -26,7 +26,7 @@ def as_global_code(cond: Tensor, who: str) -> Tensor:
         return cond.flatten(1)
     raise ValueError(
         f"{who} needs a global code (B, C) or (B, C, 1, 1), got shape {list(cond.shape)} (a per-pixel code map: "
-        "choose a per-pixel fusion such as stretch_concat, sft, sft_concat, film or code_attention)"
+        "choose a per-pixel fusion: stretch_concat, dual_path, sft, sft_concat or film)"
     )
 
 
