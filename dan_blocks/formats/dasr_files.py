@@ -19,6 +19,7 @@ from torch import Tensor
 from ..archs.dasr_arch import DASR
 from ..utils import CheckpointMismatchError, load_state_strict
 from ..utils.state_record import is_record_key
+from .release_keys import rename_release_keys
 
 __all__ = ["DASR_IGNORED", "dasr_ignored_keys", "from_dasr_state_dict", "infer_dasr_config", "is_dasr_release",
            "load_dasr_checkpoint", "to_dasr_state_dict"]
@@ -67,19 +68,7 @@ def from_dasr_state_dict(state: Mapping[str, Tensor], where: str = "the DASR fil
     Raises:
         CheckpointMismatchError: an entry of neither kind (named).
     """
-    out: dict[str, Tensor] = {}
-    unknown = []
-    for key, value in state.items():
-        if is_record_key(key) or key.startswith(DASR_IGNORED):
-            continue
-        try:
-            out[_from_key(key)] = value
-        except KeyError:
-            unknown.append(key)
-    if unknown:
-        raise CheckpointMismatchError(f"{where}: entries outside DASR's layout (G.*, E.encoder_q.*): "
-                                      f"{', '.join(unknown[:6])}{' ...' if len(unknown) > 6 else ''}")
-    return out
+    return rename_release_keys(state, _from_key, where, "DASR's layout (G.*, E.encoder_q.*)", DASR_IGNORED)
 
 
 def to_dasr_state_dict(model: DASR) -> dict[str, Tensor]:

@@ -19,6 +19,7 @@ from torch import Tensor
 from ..archs.dcls_arch import DCLS
 from ..utils import CheckpointMismatchError, load_state_strict
 from ..utils.state_record import is_record_key
+from .release_keys import rename_release_keys
 
 __all__ = ["from_dcls_state_dict", "infer_dcls_config", "is_dcls_release", "load_dcls_checkpoint",
            "to_dcls_state_dict"]
@@ -41,18 +42,7 @@ def _swap(key: str, table: Mapping[str, str]) -> str:
 
 def from_dcls_state_dict(state: Mapping[str, Tensor], where: str = "the DCLS file") -> dict[str, Tensor]:
     """``Restorer.`` / ``Estimator.`` -> ``restorer.`` / ``estimator.``; any other entry is an error naming it."""
-    out, unknown = {}, []
-    for key, value in state.items():
-        if is_record_key(key):
-            continue
-        try:
-            out[_swap(key, _PREFIX)] = value
-        except KeyError:
-            unknown.append(key)
-    if unknown:
-        raise CheckpointMismatchError(f"{where}: entries outside DCLS's layout (Restorer.*, Estimator.*): "
-                                      f"{', '.join(unknown[:6])}")
-    return out
+    return rename_release_keys(state, lambda key: _swap(key, _PREFIX), where, "DCLS's layout (Restorer.*, Estimator.*)")
 
 
 def to_dcls_state_dict(model: DCLS) -> dict[str, Tensor]:
