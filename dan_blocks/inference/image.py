@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..utils import all_finite
 from .tiled import DEFAULT_MAX_HALO
 from .upscale import upscale
 
@@ -123,7 +124,7 @@ def super_resolve_image(
             optimize=optimize, keep_srs=False, progress=progress,
         )
     sr = out if isinstance(out, Tensor) else out.sr
-    if not bool(torch.isfinite(sr).all()):
+    if not all_finite(sr):
         raise ValueError(
             f"{image.path}: the model's output holds NaN or infinite values (its weights are broken or overflow in "
             f"{'fp32' if dtype is None else str(dtype).removeprefix('torch.')}); nothing written"

@@ -18,6 +18,13 @@ The protocol (what a module implements to be tiled as one unit):
   (``max_halo``): its forward pads or reshapes its input, so its children do not see maps on the LR grid
   (MANet's U-Net pads to a multiple of 8).
 
+A non-local module may declare a **pooled trunk**: ``pooled_trunk(*inputs) -> Tensor`` (B, C, h, w), spatially
+local within ``pooled_trunk_radius()`` LR pixels (no global pooling inside), of which its forward uses only the
+spatial mean (a global average pooling, or ``.mean((-2, -1), keepdim=True)``, which leave a 1 x 1 map as it
+is). The tiling copy then computes the trunk tile by tile and returns that mean, accumulated from the tiles'
+interiors: no map of the trunk is held whole (a DAN v2 estimator: heads, DPCG and tail conv on tiles). Its
+inputs that are on the grid are cropped per tile; the others (an image's mean) are passed whole.
+
 A module without ``receptive_radius`` is taken to be *non-local* (that is where global poolings live, e.g.
 channel attention, an estimator's pooled tail, DAN's PCA encoding): its forward runs on whole maps, and its
 children are tiled when they are local. ``nn.Conv2d`` (zero, reflect or replicate padding), ``nn.PixelShuffle``,
@@ -45,6 +52,7 @@ from torch import Tensor, nn
 from .tiling import Tile, check_size, iter_tiles
 
 __all__ = [
+    "DEFAULT_MAP_BUDGET",
     "DEFAULT_MAX_HALO",
     "SingleSRBuffer",
     "TiledModule",
@@ -61,6 +69,12 @@ __all__ = [
 #: least compute); ``max_halo=None`` tiles the whole restorer per tile instead (no whole LR feature map of
 #: the trunk: least memory, but each tile recomputes the 104-pixel halo)
 DEFAULT_MAX_HALO = 16
+
+#: a declared unit wider than ``max_halo`` is split into its children only while the whole LR-resolution maps
+#: the split keeps between them are at most this many bytes each (256 MiB: 64 fp32 channels of 1024 x 1024 LR
+#: pixels); larger maps would dominate the memory that tiling is asked to bound, so the unit runs tile by tile
+#: whole instead (more compute for its halo, no whole feature map)
+DEFAULT_MAP_BUDGET = 256 * 2**20
 
 #: parameter-free modules that act on each pixel (or each pixel's channels) alone
 _POINTWISE: tuple[type[nn.Module], ...] = (
@@ -172,6 +186,10 @@ class TilingPlan:
         output_device: where outputs larger than the LR are stored (None: the compute device).
         max_halo: a declared unit whose radius exceeds this is not tiled as one unit but split into its
             children (None: every declared unit is one unit).
+        map_budget: bytes of one whole LR-resolution map a split may keep (`DEFAULT_MAP_BUDGET`; None: no
+            limit); a wider unit whose maps would be larger runs tile by tile as one unit.
+        map_bytes_per_channel: bytes of one channel of a whole LR-resolution map (batch x h x w x element
+            size), to price ``map_budget``.
     """
 
     def __init__(
@@ -181,8 +199,12 @@ class TilingPlan:
         upsampler_tile: int,
         output_device: torch.device | None,
         max_halo: int | None = None,
+        map_budget: int | None = None,
+        map_bytes_per_channel: int = 0,
     ) -> None:
         self.grid = grid
+        self.map_budget = map_budget
+        self.map_bytes_per_channel = map_bytes_per_channel
         self.tile_size = tile_size
         self.upsampler_tile = upsampler_tile
         self.output_device = output_device
@@ -285,7 +307,8 @@ class TiledModule(nn.Module):
             result = self.inner(*crop_args, **crop_kwargs)
             if self.pooled and isinstance(result, Tensor) and result.dim() == 4:
                 factor = result.shape[-1] // (tile.ex1 - tile.ex0)
-                part_sum = tile.interior(result, factor).sum(dim=(-2, -1), keepdim=True, dtype=torch.float32)
+                acc = torch.float64 if result.dtype == torch.float64 else torch.float32
+                part_sum = tile.interior(result, factor).sum(dim=(-2, -1), keepdim=True, dtype=acc)
                 sums = part_sum if sums is None else sums + part_sum
                 pixels = factor * factor * plan.grid[0] * plan.grid[1]
                 dtype = result.dtype
@@ -349,17 +372,51 @@ def _leaf_runs_whole(module: nn.Module) -> bool:
     return not own or isinstance(module, (*_POINTWISE, *_NON_SPATIAL))
 
 
-def _tiling_copy(module: nn.Module, plan: TilingPlan, name: str) -> nn.Module:
-    """``module`` itself, a `TiledModule` around it, or a shallow copy whose children are tiled."""
-    children = list(module.named_children())
-    too_wide = bool(  # split a wide declared unit into its parts (never a conv chain such as an upsampler)
+def _whole_map_bytes(module: nn.Module, plan: TilingPlan) -> int:
+    """Bytes of the widest whole LR map a split of ``module`` keeps between its children: the widest input of
+    its convolutions (an upsampler's wide LR-size map stays within its own tiled unit)."""
+    channels = max((m.in_channels for m in module.modules() if isinstance(m, nn.Conv2d)), default=0)
+    return channels * plan.map_bytes_per_channel
+
+
+def _split(module: nn.Module, plan: TilingPlan, children: list[tuple[str, nn.Module]]) -> bool:
+    """Whether a wide declared unit is split into its parts (never a conv chain such as an upsampler, nor a
+    unit whose whole maps would exceed ``plan.map_budget``)."""
+    return bool(
         plan.max_halo is not None
         and _declares(module)
         and children
         and not _is_chain(module)
         and not getattr(module, "tile_as_unit", False)
         and getattr(module, "receptive_radius")() > plan.max_halo  # noqa: B009
+        and (plan.map_budget is None or _whole_map_bytes(module, plan) <= plan.map_budget)
     )
+
+
+class _PooledTrunk(nn.Module):
+    """A module's ``pooled_trunk`` method as a local unit, for `TiledModule` to run tile by tile (pooled)."""
+
+    def __init__(self, owner: nn.Module) -> None:
+        super().__init__()
+        self.owner = owner
+
+    def receptive_radius(self) -> int:
+        return int(getattr(self.owner, "pooled_trunk_radius")())  # noqa: B009
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.owner, "pooled_trunk")(*args, **kwargs)  # noqa: B009
+
+
+def _declares_pooled_trunk(module: nn.Module) -> bool:
+    return callable(getattr(type(module), "pooled_trunk", None)) and callable(
+        getattr(type(module), "pooled_trunk_radius", None)
+    )
+
+
+def _tiling_copy(module: nn.Module, plan: TilingPlan, name: str) -> nn.Module:
+    """``module`` itself, a `TiledModule` around it, or a shallow copy whose children are tiled."""
+    children = list(module.named_children())
+    too_wide = _split(module, plan, children)
     if _is_local(module) and not _is_pointwise(module) and not isinstance(module, nn.PixelShuffle) and not too_wide:
         return TiledModule(module, plan, name)
     if not children:
@@ -373,7 +430,13 @@ def _tiling_copy(module: nn.Module, plan: TilingPlan, name: str) -> nn.Module:
     }
     if isinstance(module, nn.Sequential):
         _pool_before_global_average(proxy)
-    if plan.output_device is not None:
+    if _declares_pooled_trunk(module):
+        # the forward's only use of the trunk is its spatial mean: accumulated tile by tile (the tiles' inputs
+        # go to the compute device one by one, so the forward itself needs no move)
+        trunk = TiledModule(_PooledTrunk(module), plan, f"{name}.pooled_trunk")
+        trunk.pooled = True
+        object.__setattr__(proxy, "pooled_trunk", trunk)
+    elif plan.output_device is not None:
         # a non-local forward combines its inputs with tensors it makes on the compute device (an estimator's
         # ``sr - lr.mean()``): SR maps kept on output_device come back to the compute device for it
         object.__setattr__(proxy, "forward", _OnComputeDevice(proxy.forward, plan))
@@ -516,6 +579,7 @@ def tiled(
     upsampler_tile: int | None = None,
     output_device: torch.device | str | None = None,
     max_halo: int | None = DEFAULT_MAX_HALO,
+    map_budget: int | None = DEFAULT_MAP_BUDGET,
     warn_untiled: bool = True,
     keep_srs: bool = True,
     progress: Callable[[int, int], None] | None = None,
@@ -530,6 +594,8 @@ def tiled(
         output_device: where outputs larger than the LR (SR images) are stored.
         max_halo: declared units with a larger radius are split into their children (see `DEFAULT_MAX_HALO`);
             None tiles every declared unit whole.
+        map_budget: a split keeps whole LR-resolution maps between the parts; when one would exceed this many
+            bytes (`DEFAULT_MAP_BUDGET`, 256 MiB) the unit runs tile by tile whole instead. None: no limit.
         warn_untiled: warn, naming them, about leaves with parameters that run untiled.
         keep_srs: False: a DAN's iterations share one SR buffer and ``srs`` holds only the final image (peak
             memory: two SR images instead of ``loop``; see `SingleSRBuffer`).
@@ -549,6 +615,7 @@ def tiled(
     tile_size = check_size("tiled", "tile_size", tile_size)  # type: ignore[assignment]
     upsampler_tile = check_size("tiled", "upsampler_tile", upsampler_tile, allow_none=True)
     max_halo = check_size("tiled", "max_halo", max_halo, minimum=0, allow_none=True)
+    map_budget = check_size("tiled", "map_budget", map_budget, minimum=0, allow_none=True)
     grid = (int(lr.shape[-2]), int(lr.shape[-1]))
     plan = TilingPlan(
         grid,
@@ -556,6 +623,8 @@ def tiled(
         upsampler_tile if upsampler_tile is not None else min(tile_size, 128),
         None if output_device is None else check_device("tiled", "output_device", output_device),
         max_halo,
+        map_budget,
+        int(lr.shape[0]) * grid[0] * grid[1] * lr.element_size(),
     )
     plan.compute_device = lr.device
     plan.progress = progress

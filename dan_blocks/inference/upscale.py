@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from ..fast import optimize as optimize_model
 from .tiled import (
+    DEFAULT_MAP_BUDGET,
     DEFAULT_MAX_HALO,
     TilingPlan,
     _tiling_copy,
@@ -60,6 +61,7 @@ def upscale(
     fallback: str = "warn",
     optimize: bool = True,
     max_halo: int | None = DEFAULT_MAX_HALO,
+    map_budget: int | None = DEFAULT_MAP_BUDGET,
     keep_srs: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> Any:
@@ -79,7 +81,8 @@ def upscale(
         fallback: ``"warn"`` (parts that cannot be tiled run untiled, with a warning naming them) or
             ``"error"`` (raise TypeError instead).
         optimize: first apply `dan_blocks.optimize()` to ``model`` (in place, exact; idempotent).
-        max_halo: see `dan_blocks.inference.tiled.tiled()`.
+        max_halo, map_budget: see `dan_blocks.inference.tiled.tiled()`: how wide units are split (faster) or
+            run tile by tile whole (less memory: the default keeps no whole LR feature map over 256 MiB).
         keep_srs: False: a DAN's iterations write their SR images into one buffer and the result's ``srs`` holds
             only the final image (``[out.sr]``): peak memory two SR images instead of ``loop`` (what
             ``dan-blocks sr`` uses).
@@ -102,6 +105,7 @@ def upscale(
     tile_size = check_size("upscale", "tile_size", tile_size, allow_none=True)
     upsampler_tile = check_size("upscale", "upsampler_tile", upsampler_tile, allow_none=True)
     max_halo = check_size("upscale", "max_halo", max_halo, minimum=0, allow_none=True)
+    map_budget = check_size("upscale", "map_budget", map_budget, minimum=0, allow_none=True)
     if upsampler_tile is not None and tile_size is None:
         raise ValueError("upscale: upsampler_tile is only used with tile_size (tiled inference); give tile_size too")
     if fallback not in ("warn", "error"):
@@ -122,5 +126,5 @@ def upscale(
             warnings.warn(f"upscale: running parts untiled (exact, without the memory saving): {reason}", stacklevel=2)
         return tiled(
             model, lr, tile_size, upsampler_tile=upsampler_tile, output_device=output_device, max_halo=max_halo,
-            warn_untiled=False, keep_srs=keep_srs, progress=progress,
+            map_budget=map_budget, warn_untiled=False, keep_srs=keep_srs, progress=progress,
         )

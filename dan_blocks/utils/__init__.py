@@ -4,6 +4,7 @@ checkpoint reading. Needs only the standard library and torch."""
 from .checkpoints import (
     CheckpointMismatchError,
     CheckpointReadError,
+    all_finite,
     first_non_finite,
     load_file,
     load_state_strict,
@@ -19,6 +20,7 @@ __all__ = [
     "CheckpointReadError",
     "OptionKeyError",
     "Registry",
+    "all_finite",
     "atomic_path",
     "atomic_save",
     "atomic_write_text",

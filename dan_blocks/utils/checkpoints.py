@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Mapping
@@ -197,12 +198,20 @@ class CheckpointMismatchError(ValueError):
     """A checkpoint does not fit the model; the message lists missing/unexpected keys and shape diffs."""
 
 
+def all_finite(value: Tensor) -> bool:
+    """No NaN or infinity in ``value`` (True for non-floating tensors), found from its minimum and maximum
+    (both propagate NaN): no temporary of the tensor's size, where ``torch.isfinite(x).all()`` makes three
+    (1.3 GB for one 8000 x 8000 RGB fp32 image)."""
+    if not value.is_floating_point() or value.numel() == 0:
+        return True
+    low, high = torch.aminmax(value.detach())
+    return math.isfinite(float(low)) and math.isfinite(float(high))
+
+
 def first_non_finite(state: Mapping[str, Any]) -> tuple[str, int, int] | None:
     """``(name, non-finite count, size)`` of the first floating-point tensor of ``state`` holding NaN or infinity,
     or None when every value is finite (a diverged training's weights write black images without a word)."""
     for name, value in state.items():
-        if isinstance(value, Tensor) and value.is_floating_point():
-            bad = int((~torch.isfinite(value)).sum())
-            if bad:
-                return str(name), bad, value.numel()
+        if isinstance(value, Tensor) and not all_finite(value):
+            return str(name), int((~torch.isfinite(value)).sum()), value.numel()
     return None
