@@ -8,6 +8,7 @@ from einops.layers.torch import Rearrange
 from torch import Tensor, nn
 
 from ..layers import DPCG
+from ..layers.local_part import local_part
 from .checks import check_code, check_estimator_inputs, check_image, check_sizes
 from .registry import register_arch
 from .upsample import Upsampler, make_upsampler
@@ -80,20 +81,16 @@ class EstimatorV2(nn.Module):
         _, pool, conv, softmax = self.tail
         return self.flatten(softmax(conv(pool(self.pooled_trunk(sr, lr, self.lr_mean(lr))))))
 
+    @local_part(lambda self: 2 + self.body.receptive_radius() + 1, pooled=True)
     def pooled_trunk(self, sr: Tensor, lr: Tensor, mean: Tensor | None = None) -> Tensor:
         """The spatially local part, $W_3 * f$: inputs less ``mean`` (`lr_mean`), heads, the DPCG and the tail's
-        3x3 conv -> (B, tail_nf, h, w). The forward uses only its spatial mean, so a tiled run
-        (`dan_blocks.inference.tiled`) computes it tile by tile and accumulates that mean, holding no
-        LR-resolution map of the estimator whole."""
+        3x3 conv -> (B, tail_nf, h, w), of radius 2 (5x5 head; ``4s+1`` at stride ``s``) + the DPCG's + 1. The
+        forward uses only its spatial mean, so a tiled run (`dan_blocks.layers.local_part`) computes it tile by
+        tile and accumulates that mean: no LR-resolution map of the estimator is held whole."""
         if mean is not None:
             sr, lr = sr - mean, lr - mean
         feat, _ = self.body(self.head_LR(lr), self.head_HR(sr))
         return cast(Tensor, self.tail[0](feat))
-
-    def pooled_trunk_radius(self) -> int:
-        """Tiling protocol: `pooled_trunk`'s radius in LR pixels: the heads 2 (5x5; ``4s+1`` at stride ``s``), the
-        DPCG, the tail's 3x3 conv 1."""
-        return 2 + self.body.receptive_radius() + 1
 
     def normalise(self, sr: Tensor, lr: Tensor) -> tuple[Tensor, Tensor]:
         """``(sr - m, lr - m)`` with ``m`` the mean of each LR image (B, 1, 1, 1) when ``input_norm``, else as is."""

@@ -18,12 +18,12 @@ The protocol (what a module implements to be tiled as one unit):
   (``max_halo``): its forward pads or reshapes its input, so its children do not see maps on the LR grid
   (MANet's U-Net pads to a multiple of 8).
 
-A non-local module may declare a **pooled trunk**: ``pooled_trunk(*inputs) -> Tensor`` (B, C, h, w), spatially
-local within ``pooled_trunk_radius()`` LR pixels (no global pooling inside), of which its forward uses only the
-spatial mean (a global average pooling, or ``.mean((-2, -1), keepdim=True)``, which leave a 1 x 1 map as it
-is). The tiling copy then computes the trunk tile by tile and returns that mean, accumulated from the tiles'
-interiors: no map of the trunk is held whole (a DAN v2 estimator: heads, DPCG and tail conv on tiles). Its
-inputs that are on the grid are cropped per tile; the others (an image's mean) are passed whole.
+A non-local module may mark methods as its **local parts** (`dan_blocks.layers.local_part`): the tiling copy
+runs each such method tile by tile as one unit, so the maps inside it are never whole (a DAN v1 block's
+convolutions before its channel attention; a DAN v2 estimator's trunk, whose output only its spatial mean is
+used: ``pooled=True`` accumulates that mean over the tiles and holds no map of it whole). Such a module's
+forward gets its arguments as they are (an SR map may stay on ``output_device``); its local parts get tiles on
+the compute device.
 
 A module without ``receptive_radius`` is taken to be *non-local* (that is where global poolings live, e.g.
 channel attention, an estimator's pooled tail, DAN's PCA encoding): its forward runs on whole maps, and its
@@ -49,6 +49,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..layers.local_part import local_parts
 from .tiling import Tile, check_size, iter_tiles
 
 __all__ = [
@@ -296,6 +297,7 @@ class TiledModule(nn.Module):
         first = next(a for a in (*args, *kwargs.values()) if isinstance(a, Tensor) and plan.factor(a) is not None)
         device = self._device(first.device)
         outputs: list[Tensor | None] | None = None
+        passed: list[int | None] = []  # per output: the index of the argument it returns as it is, if any
         single = False
         tiles = list(iter_tiles(plan.grid, tile_size, halo, uniform=True, multiple=m))
         report = plan.progress if upsamples else None
@@ -315,10 +317,16 @@ class TiledModule(nn.Module):
                 continue
             parts = (result,) if isinstance(result, Tensor) else tuple(result)
             single = isinstance(result, Tensor)
+            given = [next((i for i, a in enumerate(crop_args) if p is a), None) for p in parts]
             if outputs is None:
-                outputs = [self._allocate(p, tile, upsamples) for p in parts]
-            for out, part in zip(outputs, parts, strict=True):
-                if out is not None:
+                passed = given
+                # an input handed back as it is (a code map a block passes on) is not copied: the whole input
+                outputs = [self._allocate(p, tile, upsamples) if i is None else args[i] for p, i in zip(
+                    parts, passed, strict=True)]
+            elif given != passed:
+                raise RuntimeError(f"tiled: {self.label} returned its input as it is for one tile but not another")
+            for out, part, i in zip(outputs, parts, passed, strict=True):
+                if out is not None and i is None:
                     factor = out.shape[-1] // plan.grid[1]
                     tile.place(out, factor).copy_(tile.interior(part, factor))
             if any(o is None for o in outputs):  # global outputs: the same in every tile, keep the first
@@ -334,9 +342,9 @@ class TiledModule(nn.Module):
         """A whole-image output tensor for a tile's output ``part`` (None: a global output, kept as is)."""
         ext_h, ext_w = tile.ey1 - tile.ey0, tile.ex1 - tile.ex0
         height, width = part.shape[-2], part.shape[-1]
-        if part.dim() == 4 and (height, width) == (1, 1) and (ext_h, ext_w) != (1, 1):
-            return None
-        if part.dim() != 4 or height % ext_h or width % ext_w or height // ext_h != width // ext_w:
+        if part.dim() != 4 or ((height, width) == (1, 1) and (ext_h, ext_w) != (1, 1)):
+            return None  # not a map on the grid (a code): the same for every tile (a local unit does not pool)
+        if height % ext_h or width % ext_w or height // ext_h != width // ext_w:
             raise ValueError(
                 f"tiled: {self.label} returned a tensor of shape {list(part.shape)} for a {ext_h}x{ext_w} tile; a "
                 "module declaring receptive_radius() must return maps at an integer multiple of its input's size"
@@ -393,24 +401,34 @@ def _split(module: nn.Module, plan: TilingPlan, children: list[tuple[str, nn.Mod
     )
 
 
-class _PooledTrunk(nn.Module):
-    """A module's ``pooled_trunk`` method as a local unit, for `TiledModule` to run tile by tile (pooled)."""
+class _BoundPart(nn.Module):
+    """A module's local-part method (`dan_blocks.layers.local_part`) as a unit `TiledModule` runs tile by tile."""
 
-    def __init__(self, owner: nn.Module) -> None:
+    def __init__(self, owner: nn.Module, method: str, radius: int) -> None:
         super().__init__()
         self.owner = owner
+        self.method = method
+        self.radius = radius
 
     def receptive_radius(self) -> int:
-        return int(getattr(self.owner, "pooled_trunk_radius")())  # noqa: B009
+        return self.radius
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return getattr(self.owner, "pooled_trunk")(*args, **kwargs)  # noqa: B009
+        return getattr(self.owner, self.method)(*args, **kwargs)
 
 
-def _declares_pooled_trunk(module: nn.Module) -> bool:
-    return callable(getattr(type(module), "pooled_trunk", None)) and callable(
-        getattr(type(module), "pooled_trunk_radius", None)
-    )
+def _tile_local_parts(module: nn.Module, proxy: nn.Module, plan: TilingPlan, name: str) -> bool:
+    """Set each local part of ``module`` on ``proxy`` as a `TiledModule`; whether there was one."""
+    found = False
+    for method, part in local_parts(module).items():
+        radius = part.radius(module)
+        if radius is None:  # built from a part that is not local: the method runs whole, its children tiled
+            continue
+        unit = TiledModule(_BoundPart(module, method, int(radius)), plan, f"{name}.{method}")
+        unit.pooled = part.pooled
+        object.__setattr__(proxy, method, unit)
+        found = True
+    return found
 
 
 def _tiling_copy(module: nn.Module, plan: TilingPlan, name: str) -> nn.Module:
@@ -430,13 +448,8 @@ def _tiling_copy(module: nn.Module, plan: TilingPlan, name: str) -> nn.Module:
     }
     if isinstance(module, nn.Sequential):
         _pool_before_global_average(proxy)
-    if _declares_pooled_trunk(module):
-        # the forward's only use of the trunk is its spatial mean: accumulated tile by tile (the tiles' inputs
-        # go to the compute device one by one, so the forward itself needs no move)
-        trunk = TiledModule(_PooledTrunk(module), plan, f"{name}.pooled_trunk")
-        trunk.pooled = True
-        object.__setattr__(proxy, "pooled_trunk", trunk)
-    elif plan.output_device is not None:
+    # local parts take their tiles to the compute device one by one, so such a forward needs no move
+    if not _tile_local_parts(module, proxy, plan, name) and plan.output_device is not None:
         # a non-local forward combines its inputs with tensors it makes on the compute device (an estimator's
         # ``sr - lr.mean()``): SR maps kept on output_device come back to the compute device for it
         object.__setattr__(proxy, "forward", _OnComputeDevice(proxy.forward, plan))

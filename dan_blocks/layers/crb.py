@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import torch
 from torch import Tensor, nn
 
 from .channel_attention import ChannelAttention
 from .fusion import Fusion, conv_after_fusion, create_fusion
+from .local_part import local_part
+from .two_conv import activate_conv_output
 
 __all__ = ["CRB"]
 
@@ -71,9 +74,30 @@ class CRB(nn.Module):
 
     def forward(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
         self.check_inputs(feat, cond)
+        res, cond = self.residual_branch(feat, cond)
+        gate = cast(ChannelAttention, self.body[3]).attention(res)
+        return torch.addcmul(feat, res, gate), cond  # f + CA(res), one map made instead of two
+
+    def branch_radius(self) -> int | None:
+        """Radius of `residual_branch` in pixels: the fusion's + 2 (two 3x3 convs); None when the fusion is not
+        spatially local (it pools the features)."""
+        radius = getattr(self.fusion, "receptive_radius", None)
+        value = radius() if callable(radius) else None
+        return None if value is None else int(value) + 2
+
+    @local_part(lambda self: self.branch_radius())
+    def residual_branch(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
+        r"""$(W_2 * \delta(W_1 * \mathrm{fuse}(f, c)), c')$: the block without its channel attention, spatially
+        local (radius: the fusion's + 2), so a tiled run computes it tile by tile (`dan_blocks.layers.local_part`)."""
         hidden, cond = conv_after_fusion(self.fusion, self.body[0], feat, cond)  # W1 * fuse(f, c)
-        res = self.body[2](self.body[1](hidden))
-        return feat + self.body[3](res), cond
+        return self.body[2](self._activate(hidden)), cond
+
+    def _activate(self, hidden: Tensor) -> Tensor:
+        r"""$\delta$ on $W_1 * \mathrm{fuse}(f, c)$, in place when ``body.0`` is a plain conv (its output is fresh):
+        autograd then keeps one map for the pair, as the release's ``LeakyReLU(0.2, True)``."""
+        if type(self.body[0]) is nn.Conv2d:
+            return activate_conv_output(self.body[1], hidden)
+        return cast(Tensor, self.body[1](hidden))
 
     def extra_repr(self) -> str:
         name = getattr(self.fusion, "fusion_name", "") or type(self.fusion).__name__

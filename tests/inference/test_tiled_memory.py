@@ -64,7 +64,7 @@ def test_estimator_trunk_runs_on_tiles_and_stays_exact(input_norm: bool) -> None
     assert (2, 3, 4 * H, 4 * W) in made.shapes  # the observer sees whole maps (the SR image)
     assert not {(2, c, H, W) for c in (6, 12)} & made.shapes
     # every estimator map is a tile with its halo (radius 2 + 2 blocks + 1), never the whole 45 x 38 grid
-    radius = model.estimator.pooled_trunk_radius()
+    radius = 2 + 2 * 2 + 1  # heads 2, two DPCBs of two 3x3 convs on either path, tail conv 1
     assert all(h <= 8 + 2 * radius and w <= 8 + 2 * radius and (h, w) != (H, W) for h, w in sizes)
     for got, want in zip(out.kernels, expected.kernels, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
@@ -132,3 +132,23 @@ def test_all_finite(dtype: torch.dtype, bad: float | None) -> None:
     assert all_finite(x) is bool(torch.isfinite(x).all())
     assert all_finite(torch.ones(3, dtype=torch.int64)) is True
     assert all_finite(torch.empty(0)) is True
+
+
+def test_v1_block_branch_runs_on_tiles_and_stays_exact() -> None:
+    """DAN v1's CRB: conv, LeakyReLU, conv on the fused (concatenated) features run per tile as one unit
+    (`CRB.residual_branch`); only the branch's output is whole (the channel attention pools it)."""
+    from dan_blocks.archs import DANv1
+
+    torch.manual_seed(5)
+    model = DANv1(4, nf=16, nb=3, est_nf=16, est_nb=2).eval().double()
+    lr = torch.rand(2, 3, H, W, dtype=torch.float64)
+    with torch.no_grad():
+        expected = model(lr)
+    with _Shapes() as made:
+        out = tiled(model, lr, 8)
+    torch.testing.assert_close(out.sr, expected.sr, rtol=1e-10, atol=1e-10)
+    for got, want in zip(out.codes, expected.codes, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    # the fused width: restorer 16 + 10 code channels, estimator 16 + 16 condition channels; never whole
+    assert not {(2, 26, H, W), (2, 32, H, W)} & made.shapes
+    assert (2, 16, H, W) in made.shapes  # the branch outputs and block outputs are whole (channel attention)
