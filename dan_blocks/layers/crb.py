@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-import torch
 from torch import Tensor, nn
 
 from .channel_attention import ChannelAttention
@@ -75,8 +74,7 @@ class CRB(nn.Module):
     def forward(self, feat: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
         self.check_inputs(feat, cond)
         res, cond = self.residual_branch(feat, cond)
-        gate = cast(ChannelAttention, self.body[3]).attention(res)
-        return torch.addcmul(feat, res, gate), cond  # f + CA(res), one map made instead of two
+        return feat + self.body[3](res), cond
 
     def branch_radius(self) -> int | None:
         """Radius of `residual_branch` in pixels: the fusion's + 2 (two 3x3 convs); None when the fusion is not
