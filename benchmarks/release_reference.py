@@ -90,11 +90,11 @@ class _RestorerV1(nn.Module):
 
 
 class _EstimatorV1(nn.Module):
-    def __init__(self, scale: int, nf: int = 32) -> None:
+    def __init__(self, scale: int, nf: int = 32, nb: int = 5) -> None:
         super().__init__()
         self.head_LR = _conv(3, nf, 1)
         self.head_HR = _conv(3, nf, 9, scale, 4)
-        self.body = nn.Sequential(*[_CRB(nf, nf) for _ in range(5)])
+        self.body = nn.Sequential(*[_CRB(nf, nf) for _ in range(nb)])
         self.out = _conv(nf, 10, 3)
 
     def forward(self, sr: Tensor, lr: Tensor) -> Tensor:
@@ -118,11 +118,11 @@ class _RestorerV2(nn.Module):
 
 
 class _EstimatorV2(nn.Module):
-    def __init__(self, scale: int, k: int, nf: int = 32) -> None:
+    def __init__(self, scale: int, k: int, nf: int = 32, nb: int = 5) -> None:
         super().__init__()
         self.head_LR = nn.Sequential(_conv(3, nf, 5))
         self.head_HR = nn.Sequential(_conv(3, nf, 4 * scale + 1, scale, 2 * scale))
-        self.body = _DPCG(nf, nf, 3, 3, 5)
+        self.body = _DPCG(nf, nf, 3, 3, nb)
         self.tail = nn.Sequential(_conv(nf, 64, 3), nn.AdaptiveAvgPool2d(1), _conv(64, k * k, 1), nn.Softmax(1))
 
     def forward(self, sr: Tensor, lr: Tensor) -> Tensor:
@@ -131,17 +131,25 @@ class _EstimatorV2(nn.Module):
 
 
 class ReleaseDAN(nn.Module):
-    """The release's DAN v1 (``version=1``) or v2 (``version=2``) structure; loop 4."""
+    """The release's DAN v1 (``version=1``) or v2 (``version=2``) structure; loop 4.
 
-    def __init__(self, version: int, scale: int, kernel_size: int = 21, code_length: int = 10, loop: int = 4) -> None:
+    ``nb`` (restorer blocks: 40 CRBs in v1, 10 DPCBs per group in v2), ``ng`` (v2 groups, 5) and ``est_nb``
+    (estimator blocks, 5) default to the release's sizes; smaller ones (as `dan_blocks.dan_v1(4, nb=2, ...)`)
+    make small stand-ins for tests.
+    """
+
+    def __init__(
+        self, version: int, scale: int, kernel_size: int = 21, code_length: int = 10, loop: int = 4,
+        nb: int | None = None, ng: int = 5, est_nb: int = 5,
+    ) -> None:
         super().__init__()
         self.version, self.loop = version, loop
         if version == 1:
-            self.Restorer: nn.Module = _RestorerV1(scale, code_length)
-            self.Estimator: nn.Module = _EstimatorV1(scale)
+            self.Restorer: nn.Module = _RestorerV1(scale, code_length, nb=40 if nb is None else nb)
+            self.Estimator: nn.Module = _EstimatorV1(scale, nb=est_nb)
         else:
-            self.Restorer = _RestorerV2(scale, code_length)
-            self.Estimator = _EstimatorV2(scale, kernel_size)
+            self.Restorer = _RestorerV2(scale, code_length, nb=10 if nb is None else nb, ng=ng)
+            self.Estimator = _EstimatorV2(scale, kernel_size, nb=est_nb)
         k = kernel_size
         self.register_buffer("encoder", torch.zeros(1, k * k, code_length))
         self.register_buffer("init_kernel", torch.zeros(1, k, k))

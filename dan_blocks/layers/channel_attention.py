@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from ..ops import pointwise_gate
+from .two_conv import activate_conv_output
 
 __all__ = ["ChannelAttention"]
 
@@ -57,7 +58,10 @@ class ChannelAttention(nn.Module):
         """
         if self.fast:
             return pointwise_gate(self.body, pooled)
-        return self.body(pooled)
+        body = self.body
+        if len(body) == 4 and type(body[0]) is nn.Conv2d:  # a fresh conv output: LeakyReLU in place, one saved map
+            return body[3](body[2](activate_conv_output(body[1], body[0](pooled))))
+        return body(pooled)
 
     def attention(self, x: Tensor) -> Tensor:
         """The per-channel gate $\\sigma(\\cdot)$ of shape (B, C, 1, 1)."""

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from typing import cast
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops import conv_lrelu_conv
 
-__all__ = ["TwoConv"]
+__all__ = ["TwoConv", "activate_conv_output"]
+
+
+def activate_conv_output(act: nn.Module, hidden: Tensor) -> Tensor:
+    """``act(hidden)`` for ``hidden``, the fresh output of a convolution used nowhere else: a plain
+    ``nn.LeakyReLU`` with a slope >= 0 is applied in place (as the releases' ``LeakyReLU(0.2, True)``), so that
+    autograd keeps one map for the pair (the activation's output, which the next conv saves anyway) instead of two
+    (the conv's output for the LeakyReLU's backward as well). Same numbers and gradients; any other ``act`` is
+    called as it is. The module itself stays out-of-place, so code that applies it to a shared tensor (a tile's
+    view) is unaffected."""
+    if type(act) is nn.LeakyReLU and act.negative_slope >= 0:
+        return F.leaky_relu(hidden, act.negative_slope, inplace=True)
+    return act(hidden)
 
 
 class TwoConv(nn.Sequential):
@@ -51,4 +64,7 @@ class TwoConv(nn.Sequential):
     def forward(self, x: Tensor) -> Tensor:
         if self.fast:
             return conv_lrelu_conv(x, self[0], self.negative_slope, self[2])
-        return self[2](self[1](self[0](x)))
+        first = self[0]
+        if type(first) is nn.Conv2d:  # its output is fresh: the LeakyReLU may run in place (one saved map)
+            return self[2](activate_conv_output(self[1], first(x)))
+        return self[2](self[1](first(x)))

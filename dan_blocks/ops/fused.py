@@ -34,7 +34,8 @@ def fused_conv_leaky_relu(x: Tensor, conv: nn.Conv2d, negative_slope: float) -> 
     oneDNN applies the LeakyReLU as a post-op while the convolution output is still in cache (the same
     arithmetic as the two-step eager path, bit for bit). Used only for inference on the CPU in float32 or
     bfloat16 without autocast and outside graph capture; otherwise (training, CUDA, tracing, ONNX export)
-    it is ``F.leaky_relu(conv(x))``.
+    it is ``F.leaky_relu(conv(x))``, in place on the conv's fresh output for a slope >= 0 (the same numbers and
+    gradients; autograd then saves one map instead of two).
 
     Shape: (B, C_in, H, W) -> (B, C_out, H', W') in the input's memory format.
     """
@@ -43,4 +44,4 @@ def fused_conv_leaky_relu(x: Tensor, conv: nn.Conv2d, negative_slope: float) -> 
             x, conv.weight, conv.bias, list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups,
             "leaky_relu", [negative_slope], "",
         )
-    return F.leaky_relu(conv(x), negative_slope)
+    return F.leaky_relu(conv(x), negative_slope, inplace=negative_slope >= 0)  # in place: autograd keeps one map

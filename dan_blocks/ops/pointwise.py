@@ -29,7 +29,7 @@ def conv_lrelu_conv(x: Tensor, first: nn.Module, negative_slope: float, last: nn
     r"""$W_2 * \delta(W_1 * x)$ with $\delta$ LeakyReLU: on a single pixel with 1x1 convs as matrix products,
     else with the LeakyReLU fused into the first conv where oneDNN can (CPU inference); same numbers as the chain."""
     if x.shape[-1] == 1 and x.shape[-2] == 1 and _one_by_one(first) and _one_by_one(last) and not is_capturing():
-        return linear_1x1(F.leaky_relu(linear_1x1(x, first), negative_slope), last)
+        return linear_1x1(F.leaky_relu(linear_1x1(x, first), negative_slope, inplace=negative_slope >= 0), last)
     if type(first) is nn.Conv2d:
         return last(fused_conv_leaky_relu(x, first, negative_slope))
     return last(F.leaky_relu(first(x), negative_slope))
@@ -45,5 +45,6 @@ def pointwise_gate(body: nn.Sequential, x: Tensor) -> Tensor:
     if is_capturing() or not _one_by_one(first) or not _one_by_one(last) or type(act) is not nn.LeakyReLU:
         return body(x)
     pooled = x.flatten(1)
-    hidden = F.leaky_relu(F.linear(pooled, first.weight.flatten(1), first.bias), act.negative_slope)
+    hidden = F.linear(pooled, first.weight.flatten(1), first.bias)
+    hidden = F.leaky_relu(hidden, act.negative_slope, inplace=act.negative_slope >= 0)  # one saved map, not two
     return torch.sigmoid(F.linear(hidden, last.weight.flatten(1), last.bias))[:, :, None, None]
