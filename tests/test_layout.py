@@ -32,6 +32,7 @@ FLOORS: dict[str, float] = {
     "basicsr": 5,
     "timm": 5,
     "spandrel": 5,
+    "comfyui": 5,
     "cli": 6,
     "__main__": 7,
 }

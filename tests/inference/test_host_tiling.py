@@ -15,34 +15,44 @@ from dan_blocks.spandrel import install, one_kernel_per_image  # noqa: E402
 from dan_blocks.utils.state_record import RECORD_KEY  # noqa: E402
 
 
+@torch.inference_mode()
 def host_tiled_scale(image, function, tile: int = 512, overlap: int = 32, scale: int = 2) -> torch.Tensor:
-    """The call sequence of ComfyUI's ImageUpscaleWithModel (comfy.utils.tiled_scale), written here from its
-    description: per batch item, tiles start every ``tile - overlap`` pixels (the last clipped to start at most
-    ``size - overlap``), each tile is a slice of the image passed to ``function``, and the outputs are averaged
-    with a mask that ramps linearly over ``overlap * scale`` output pixels at every tile border."""
+    """The call sequence of ComfyUI's ImageUpscaleWithModel (comfy.utils.tiled_scale, checked against ComfyUI's
+    own code at commit a125cd84 with benchmarks/comfyui_tiling.py), written here from its description: under
+    inference mode, per batch item, an image that fits in one tile goes to ``function`` whole; else tiles start
+    every ``tile - overlap`` pixels below ``size - overlap`` along each side longer than ``tile`` (each start
+    clipped to at most ``size - overlap``, the tile cut at the border), each tile a slice (a view) of the image,
+    and the outputs are averaged with a mask that ramps linearly over ``overlap * scale`` output pixels at every
+    tile border (no ramp along a side shorter than that)."""
     batch, _, height, width = image.shape
-    out = torch.zeros(batch, 3, height * scale, width * scale)
+    out = torch.empty(batch, 3, height * scale, width * scale)
     for b in range(batch):
         item = image[b : b + 1]
+        if height <= tile and width <= tile:
+            out[b : b + 1] = function(item)
+            continue
         acc = torch.zeros(1, 3, height * scale, width * scale)
         weight = torch.zeros_like(acc)
-        for y0 in range(0, height, tile - overlap):
-            for x0 in range(0, width, tile - overlap):
-                x = max(0, min(width - overlap, x0))
+        rows = range(0, height - overlap, tile - overlap) if height > tile else [0]
+        cols = range(0, width - overlap, tile - overlap) if width > tile else [0]
+        for y0 in rows:
+            for x0 in cols:
                 y = max(0, min(height - overlap, y0))
-                part = function(item[:, :, y : y + tile, x : x + tile])
+                x = max(0, min(width - overlap, x0))
+                part = function(item.narrow(2, y, min(tile, height - y)).narrow(3, x, min(tile, width - x)))
                 mask = torch.ones_like(part)
                 feather = overlap * scale
-                for t in range(feather):
-                    ramp = (t + 1) / feather
-                    mask[:, :, t, :] *= ramp
-                    mask[:, :, mask.shape[2] - 1 - t, :] *= ramp
-                    mask[:, :, :, t] *= ramp
-                    mask[:, :, :, mask.shape[3] - 1 - t] *= ramp
-                rows = slice(y * scale, y * scale + part.shape[2])
-                cols = slice(x * scale, x * scale + part.shape[3])
-                acc[:, :, rows, cols] += part * mask
-                weight[:, :, rows, cols] += mask
+                for dim in (2, 3):
+                    if feather >= mask.shape[dim]:
+                        continue
+                    for t in range(feather):
+                        ramp = (t + 1) / feather
+                        mask.narrow(dim, t, 1).mul_(ramp)
+                        mask.narrow(dim, mask.shape[dim] - 1 - t, 1).mul_(ramp)
+                rows_out = slice(y * scale, y * scale + part.shape[2])
+                cols_out = slice(x * scale, x * scale + part.shape[3])
+                acc[:, :, rows_out, cols_out] += part * mask
+                weight[:, :, rows_out, cols_out] += mask
         out[b : b + 1] = acc / weight
     return out
 
