@@ -166,6 +166,10 @@ def ensure_basicsr_importable() -> types.ModuleType:
 #    the training process for the cores.
 # 10. ``MessageLogger`` prints ``eta: -1 day, 23:59:57`` on the last iteration (it counts one iteration too
 #    few). `MessageLogger` counts the iterations left after the current one, never below zero.
+# 11. ``create_train_val_dataloader`` counts ``ceil(samples / batch)`` iterations per epoch, but its data loader
+#    drops the last incomplete batch, so an epoch holds ``floor(samples / batch)``: with 3 images and batch 2,
+#    ``total_iter: 20`` stopped after 11 iterations (4000 after 2001), saved the result and exited 0.
+#    `create_train_val_dataloader` recounts the epochs from the loader's own length.
 # ---------------------------------------------------------------------------------------------------------
 
 import os  # noqa: E402
@@ -173,6 +177,7 @@ import os  # noqa: E402
 __all__ += [  # plus ResumablePrefetcher and MessageLogger, built on first access (module __getattr__)
     "DEVICE_ENV",
     "init_dist",
+    "create_train_val_dataloader",
     "load_resume_state",
     "model_to_device",
     "patch_basicsr_pipelines",
@@ -481,8 +486,26 @@ def model_to_device(self: Any, net: Any) -> Any:
     return _ORIGINALS["model_to_device"](self, net)
 
 
+def create_train_val_dataloader(opt: dict[str, Any], logger: Any) -> tuple[Any, ...]:
+    """BasicSR's ``create_train_val_dataloader`` with the epoch count taken from the training loader's length
+    (workaround 11): it drops the last incomplete batch, which BasicSR's ``ceil`` count does not, so a training
+    stopped before ``total_iter`` without a word."""
+    import math
+
+    train_loader, sampler, val_loaders, total_epochs, total_iters = _ORIGINALS["create_train_val_dataloader"](
+        opt, logger
+    )
+    if train_loader is not None:
+        per_epoch = len(train_loader)
+        if per_epoch > 0 and math.ceil(total_iters / per_epoch) != total_epochs:
+            total_epochs = math.ceil(total_iters / per_epoch)
+            logger.info(f"Iterations per epoch: {per_epoch} (the last incomplete batch is dropped); total epochs: "
+                        f"{total_epochs}.")
+    return train_loader, sampler, val_loaders, total_epochs, total_iters
+
+
 def patch_basicsr_pipelines() -> None:
-    """Install workarounds 5-10 into BasicSR (idempotent). Call before ``train_pipeline``/``test_pipeline``."""
+    """Install workarounds 5-11 into BasicSR (idempotent). Call before ``train_pipeline``/``test_pipeline``."""
     ensure_basicsr_importable()
     import basicsr.data as data
     import basicsr.models.base_model as base_model
@@ -497,10 +520,12 @@ def patch_basicsr_pipelines() -> None:
         _ORIGINALS["CPUPrefetcher"] = train.CPUPrefetcher
         _ORIGINALS["worker_init_fn"] = data.worker_init_fn
         _ORIGINALS["MessageLogger"] = train.MessageLogger
+        _ORIGINALS["create_train_val_dataloader"] = train.create_train_val_dataloader
     options.init_dist = init_dist
     dist_util.init_dist = init_dist
     base_model.BaseModel.model_to_device = model_to_device
     train.load_resume_state = load_resume_state
     train.CPUPrefetcher = globals().get("ResumablePrefetcher") or __getattr__("ResumablePrefetcher")
     train.MessageLogger = globals().get("MessageLogger") or __getattr__("MessageLogger")
+    train.create_train_val_dataloader = create_train_val_dataloader
     data.worker_init_fn = worker_init_fn

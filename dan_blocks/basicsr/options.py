@@ -114,6 +114,11 @@ def check_option_file(opt: Mapping[str, Any], train: bool) -> None:
         if phases:
             check_keys({key: None for key in phases}, ["train", "val", "val_1", "val_2"],
                        "datasets (a training run's phases are 'train' and names starting with 'val')")
+    if not train and not (isinstance(opt.get("val"), Mapping) and "save_img" in opt["val"]):
+        raise OptionKeyError(  # BasicSR's test_pipeline reads opt['val']['save_img'] after the first test set loads
+            "a test needs a 'val:' block with 'save_img' (and usually 'metrics'), e.g. val: {save_img: false, "
+            "metrics: {psnr: {type: calculate_psnr, crop_border: 4, test_y_channel: true}}}"
+        )
     dan_model = opt.get("model_type") == "DANModel"  # the train / val keys of another model are its own
     if dan_model:
         check_keys(opt.get("val"), VAL_KEYS, "val (DANModel)")

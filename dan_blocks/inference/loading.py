@@ -102,7 +102,22 @@ def dan_state_dict(
     source: str | Mapping[str, Any], param_key: str | None = "params", where: str | None = None
 ) -> dict[str, Tensor]:
     """The tensors of a checkpoint (`dan_blocks.utils.read_checkpoint`) in the dan-blocks layout (a DAN or
-    MANet release-layout file is converted); ``where`` names an already loaded dict in errors."""
+    MANet release-layout file is converted); ``where`` names an already loaded dict in errors. A model file of a
+    newer format (`check_format`) is refused, as by `load_model` (training and testing read pretrained files
+    here)."""
+    if isinstance(source, (str, os.PathLike)):
+        where = where or os.fspath(source)
+        source = load_file(source)
+    if isinstance(source, Mapping):
+        try:
+            meta = file_metadata(source, param_key)
+        except ValueError:  # a malformed record: the tensors are read as they are (nothing is rebuilt from it)
+            meta = None
+        if meta is not None:
+            try:
+                check_format(meta, where or "the given state dict")
+            except ValueError as err:
+                raise CheckpointReadError(str(err)) from None
     if isinstance(source, Mapping) and META_KEY in source:
         source = {k: v for k, v in source.items() if k != META_KEY}
     state = read_checkpoint(source, param_key, where=where)

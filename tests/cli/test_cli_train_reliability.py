@@ -16,6 +16,7 @@ import torch
 import yaml
 from test_cli_train_support import TINY_NET, tiny_train_options, write_yaml
 
+import dan_blocks
 import dan_blocks.basicsr  # noqa: F401  (makes basicsr importable, registers dan-blocks)
 from dan_blocks.archs import build_arch
 from dan_blocks.cli._pipeline import ExperimentLockedError, apply_force_yml, experiment_lock
@@ -179,3 +180,49 @@ def test_opt_spellings_and_usage_errors(tmp_path, monkeypatch, capsys) -> None:
     assert main(["train", "--help"]) == 0
     assert "examples:" in capsys.readouterr().out
     assert Path(tmp_path / "experiments" / "spell2").is_dir()
+
+
+def _three_images(folder: Path) -> str:
+    import cv2
+    import numpy as np
+
+    folder.mkdir()
+    for index in range(3):
+        cv2.imwrite(str(folder / f"{index}.png"), np.full((40, 40, 3), 40 * index, np.uint8))
+    return str(folder)
+
+
+def test_every_requested_iteration_runs_when_the_last_batch_is_dropped(tmp_path, monkeypatch) -> None:
+    # 3 images, batch 2: the loader drops the odd one, so an epoch holds 1 batch (BasicSR counted 2 and stopped
+    # after total_epochs + 1 = 4 iterations of the 6 asked, saving that as the result with exit 0)
+    monkeypatch.chdir(tmp_path)
+    opt = tiny_train_options("dropped", total_iter=6, save_freq=6, train_root=_three_images(tmp_path / "hr"))
+    assert main(["train", "--opt", write_yaml(tmp_path / "o.yml", opt)]) == 0
+    run = tmp_path / "experiments" / "dropped"
+    assert (run / "models" / "net_g_6.pth").is_file() and (run / "training_states" / "6.state").is_file()
+
+
+def test_a_pretrained_file_of_a_newer_format_is_refused_naming_its_version(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    net = build_arch(dict(TINY_NET))
+    dan_blocks.save_model(net, tmp_path / "new.pth", network_g=dict(TINY_NET))
+    saved = torch.load(tmp_path / "new.pth", weights_only=True)
+    saved["dan_blocks"]["format"] = "dan_blocks.model/7"
+    torch.save(saved, tmp_path / "new.pth")
+    opt = tiny_train_options("future")
+    opt["path"]["pretrain_network_g"] = str(tmp_path / "new.pth")
+    assert main(["train", "--opt", write_yaml(tmp_path / "o.yml", opt)]) == 1
+    err = capsys.readouterr().err
+    assert "new.pth" in err and "format version 7" in err
+    assert not (tmp_path / "experiments").exists()
+
+
+def test_a_test_without_a_val_block_is_refused_before_any_work(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    dan_blocks.save_model(build_arch(dict(TINY_NET)), tmp_path / "w.pth", network_g=dict(TINY_NET))
+    opt = tiny_train_options("no_val")  # a training file given to test: BasicSR failed with "KeyError: 'val'"
+    opt["path"]["pretrain_network_g"] = str(tmp_path / "w.pth")
+    assert main(["test", "--opt", write_yaml(tmp_path / "o.yml", opt)]) == 1
+    err = capsys.readouterr().err
+    assert "'val:' block" in err and "save_img" in err
+    assert not (tmp_path / "results").exists()
