@@ -176,8 +176,8 @@ import os  # noqa: E402
 
 __all__ += [  # plus ResumablePrefetcher and MessageLogger, built on first access (module __getattr__)
     "DEVICE_ENV",
-    "init_dist",
     "create_train_val_dataloader",
+    "init_dist",
     "load_resume_state",
     "model_to_device",
     "patch_basicsr_pipelines",

@@ -247,6 +247,21 @@ def _already_done(targets: list[str], overwrite: bool, check_order: bool = False
     return False
 
 
+def _check_no_kernels_owner(image: str, own_kernel: str | None = None) -> None:
+    """With ``--no-kernels`` and another format than the input's: an existing output image is taken as done
+    unless kernel files of the same stem say it came from another input (``a.png`` run earlier, now ``a.jpg
+    --ext png --no-kernels``): then `FileExistsError`."""
+    folder, base = os.path.split(image)
+    stem = os.path.splitext(base)[0]
+    prefix = f"{stem}_kernel_"
+    others = sorted(name for name in os.listdir(folder or ".") if name.startswith(prefix) and name.endswith(".npy"))
+    if others and (own_kernel is None or own_kernel not in others):
+        raise FileExistsError(
+            f"{image} exists beside {', '.join(others)}: it is another input's result; kept; use --overwrite to "
+            "replace it, or another --suffix / -o"
+        )
+
+
 def _check_writable(output: str) -> None:
     """Check, before any work, that files can be created in the output folder (created later, once the model
     has loaded): an existing folder by creating and removing a file in it, a new one by its nearest existing
@@ -280,10 +295,12 @@ def _device(args: argparse.Namespace) -> Any:
 
 
 def _process(model: Any, path: str, targets: list[str], args: argparse.Namespace, bar: Any) -> None:
-    from dan_blocks.data.sr_io import kernel_picture, read_input, save_npy, write_array
+    from dan_blocks.data.sr_io import check_output_size, kernel_picture, output_size, read_input, save_npy, write_array
     from dan_blocks.inference.image import super_resolve_image
 
     image = read_input(path)
+    scale = args.outscale if args.outscale is not None else float(getattr(model, "scale", 1))
+    check_output_size(targets[0], *output_size(image.rgb.shape[-2], image.rgb.shape[-1], scale))
     progress = None
     if bar is not None:
         loop = int(getattr(model, "loop", 1))
@@ -375,7 +392,7 @@ def _run(argv: list[str]) -> int:
     try:
         for path, stem in bar:
             bar.set_postfix_str(os.path.basename(path))
-            targets = _targets(path, stem, output, args.ext)
+            full = targets = _targets(path, stem, output, args.ext)
             if not args.kernels:
                 targets = targets[:1]
             try:
@@ -384,6 +401,8 @@ def _run(argv: list[str]) -> int:
                         f"its output {targets[0]} would replace an input; give another --suffix or -o/--output"
                     )
                 forced = os.path.splitext(targets[0])[1].lower() != os.path.splitext(path)[1].lower()
+                if forced and not args.kernels and not args.overwrite and os.path.isfile(targets[0]):
+                    _check_no_kernels_owner(targets[0], os.path.basename(full[2]))
                 if _already_done(targets, args.overwrite, check_order=forced):
                     present += 1
                     _say(args, f"{path}: outputs exist, skipped (--overwrite recomputes them)")

@@ -14,8 +14,8 @@ grey+alpha TIFF is refused (OpenCV drops its alpha plane when reading it).
 
 from __future__ import annotations
 
+import functools
 import os
-import stat
 import struct
 import zlib
 from collections.abc import Callable
@@ -29,12 +29,14 @@ from torch import Tensor
 
 from ..degradations.imresize import imresize
 from ..utils import atomic_path
+from ..utils.files import file_kind, probe_space
 from .image_io import check_complete
 
 __all__ = [
     "SR_EXTENSIONS",
     "InputImage",
     "apply_orientation",
+    "check_output_size",
     "collect_inputs",
     "exif_orientation",
     "frame_count",
@@ -74,25 +76,6 @@ class InputImage:
     max_value: int
 
 
-def _kind(path: str) -> str | None:
-    """None for a regular file (after symbolic links), else what it is, e.g. ``"a named pipe"``."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as err:
-        return f"unreadable ({err.strerror})"
-    if stat.S_ISREG(mode):
-        return None
-    if stat.S_ISFIFO(mode):
-        return "a named pipe"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    return "not a regular file"
-
-
 def collect_inputs(
     paths: list[str], is_output: Callable[[str], str | None] | None = None, notes: list[str] | None = None
 ) -> tuple[list[str], list[str]]:
@@ -126,7 +109,7 @@ def collect_inputs(
                 if os.path.isdir(full):
                     continue  # not recursive
                 lower = name.lower()
-                kind = _kind(full)
+                kind = file_kind(full)
                 if kind is not None:
                     problems.append(f"{full}: {kind}, not a regular file: not read")
                 elif lower.endswith(SR_EXTENSIONS) and name.startswith("."):
@@ -151,7 +134,7 @@ def collect_inputs(
             if not taken:
                 problems.append(f"{path}: folder holds no image to process ({', '.join(SR_EXTENSIONS)})")
         elif os.path.lexists(path) and os.path.exists(path):
-            kind = _kind(path)
+            kind = file_kind(path)
             if kind is not None:
                 problems.append(f"{path}: {kind}, not a regular file: not read")
             else:
@@ -234,6 +217,49 @@ def _tiff_samples(path: str) -> int | None:
     return None
 
 
+@functools.lru_cache(maxsize=1)
+def _opencv_turns_tiffs() -> bool:
+    """Whether this OpenCV turns a TIFF as its Orientation tag says even with ``IMREAD_UNCHANGED`` (OpenCV 5 does,
+    OpenCV 4 does not), probed once on a mirrored 2 x 1 TIFF; applying the tag again would turn it twice."""
+    import io
+
+    try:
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        exif = Image.Exif()
+        exif[0x0112] = 2  # mirrored left-right
+        Image.fromarray(np.array([[0, 255]], np.uint8)).save(buffer, format="TIFF", exif=exif)
+        decoded = cv2.imdecode(np.frombuffer(buffer.getvalue(), np.uint8), cv2.IMREAD_UNCHANGED)
+    except Exception:
+        return False
+    return decoded is not None and int(decoded.reshape(-1)[0]) == 255
+
+
+def _tiff_with_pil(path: str) -> np.ndarray | None:
+    """A TIFF that OpenCV refuses, read with PIL in OpenCV's layout (BGR / BGRA / grey, 8 or 16 bit) and turned
+    upright as viewers show it (PIL's ``exif_transpose``; PIL may already have turned it while decoding), or None.
+
+    OpenCV 5 fails on TIFFs whose Orientation tag is not 1 (``Internal imread issue``: a scanner's or a phone's
+    rotated page, or any TIFF PIL saves with an EXIF orientation), calling a valid image undecodable."""
+    try:
+        from PIL import Image, ImageOps
+
+        with Image.open(path) as opened:
+            opened.load()
+            img = ImageOps.exif_transpose(opened)
+            if img.mode in ("I;16", "I;16B", "I;16L"):
+                return np.asarray(img, dtype=np.uint16).copy()
+            if img.mode not in ("L", "RGB", "RGBA"):
+                return None
+            array = np.asarray(img)
+    except Exception:
+        return None
+    if array.ndim == 3:
+        array = array[..., [2, 1, 0, 3][: array.shape[2]]]
+    return np.ascontiguousarray(array)
+
+
 def read_input(path: str) -> InputImage:
     """Read a PNG / JPEG / TIFF / WebP / BMP / GIF (grey, RGB, RGBA; grey+alpha PNG; 8 or 16 bit), turned as
     its EXIF orientation says.
@@ -244,7 +270,7 @@ def read_input(path: str) -> InputImage:
     """
     if not path.lower().endswith(SR_EXTENSIONS):
         raise OSError(f"{path}: unsupported file type (expected {', '.join(SR_EXTENSIONS)})")
-    kind = _kind(path)
+    kind = file_kind(path)
     if kind is not None and os.path.exists(path):  # a pipe would block the reader forever
         raise OSError(f"{path}: {kind}, not a regular file: not read")
     frames = frame_count(path)
@@ -253,7 +279,23 @@ def read_input(path: str) -> InputImage:
             f"{path}: holds {frames} pages/frames; sr reads single images only (it would read the first alone): "
             "split it into one file per page first"
         )
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    tiff = path.lower().endswith((".tif", ".tiff"))
+    img = None
+    if tiff and exif_orientation(path) >= 5 and _opencv_turns_tiffs():
+        img = _tiff_with_pil(path)  # OpenCV 5 fails on these (width and height swap), logging an error first
+    upright = img is not None
+    if img is None:
+        img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        upright = tiff and img is not None and _opencv_turns_tiffs()  # OpenCV 5 turns a TIFF itself
+        if tiff and img is not None and img.ndim == 3 and img.shape[2] == 4 and img.dtype == np.uint8:
+            # OpenCV multiplies the colours of a TIFF with unassociated alpha (ExtraSamples 2, as PIL, GIMP and
+            # most editors write it) by that alpha: PIL reads them as stored (its mode RGBA)
+            straight = _tiff_with_pil(path)
+            if straight is not None and straight.ndim == 3 and straight.shape[2] == 4:
+                img, upright = straight, True
+    if img is None and tiff:
+        img = _tiff_with_pil(path)
+        upright = img is not None
     if img is None and os.path.isfile(path):
         check_complete(path)  # a cut-off file is named as such even when OpenCV decodes none of it
     if img is None:
@@ -265,7 +307,8 @@ def read_input(path: str) -> InputImage:
             "PNG (grey+alpha PNGs are read and written back as grey+alpha) or as RGBA TIFF"
         )
     grey_alpha = img.ndim == 3 and img.shape[2] == 4 and _png_colour_type(path) == 4
-    img = apply_orientation(img, exif_orientation(path))  # as viewers show it (OpenCV's UNCHANGED ignores it)
+    if not upright:
+        img = apply_orientation(img, exif_orientation(path))  # as viewers show it (OpenCV's UNCHANGED ignores it)
     return image_from_array(img, path, grey_alpha=grey_alpha)
 
 
@@ -310,6 +353,22 @@ def output_size(height: int, width: int, outscale: float) -> tuple[int, int]:
     """(height, width) of an image of ``height x width`` LR pixels resized by ``outscale``: ``int(side *
     outscale)`` as Real-ESRGAN's ``--outscale`` computes it, at least 1."""
     return max(1, int(height * outscale)), max(1, int(width * outscale))
+
+
+#: the largest side each output format can hold (JPEG's 16-bit sizes, WebP's 14-bit ones)
+MAX_SIDE = {".jpg": 65535, ".jpeg": 65535, ".webp": 16383}
+
+
+def check_output_size(path: str, height: int, width: int) -> None:
+    """Raise ``OSError`` naming ``path`` when an image of ``height x width`` cannot be written in its format
+    (`MAX_SIDE`): found before the image is computed, not after (a 32-px WebP at ``--outscale 600`` took 85 s
+    and 12.8 GB, then "cannot write the image")."""
+    limit = MAX_SIDE.get(os.path.splitext(path)[1].lower())
+    if limit is not None and max(height, width) > limit:
+        raise OSError(
+            f"{path}: the output would be {width} x {height} pixels, and {os.path.splitext(path)[1][1:].upper()} "
+            f"holds at most {limit} per side; choose a smaller --outscale or --ext png / tif"
+        )
 
 
 def _resize(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -395,7 +454,9 @@ def write_array(path: str, array: np.ndarray) -> None:
         return
     with atomic_path(path, keep_extension=True) as tmp:
         if not cv2.imwrite(tmp, array):
-            raise OSError(f"{path}: cannot write the image")
+            failure = OSError(f"{path}: cannot write the image")
+            probe_space(tmp, failure)  # a full disk is named as such (OpenCV only says it failed)
+            raise failure
 
 
 def save_npy(path: str, array: np.ndarray) -> None:

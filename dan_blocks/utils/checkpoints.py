@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .files import file_kind
 from .state_record import without_records
 
 __all__ = [
@@ -45,6 +46,9 @@ def load_file(path: str | os.PathLike[str], map_location: Any = "cpu") -> Any:
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if os.path.isdir(path):
         raise CheckpointReadError(f"checkpoint {path} is a folder, expected a .pth file")
+    kind = file_kind(path)
+    if kind is not None:  # a named pipe would block the reader (and has size 0: not "empty")
+        raise CheckpointReadError(f"checkpoint {path} is {kind}, not a regular file: not read")
     if os.path.getsize(path) == 0:
         raise CheckpointReadError(f"checkpoint {path} is empty (0 bytes); was its save interrupted?")
     if path.lower().endswith(".safetensors"):

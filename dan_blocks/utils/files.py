@@ -17,14 +17,35 @@ import contextlib
 import errno
 import os
 import re
+import stat
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_save", "atomic_write_text", "remove_stale_temp_files", "stale_temp_files",
-           "temp_path"]
+__all__ = ["atomic_path", "atomic_save", "atomic_write_text", "file_kind", "probe_space", "remove_stale_temp_files",
+           "stale_temp_files", "temp_path"]
 
 #: the names `temp_path` makes: ``.name.ext.tmp<pid>`` or ``.name.tmp<pid>.ext``
 _TEMP_NAME = re.compile(r"^\..+\.tmp(?P<pid>\d+)(\.[^.]+)?$")
+
+
+def file_kind(path: str | os.PathLike[str]) -> str | None:
+    """None for a regular file (after symbolic links), else what it is, e.g. ``"a named pipe"`` (opening a pipe
+    would wait forever for a writer), ``"a folder"`` or ``"unreadable (...)"``."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        return f"unreadable ({err.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "not a regular file"
 
 
 def temp_path(path: str | os.PathLike[str], keep_extension: bool = False) -> str:
@@ -123,15 +144,16 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
         try:
             torch.save(obj, tmp)
         except RuntimeError as err:
-            _probe_space(tmp, err)
+            probe_space(tmp, err)
             if "open file failed" in str(err):
                 first = str(err).splitlines()[0] if str(err) else type(err).__name__
                 raise OSError(errno.EIO, f"torch.save could not open the file ({first})") from err
             raise
 
 
-def _probe_space(tmp: str, cause: BaseException) -> None:
-    """Raise ``OSError(ENOSPC)`` from ``cause`` when 64 KiB more cannot be written to ``tmp``."""
+def probe_space(tmp: str, cause: BaseException) -> None:
+    """Raise ``OSError(ENOSPC)`` from ``cause`` when 64 KiB more cannot be written to ``tmp`` (for writers that
+    report a full disk only as a failure: ``torch.save``, ``cv2.imwrite``); `atomic_path` then names the target."""
     try:
         with open(tmp, "ab") as handle:
             handle.write(bytes(65536))

@@ -17,7 +17,7 @@ import yaml
 from test_cli_train_support import TINY_NET, tiny_train_options, write_yaml
 
 import dan_blocks
-import dan_blocks.basicsr  # noqa: F401  (makes basicsr importable, registers dan-blocks)
+import dan_blocks.basicsr  # makes basicsr importable, registers dan-blocks
 from dan_blocks.archs import build_arch
 from dan_blocks.cli._pipeline import ExperimentLockedError, apply_force_yml, experiment_lock
 from dan_blocks.cli.main import main

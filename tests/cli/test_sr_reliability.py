@@ -156,3 +156,46 @@ def test_nan_weights_are_an_error_and_write_nothing(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert "NaN" in err or "non-finite" in err
     assert not (tmp_path / "o" / "a_x2.png").exists()
+
+
+def test_no_kernels_does_not_take_another_inputs_image_as_done(model_file, tmp_path, capsys) -> None:
+    # a.png run first, then a.jpg --ext png --no-kernels: a_x2.png is a.png's result (its kernel files say so);
+    # it was counted "already done" for a.jpg
+    _photo(tmp_path / "a.png", seed=1)
+    _photo(tmp_path / "a.jpg", seed=2)
+    out = tmp_path / "o"
+    assert _sr("-m", model_file, tmp_path / "a.png", "-o", out) == 0
+    before = (out / "a_x2.png").read_bytes()
+    assert _sr("-m", model_file, tmp_path / "a.jpg", "-o", out, "--ext", "png", "--no-kernels") == 1
+    err = capsys.readouterr().err
+    assert "a_x2_kernel_png.npy" in err and "another input's result" in err
+    assert (out / "a_x2.png").read_bytes() == before
+    # its own earlier result still counts as done
+    own = tmp_path / "own"
+    assert _sr("-m", model_file, tmp_path / "a.jpg", "-o", own, "--ext", "png") == 0
+    assert _sr("-m", model_file, tmp_path / "a.jpg", "-o", own, "--ext", "png", "--no-kernels") == 0
+    assert "already done" in capsys.readouterr().err
+
+
+def test_an_output_too_large_for_its_format_is_refused_before_the_work(model_file, tmp_path, monkeypatch,
+                                                                      capsys) -> None:
+    # WebP holds at most 16383 px a side: a 10 x 12 image at --outscale 2000 (24000 px) used to be computed
+    # (gigabytes), then "cannot write the image"
+    _photo(tmp_path / "a.webp")
+    calls: list[int] = []
+    import dan_blocks.inference.image as image_module
+
+    original = image_module.super_resolve_image
+    monkeypatch.setattr(image_module, "super_resolve_image", lambda *a, **k: calls.append(1) or original(*a, **k))
+    assert _sr("-m", model_file, tmp_path / "a.webp", "-o", tmp_path / "o", "--outscale", "2000") == 1
+    err = capsys.readouterr().err
+    assert "24000 x 20000" in err and "16383" in err
+    assert calls == [] and not list((tmp_path / "o").iterdir())
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_model_file_that_is_a_named_pipe_is_named(tmp_path, capsys) -> None:
+    os.mkfifo(tmp_path / "model.pth")  # its size is 0: it was called "empty (0 bytes)"
+    _photo(tmp_path / "a.png")
+    assert _sr("-m", tmp_path / "model.pth", tmp_path / "a.png", "-o", tmp_path / "o") == 1
+    assert "model.pth is a named pipe, not a regular file" in capsys.readouterr().err
