@@ -299,8 +299,10 @@ def _process(model: Any, path: str, targets: list[str], args: argparse.Namespace
     from dan_blocks.inference.image import super_resolve_image
 
     image = read_input(path)
-    scale = args.outscale if args.outscale is not None else float(getattr(model, "scale", 1))
-    check_output_size(targets[0], *output_size(image.rgb.shape[-2], image.rgb.shape[-1], scale))
+    model_scale = float(getattr(model, "scale", 1))
+    scale = args.outscale if args.outscale is not None else model_scale
+    resized = 0 if scale == model_scale else 3 + (image.alpha is not None)  # planes an --outscale resizes
+    check_output_size(targets[0], *output_size(image.rgb.shape[-2], image.rgb.shape[-1], scale), planes=resized)
     progress = None
     if bar is not None:
         loop = int(getattr(model, "loop", 1))

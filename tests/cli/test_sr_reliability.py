@@ -199,3 +199,16 @@ def test_a_model_file_that_is_a_named_pipe_is_named(tmp_path, capsys) -> None:
     _photo(tmp_path / "a.png")
     assert _sr("-m", tmp_path / "model.pth", tmp_path / "a.png", "-o", tmp_path / "o") == 1
     assert "model.pth is a named pipe, not a regular file" in capsys.readouterr().err
+
+
+def test_an_outscale_resize_larger_than_the_free_memory_is_refused_before_the_work(model_file, tmp_path, monkeypatch,
+                                                                                   capsys) -> None:
+    # a JPEG at --outscale 600 (38400 px a side, ~50 GB to resize) was killed by the system after minutes
+    import dan_blocks.data.sr_io as sr_io
+
+    _photo(tmp_path / "a.png")  # 10 x 12: x3 is 30 x 36 = 1080 pixels, 3 planes
+    monkeypatch.setattr(sr_io, "_memory_available", lambda: 1080 * 3 * sr_io.RESIZE_BYTES_PER_SAMPLE - 1)
+    assert _sr("-m", model_file, tmp_path / "a.png", "-o", tmp_path / "o", "--outscale", "3") == 1
+    assert "36 x 30 pixels" in capsys.readouterr().err
+    # the model's own scale resizes nothing: not refused
+    assert _sr("-m", model_file, tmp_path / "a.png", "-o", tmp_path / "o", "--outscale", "2") == 0
