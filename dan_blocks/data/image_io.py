@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from ..utils import atomic_path
+from ..utils.files import file_kind
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -34,13 +35,20 @@ def list_images(folder: str | os.PathLike[str]) -> list[str]:
     Raises:
         NotADirectoryError: ``folder`` is a file (names it).
         FileNotFoundError: ``folder`` does not exist (names it).
+        OSError: an entry named like an image is no regular file (a named pipe would make its reader wait
+            forever; a folder would fail later): each is named.
     """
     folder = os.fspath(folder)
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise NotADirectoryError(f"image folder {folder} is a file, expected a folder of images")
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"image folder not found: {folder}")
-    return sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
+    paths = sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
+    special = [f"{os.path.basename(p)} ({kind})" for p in paths if (kind := file_kind(p)) is not None]
+    if special:
+        raise OSError(f"image folder {folder} holds entries that are not regular files: {', '.join(special)}; "
+                      "move them out of it")
+    return paths
 
 
 def image_format(path: str | os.PathLike[str]) -> str | None:
