@@ -12,8 +12,8 @@ import sys
 import traceback
 from collections.abc import Callable
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "TRACEBACK_ENV", "UsageError", "output_path",
-           "report_error", "run_command"]
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "TRACEBACK_ENV", "UsageError", "check_writable",
+           "output_path", "report_error", "run_command"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -64,6 +64,30 @@ def output_path(path: str, what: str, *, default_name: str | None = None, folder
         if os.path.isdir(target):
             raise UsageError(f"{what} {path}: {target} is a folder; give the name of the file to write")
     return target
+
+
+def check_writable(folder: str, what: str) -> None:
+    """Check, before any work, that files can be created in ``folder`` (an output folder, made later): an
+    existing one by creating and removing a file in it, a new one by its nearest existing parent folder.
+
+    Raises:
+        UsageError: naming ``what`` and the cause (a read-only folder or file system; exit code 2).
+    """
+    import tempfile
+
+    try:
+        if os.path.isdir(folder):
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".dan-blocks-check-"):
+                pass
+            return
+        parent = os.path.dirname(os.path.abspath(folder))
+        while not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise PermissionError(13, f"{parent} is not writable")
+    except OSError as err:
+        cause = err.strerror or err
+        raise UsageError(f"{what} {folder}: cannot write there ({cause}); choose another folder") from None
 
 
 def report_error(command: str, err: BaseException) -> int:

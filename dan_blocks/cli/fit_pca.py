@@ -7,7 +7,7 @@ import math
 import os
 
 from .conventions import add_output, command_parser
-from .errors import UsageError, output_path, run_command
+from .errors import UsageError, check_writable, output_path, run_command
 
 __all__ = ["COMMAND", "HELP", "build_parser", "main"]
 
@@ -83,6 +83,7 @@ def _run(argv: list[str]) -> int:
     )
     if os.path.lexists(output) and not args.overwrite:
         raise FileExistsError(f"{output} exists (use --overwrite to replace it)")
+    check_writable(os.path.dirname(os.path.abspath(output)), "-o/--output")  # before the fit, not after
     from dan_blocks.degradations.pca_fit import fit_default_pca
 
     try:

@@ -6,7 +6,7 @@ import argparse
 
 from ..settings import SETTING2
 from .conventions import add_output, add_quiet, add_threads, command_parser
-from .errors import UsageError, output_path, run_command
+from .errors import UsageError, check_writable, output_path, run_command
 
 __all__ = ["COMMAND", "HELP", "build_parser", "main"]
 
@@ -87,6 +87,7 @@ def _run(argv: list[str]) -> int:
         raise UsageError("give the output folder: dan-blocks make-testset HR_DIR -o OUT_DIR")
     sigma = _check_args(args)
     output_path(out_dir, "OUT_DIR", folder=True)
+    check_writable(out_dir, "OUT_DIR")  # before any image is degraded
     from dan_blocks.data.testsets import make_testset
     from dan_blocks.utils.threads import apply_threads
 

@@ -16,7 +16,7 @@ from collections import Counter
 from typing import Any
 
 from .conventions import add_device, add_output, add_quiet, add_threads, command_parser, resolve_device
-from .errors import UsageError, output_path, run_command
+from .errors import UsageError, check_writable, output_path, run_command
 
 __all__ = ["COMMAND", "EXTENSIONS", "HELP", "build_parser", "kernel_names", "main", "output_names"]
 
@@ -262,28 +262,6 @@ def _check_no_kernels_owner(image: str, own_kernel: str | None = None) -> None:
         )
 
 
-def _check_writable(output: str) -> None:
-    """Check, before any work, that files can be created in the output folder (created later, once the model
-    has loaded): an existing folder by creating and removing a file in it, a new one by its nearest existing
-    parent folder."""
-    import tempfile
-
-    try:
-        if os.path.isdir(output):
-            with tempfile.NamedTemporaryFile(dir=output, prefix=".dan-blocks-sr-check-"):
-                pass
-            return
-        parent = os.path.dirname(os.path.abspath(output))
-        while not os.path.exists(parent):
-            parent = os.path.dirname(parent)
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise PermissionError(13, f"{parent} is not writable")
-    except OSError as err:
-        raise UsageError(
-            f"-o/--output {output}: cannot write there ({err.strerror or err}); choose another folder"
-        ) from None
-
-
 def _device(args: argparse.Namespace) -> Any:
     if args.gpu_id is not None:
         if args.gpu_id < 0:
@@ -354,7 +332,7 @@ def _run(argv: list[str]) -> int:
     from dan_blocks.utils.threads import apply_threads
 
     apply_threads(args.threads)
-    _check_writable(output)  # before the model is loaded or any image computed
+    check_writable(output, "-o/--output")  # before the model is loaded or any image computed
 
     from dan_blocks import optimize
     from dan_blocks.data.sr_io import collect_inputs

@@ -213,3 +213,27 @@ def test_every_command_takes_the_canonical_spellings_and_their_aliases(command: 
     missing = [spelling for canonical, aliases in SPELLINGS[command].items() for spelling in (canonical, *aliases)
                if spelling not in listed]
     assert missing == [], f"dan-blocks {command} --help lacks {missing}"
+
+
+@pytest.mark.parametrize("command", ["fit-pca", "make-testset"])
+def test_an_unwritable_output_is_found_before_the_work(command: str, tmp_path, monkeypatch, capsys) -> None:
+    # fit-pca fitted for 15 s, make-testset degraded every image, and only then found the folder read-only
+    import tempfile
+
+    import dan_blocks.data.testsets as testsets
+    import dan_blocks.degradations.pca_fit as pca_fit
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the work started")
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", refuse)
+    monkeypatch.setattr(pca_fit, "fit_default_pca", no_work)
+    monkeypatch.setattr(testsets, "make_testset", no_work)
+    out = tmp_path / "out"
+    out.mkdir()
+    args = ["-o", str(out)] if command == "fit-pca" else ["--quiet", str(tmp_path), str(out)]
+    assert main([command, *args]) == 2
+    assert "cannot write there (Permission denied)" in capsys.readouterr().err
