@@ -319,15 +319,17 @@ def _check_pretrained(paths: Any) -> None:
 
 
 def nonfinite_tensors(state: Mapping[str, Any]) -> list[str]:
-    """Names of the floating-point tensors of a state dict holding NaN or infinity."""
+    """Names of the floating-point tensors of a state dict holding NaN or infinity (`dan_blocks.utils.all_finite`,
+    the check `load_model` makes)."""
     import torch
 
-    return [name for name, value in state.items()
-            if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    from ..utils import all_finite
+
+    return [name for name, value in state.items() if isinstance(value, torch.Tensor) and not all_finite(value)]
 
 
 def describe_nonfinite(names: list[str]) -> str:
     """``holds NaN or infinite weights in ...`` for an error message (the first five names)."""
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     return (f"holds NaN or infinite weights ({shown}): a diverged training saved it, or it is damaged; "
-            "training from it would only produce NaN")
+            "training or testing from it would only produce NaN")
