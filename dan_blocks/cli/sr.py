@@ -281,6 +281,15 @@ def _process(model: Any, path: str, targets: list[str], args: argparse.Namespace
     scale = args.outscale if args.outscale is not None else model_scale
     resized = 0 if scale == model_scale else 3 + (image.alpha is not None)  # planes an --outscale resizes
     check_output_size(targets[0], *output_size(image.rgb.shape[-2], image.rgb.shape[-1], scale), planes=resized)
+    out_ext = os.path.splitext(targets[0])[1].lower()
+    kind = out_ext[1:].upper()
+    lost = []
+    if image.alpha is not None and out_ext in (".jpg", ".jpeg", ".bmp"):
+        lost.append(f"its alpha plane is dropped ({kind} holds none)")
+    if image.max_value > 255 and out_ext in (".jpg", ".jpeg", ".webp", ".bmp"):
+        lost.append(f"it is written in 8 bits ({kind} holds no 16-bit samples)")
+    if lost:  # asked for with --ext, but named: nothing is dropped without a word
+        _say(args, f"note: {path}: {'; '.join(lost)}")
     progress = None
     if bar is not None:
         loop = int(getattr(model, "loop", 1))

@@ -212,3 +212,16 @@ def test_an_outscale_resize_larger_than_the_free_memory_is_refused_before_the_wo
     assert "36 x 30 pixels" in capsys.readouterr().err
     # the model's own scale resizes nothing: not refused
     assert _sr("-m", model_file, tmp_path / "a.png", "-o", tmp_path / "o", "--outscale", "2") == 0
+
+
+def test_what_an_ext_cannot_hold_is_named(model_file, tmp_path, capsys) -> None:
+    # --ext jpg dropped an alpha plane and 16-bit depth without a word (exit 0 either way: it was asked for)
+    cv2.imwrite(str(tmp_path / "logo.png"), np.full((8, 8, 4), 90, np.uint8))
+    cv2.imwrite(str(tmp_path / "deep.png"), np.full((8, 8, 3), 40000, np.uint16))
+    _photo(tmp_path / "plain.png")
+    assert _sr("-m", model_file, tmp_path, "-o", tmp_path / "o", "--ext", "jpg") == 0
+    err = capsys.readouterr().err
+    assert "logo.png: its alpha plane is dropped (JPG holds none)" in err
+    assert "deep.png: it is written in 8 bits (JPG holds no 16-bit samples)" in err
+    assert "plain.png:" not in err
+    assert cv2.imread(str(tmp_path / "o" / "logo_x2.jpg"), cv2.IMREAD_UNCHANGED).shape == (16, 16, 3)
