@@ -1,7 +1,9 @@
 """Y-PSNR change of ``dan-blocks sr --precision bf16 / fp16`` against fp32, on a trained model.
 
 Run: ``python benchmarks/bench_sr_precision.py -m net_g_latest.pth --lr LR_DIR [--hr HR_DIR] [--device cuda]
-[--precisions fp32 bf16 fp16] [--tile N]``.
+[--precisions fp32 bf16 fp16] [--tile N]``, or ``--testset DIR`` (a folder ``dan-blocks make-testset`` or the
+quickstart wrote: its ``manifest.json`` pairs each LR image with its HR one) instead of ``--lr``/``--hr``.
+fp16 on the CPU runs only with ``--cpu-fp16`` (CPU autocast in fp16 works, but ``sr`` never chooses it there).
 
 Every LR image goes through `dan_blocks.upscale_image` (the pipeline of ``dan-blocks sr``, 8-bit output) at
 each precision. Printed per precision: the mean Y-PSNR against the HR image of the same name when ``--hr`` is
@@ -22,7 +24,9 @@ __all__ = ["main"]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-m", "--model", required=True)
-    parser.add_argument("--lr", required=True, help="folder of LR images")
+    parser.add_argument("--lr", default=None, help="folder of LR images")
+    parser.add_argument("--testset", default=None, help="a test-set folder with manifest.json (LR/HR pairs)")
+    parser.add_argument("--cpu-fp16", action="store_true", help="also measure fp16 autocast on the CPU")
     parser.add_argument("--hr", default=None, help="folder of HR images with the same file names (optional)")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "fp16"])
@@ -38,14 +42,26 @@ def main(argv: list[str] | None = None) -> int:
     import dan_blocks
 
     model = dan_blocks.optimize(dan_blocks.load_model(args.model).to(args.device).eval())
-    names = sorted(n for n in os.listdir(args.lr) if n.lower().endswith((".png", ".jpg", ".jpeg", ".tif", ".tiff")))
+    if args.testset is not None:
+        import json
+
+        with open(os.path.join(args.testset, "manifest.json"), encoding="utf-8") as handle:
+            pairs = json.load(handle)["pairs"]
+        lr_paths = [os.path.join(args.testset, pair["lr"]) for pair in pairs]
+        hr_paths: list[str] | None = [os.path.join(args.testset, pair["gt"]) for pair in pairs]
+    elif args.lr is not None:
+        names = sorted(n for n in os.listdir(args.lr) if n.lower().endswith((".png", ".jpg", ".jpeg", ".tif", ".tiff")))
+        lr_paths = [os.path.join(args.lr, n) for n in names]
+        hr_paths = None if args.hr is None else [os.path.join(args.hr, n) for n in names]
+    else:
+        parser.error("give --lr (and --hr) or --testset")
     outputs: dict[str, list[np.ndarray]] = {}
     for precision in args.precisions:
-        if precision == "fp16" and torch.device(args.device).type == "cpu":
-            print("fp16 on the CPU: skipped (CPU autocast is meant for bf16)", file=sys.stderr)
+        if precision == "fp16" and torch.device(args.device).type == "cpu" and not args.cpu_fp16:
+            print("fp16 on the CPU: skipped (sr never chooses it there; --cpu-fp16 measures it)", file=sys.stderr)
             continue
         outputs[precision] = [
-            dan_blocks.upscale_image(model, os.path.join(args.lr, n), args.tile, precision=precision) for n in names
+            dan_blocks.upscale_image(model, path, args.tile, precision=precision) for path in lr_paths
         ]
     reference = outputs.get("fp32")
     scale = int(model.scale)
@@ -54,10 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     base = None
     for precision, images in outputs.items():
         vs_hr = float("nan")
-        if args.hr is not None:
+        if hr_paths is not None:
             values = []
-            for name, image in zip(names, images, strict=True):
-                hr = cv2.imread(os.path.join(args.hr, name), cv2.IMREAD_COLOR)
+            for hr_path, image in zip(hr_paths, images, strict=True):
+                hr = cv2.imread(hr_path, cv2.IMREAD_COLOR)
                 values.append(calculate_psnr(image, hr[: image.shape[0], : image.shape[1]], scale,
                                              test_y_channel=True))
             vs_hr = float(np.mean(values))
