@@ -85,7 +85,9 @@ def models(version: str, device: torch.device, small: bool) -> tuple[torch.nn.Mo
     return model.to(device), release.eval().to(device)
 
 
-def inference(version: str, device: torch.device, quick: bool, small: bool, repeats: int) -> list[dict]:
+def inference(
+    version: str, device: torch.device, quick: bool, small: bool, repeats: int, compiled: bool = False
+) -> list[dict]:
     model, release = models(version, device, small)
     rows = []
     grid = [(1, 64), (16, 64), (1, 256)] if not quick else [(1, 64), (16, 64)]
@@ -104,6 +106,10 @@ def inference(version: str, device: torch.device, quick: bool, small: bool, repe
             for precision in ("fp32", "bf16", "fp16"):
                 wrapped = capture(dan_blocks.optimize(copy.deepcopy(model)), precision)
                 variants[f"captured {precision}"] = lambda w=wrapped: w(lr)
+            if compiled:  # inductor's fused kernels inside the captured graph (compiles once per shape)
+                for precision in ("fp32", "bf16"):
+                    wrapped = capture(dan_blocks.optimize(copy.deepcopy(model)), precision, compile=True)
+                    variants[f"captured+compile {precision}"] = lambda w=wrapped: w(lr)
             base = None
             for name, fn in variants.items():
                 out = fn()
@@ -180,6 +186,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
     parser.add_argument("--sections", default="inference,train,tiled")
+    parser.add_argument("--compile", action="store_true", help="also time capture(model, compile=True)")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cudnn.benchmark = True  # as BasicSR's training sets it; the same for every variant
@@ -190,7 +197,7 @@ def main() -> int:
     sections = args.sections.split(",")
     for version in ("v2", "v1"):
         if "inference" in sections:
-            rows += inference(version, device, args.quick, small, args.repeats if not small else 1)
+            rows += inference(version, device, args.quick, small, args.repeats if not small else 1, args.compile)
         if "train" in sections:
             rows += training(version, device, args.quick, small, args.repeats if not small else 1)
     if "tiled" in sections:

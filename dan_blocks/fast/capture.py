@@ -41,7 +41,10 @@ class CapturedSR(nn.Module):
             the output comes back in the input's dtype.
         channels_last: store the model's 4-d weights channels_last at the first call (values unchanged) and feed
             the graph channels_last inputs; default (None): for bf16/fp16 (tensor cores), not for fp32.
-        compile: on a device without CUDA graphs, run ``torch.compile(model)`` instead of eager.
+        compile: run the model through ``torch.compile`` (static shapes): on a GPU the captured graph then
+            replays inductor's fused kernels (the CRB's gate, activation and residual in one kernel, not one
+            each: fewer kernels per forward; not yet measured on a GPU, so off by default), elsewhere it replaces
+            eager. The first call per shape compiles (seconds to minutes for a release-size model).
         max_graphs: how many input shapes keep a graph.
         warmup: eager calls on a side stream before each capture (cuDNN/cuBLAS choose their algorithms there).
     """
@@ -103,10 +106,16 @@ class CapturedSR(nn.Module):
                 return self._eager(lr)
             return self._replay(lr)
 
+    def _runner(self) -> Callable[[Tensor], Tensor]:
+        """``_run``, or its compiled form (made once) when ``compile`` was asked for."""
+        if not self.use_compile:
+            return self._run
+        if self._compiled is None:
+            self._compiled = torch.compile(self._run, dynamic=False)
+        return self._compiled
+
     def _eager(self, lr: Tensor) -> Tensor:
-        if self.use_compile and self._compiled is None:
-            self._compiled = torch.compile(self._run)
-        run = self._compiled if self._compiled is not None else self._run
+        run = self._runner()
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         with self._autocast(lr.device.type):
@@ -129,15 +138,16 @@ class CapturedSR(nn.Module):
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         static_in = lr.clone()
+        run = self._runner()
         stream = torch.cuda.Stream(device=lr.device)
         stream.wait_stream(torch.cuda.current_stream(lr.device))
         with torch.cuda.stream(stream), self._autocast("cuda"):
-            for _ in range(self.warmup):
-                self._run(static_in)
+            for _ in range(self.warmup):  # compiles here first when asked: nothing is compiled during capture
+                run(static_in)
         torch.cuda.current_stream(lr.device).wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph), self._autocast("cuda"):
-            static_out = self._run(static_in).to(lr.dtype).contiguous()
+            static_out = run(static_in).to(lr.dtype).contiguous()
         return graph, static_in, static_out
 
     def extra_repr(self) -> str:
