@@ -44,7 +44,12 @@ def precision_support(model: nn.Module) -> tuple[bool, bool]:
     """``(supports_half, supports_bfloat16)`` a descriptor declares, as measured (docs/hosts.md, "Precision"):
     fp16 kept every output finite and within 55 dB (DANv2) / 71 dB (DANv1, MANet) of fp32 on CUDA and on the CPU;
     bf16 (3 fewer mantissa bits) within 53-55 dB for DANv1 and MANet, but only 39 dB (up to 0.07 off) for DANv2,
-    whose doubled group residuals amplify the rounding: DANv2 declares no bf16."""
+    whose doubled group residuals amplify the rounding: DANv2 declares no bf16. IKC, DCLS and DASR declare
+    neither until measured (benchmarks/family_precision.py measures them)."""
+    from .archs import DASR, DCLS, IKC
+
+    if isinstance(model, (IKC, DCLS, DASR)):
+        return False, False
     return True, not isinstance(model, DANv2)
 #: the LR tile side of the exact tiling a descriptor's call runs for images above ``4 * INTERNAL_TILE**2`` pixels
 INTERNAL_TILE = 512
