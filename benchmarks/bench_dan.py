@@ -14,6 +14,10 @@ Sections (all by default; ``--quick`` runs a reduced set in a few minutes on 2 c
 * ``blocks`` one CRB(64, 10) vs one DPCB(64, 64, 3, 1) at 64x64;
 * ``grid``   forward latency and peak activation memory, v1/v2 x x2/x4 x LR 64/256 x batch 1/8 x fp32/bf16;
 * ``train``  one training step (forward, L1 losses, backward, Adam), fast vs plain;
+* ``trainmem`` the training step against the release stand-in on identical weights (forward, L1 on every SR,
+  backward, Adam, fp32, as bench_gpu.py's): bytes saved for backward by the forward (distinct storages seen by
+  ``torch.autograd.graph.saved_tensors_hooks``, weights excluded), peak tensor memory of a step, step time, and
+  the loss and gradient agreement with the release (release, plain, ``optimize()``);
 * ``bf16``   bfloat16 autocast on the CPU vs fp32, optimised model, x4 LR 64 batch 1;
 * ``compile`` ``torch.compile`` of the optimised model vs eager, x4 LR 64 batch 1 (compile time reported apart);
 * ``import`` ``import dan_blocks`` time on top of torch, in fresh interpreters;
@@ -59,7 +63,7 @@ from release_reference import ReleaseDAN
 
 __all__ = ["main"]
 
-SECTIONS = ("conv", "ratio", "blocks", "grid", "train", "bf16", "compile", "import", "gpu")
+SECTIONS = ("conv", "ratio", "blocks", "grid", "train", "trainmem", "bf16", "compile", "import", "gpu")
 
 
 def section_conv(args: argparse.Namespace) -> float:
@@ -215,6 +219,79 @@ def section_train(args: argparse.Namespace) -> None:
     table(["model", "plain ms", "fast ms", "speed-up"], rows)
 
 
+def saved_for_backward(model: torch.nn.Module, fn: Callable[[], object]) -> int:
+    """Bytes of the distinct storages autograd saves for backward during ``fn()`` (``model``'s weights excluded)."""
+    weights = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    seen: dict[int, int] = {}
+    alive: list[Tensor] = []  # held until the end: a freed storage's address may be reused by a later one
+
+    def pack(t: Tensor) -> Tensor:
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in weights and ptr not in seen:
+            seen[ptr] = t.untyped_storage().nbytes()
+            alive.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())
+
+
+def _srs(model: torch.nn.Module, lr: Tensor) -> list[Tensor]:
+    out = model(lr)
+    return list(out.srs) if hasattr(out, "srs") else list(out[0])  # ReleaseDAN: (srs, estimates)
+
+
+def _sr_loss(model: torch.nn.Module, lr: Tensor, hr: Tensor) -> Tensor:
+    return torch.stack([F.l1_loss(sr, hr) for sr in _srs(model, lr)]).sum()
+
+
+def _adam_step(model: torch.nn.Module, opt: torch.optim.Optimizer, lr: Tensor, hr: Tensor) -> None:
+    opt.zero_grad(set_to_none=True)
+    _sr_loss(model, lr, hr).backward()
+    opt.step()
+
+
+def section_trainmem(args: argparse.Namespace) -> None:
+    size, batch = args.train_size, args.train_batch
+    print(f"## Training step vs the release stand-in (forward, L1 on every SR, backward, Adam), x4, LR {size}, "
+          f"batch {batch}, fp32, {args.threads} threads")
+    rows = []
+    for version in args.versions:
+        torch.manual_seed(0)
+        plain = BUILDERS[version](4).train()
+        release = _release_stand_in(plain, version, 4).train()
+        fast = optimize(copy.deepcopy(plain), channels_last=False).train()
+        gen = torch.Generator().manual_seed(5)
+        lr = torch.rand(batch, 3, size, size, generator=gen)
+        hr = torch.rand(batch, 3, 4 * size, 4 * size, generator=gen)
+        models = {"release": release, "plain": plain, "optimize()": fast}
+        saved = {name: saved_for_backward(m, lambda m=m, x=lr, y=hr: _sr_loss(m, x, y)) for name, m in models.items()}
+        losses, grads = {}, {}
+        for name, m in models.items():
+            m.zero_grad(set_to_none=True)
+            loss = _sr_loss(m, lr, hr)
+            loss.backward()
+            losses[name] = loss.detach()
+            named = {k: p.grad for k, p in m.named_parameters() if p.grad is not None}
+            grads[name] = named if name == "release" else to_release_state_dict({**m.state_dict(), **named})
+        opts = {name: torch.optim.Adam(m.parameters(), lr=1e-7) for name, m in models.items()}
+
+        fns: dict[str, Callable[[], object]] = {
+            name: lambda m=m, o=opts[name], x=lr, y=hr: _adam_step(m, o, x, y) for name, m in models.items()
+        }
+        times = interleaved(fns, repeats=max(2, args.repeats // 2))
+        for name in models:
+            ref_grads = grads["release"]
+            grad_err = max(relative_error(grads[name][k], g) for k, g in ref_grads.items())
+            rows.append([version, name, f"{saved[name] / 2**20:.1f}", f"{saved[name] / saved['release']:.3f}",
+                         f"{peak_cpu_memory(fns[name]) / 2**20:.0f}", f"{median_ms(times[name]):.0f}",
+                         f"{statistics.median(times['release']) / statistics.median(times[name]):.2f}x",
+                         f"{relative_error(losses[name], losses['release']):.1e}", f"{grad_err:.1e}"])
+    table(["model", "variant", "saved for backward MiB", "vs release", "step peak MiB", "step ms", "speed vs release",
+           "loss rel. diff", "max grad rel. diff"], rows)
+
+
 def section_bf16(args: argparse.Namespace) -> None:
     print(f"## bfloat16 autocast on the CPU vs fp32, optimised model, x4, LR 64, batch 1, {args.threads} threads")
     rows = []
@@ -356,6 +433,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         section_grid(args)
     if "train" in sections:
         section_train(args)
+    if "trainmem" in sections:
+        section_trainmem(args)
     if "bf16" in sections:
         section_bf16(args)
     if "compile" in sections:

@@ -44,11 +44,13 @@ def saved_bytes(module: nn.Module, run: object) -> int:
     of ``module`` left out."""
     weights = {t.untyped_storage().data_ptr() for t in [*module.parameters(), *module.buffers()]}
     seen: dict[int, int] = {}
+    alive: list[Tensor] = []  # held until the end: a freed storage's address may be reused by a later one
 
     def pack(t: Tensor) -> Tensor:
         ptr = t.untyped_storage().data_ptr()
-        if ptr not in weights:
-            seen.setdefault(ptr, t.untyped_storage().nbytes())
+        if ptr not in weights and ptr not in seen:
+            seen[ptr] = t.untyped_storage().nbytes()
+            alive.append(t)
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
