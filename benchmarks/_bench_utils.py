@@ -15,7 +15,7 @@ from dan_blocks import optimize
 from dan_blocks.archs import DAN, dan_v1, dan_v2
 
 __all__ = ["BUILDERS", "build_pair", "conv_flops", "interleaved", "median_ms", "peak_cpu_memory", "relative_error",
-           "table"]
+           "saved_for_backward", "table"]
 
 BUILDERS: dict[str, Callable[..., DAN]] = {"v1": dan_v1, "v2": dan_v2}
 
@@ -95,3 +95,21 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     for row in rows:
         print("| " + " | ".join(str(x) for x in row) + " |")
     print(flush=True)
+
+
+def saved_for_backward(model: torch.nn.Module, fn: Callable[[], object]) -> int:
+    """Bytes of the distinct storages autograd saves for backward during ``fn()`` (``model``'s weights excluded)."""
+    weights = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    seen: dict[int, int] = {}
+    alive: list[Tensor] = []  # held until the end: a freed storage's address may be reused by a later one
+
+    def pack(t: Tensor) -> Tensor:
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in weights and ptr not in seen:
+            seen[ptr] = t.untyped_storage().nbytes()
+            alive.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())

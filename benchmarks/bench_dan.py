@@ -57,6 +57,7 @@ from _bench_utils import (
     median_ms,
     peak_cpu_memory,
     relative_error,
+    saved_for_backward,
     table,
 )
 from release_reference import ReleaseDAN
@@ -217,24 +218,6 @@ def section_train(args: argparse.Namespace) -> None:
         rows.append([version, f"{1e3 * med['plain']:.0f}", f"{1e3 * med['fast']:.0f}",
                      f"{med['plain'] / med['fast']:.2f}x"])
     table(["model", "plain ms", "fast ms", "speed-up"], rows)
-
-
-def saved_for_backward(model: torch.nn.Module, fn: Callable[[], object]) -> int:
-    """Bytes of the distinct storages autograd saves for backward during ``fn()`` (``model``'s weights excluded)."""
-    weights = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
-    seen: dict[int, int] = {}
-    alive: list[Tensor] = []  # held until the end: a freed storage's address may be reused by a later one
-
-    def pack(t: Tensor) -> Tensor:
-        ptr = t.untyped_storage().data_ptr()
-        if ptr not in weights and ptr not in seen:
-            seen[ptr] = t.untyped_storage().nbytes()
-            alive.append(t)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return sum(seen.values())
 
 
 def _srs(model: torch.nn.Module, lr: Tensor) -> list[Tensor]:

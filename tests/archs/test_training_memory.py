@@ -40,22 +40,13 @@ def _release_module() -> ModuleType:
 
 
 def saved_bytes(module: nn.Module, run: object) -> int:
-    """Bytes of the distinct storages autograd saves for backward while ``run()`` runs, parameters and buffers
-    of ``module`` left out."""
-    weights = {t.untyped_storage().data_ptr() for t in [*module.parameters(), *module.buffers()]}
-    seen: dict[int, int] = {}
-    alive: list[Tensor] = []  # held until the end: a freed storage's address may be reused by a later one
-
-    def pack(t: Tensor) -> Tensor:
-        ptr = t.untyped_storage().data_ptr()
-        if ptr not in weights and ptr not in seen:
-            seen[ptr] = t.untyped_storage().nbytes()
-            alive.append(t)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        run()  # type: ignore[operator]
-    return sum(seen.values())
+    """Bytes of the distinct storages autograd saves for backward while ``run()`` runs (the benchmarks' counter,
+    ``benchmarks/_bench_utils.saved_for_backward``: one measuring tool for both), ``module``'s weights left out."""
+    spec = importlib.util.spec_from_file_location("_bench_utils", ROOT / "benchmarks" / "_bench_utils.py")
+    assert spec is not None and spec.loader is not None
+    utils = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(utils)
+    return int(utils.saved_for_backward(module, run))
 
 
 def _pair(version: str) -> tuple[dan_blocks.DAN, nn.Module]:
