@@ -92,13 +92,9 @@ class EstimatorV2(nn.Module):
         feat, _ = self.body(self.head_LR(lr), self.head_HR(sr))
         return cast(Tensor, self.tail[0](feat))
 
-    def normalise(self, sr: Tensor, lr: Tensor) -> tuple[Tensor, Tensor]:
-        """``(sr - m, lr - m)`` with ``m`` the mean of each LR image (B, 1, 1, 1) when ``input_norm``, else as is."""
-        mean = self.lr_mean(lr)
-        return (sr, lr) if mean is None else (sr - mean, lr - mean)
-
     def lr_mean(self, lr: Tensor) -> Tensor | None:
-        """The mean of each LR image (B, 1, 1, 1) when ``input_norm``, else None."""
+        """The mean of each LR image (B, 1, 1, 1) when ``input_norm``, else None: what `pooled_trunk` subtracts from
+        both inputs, computed once on the whole image (the hook to override for another centring)."""
         return lr.mean(dim=(1, 2, 3), keepdim=True) if self.input_norm else None
 
 

@@ -493,8 +493,8 @@ def test_subclass_overriding_any_plain_method_keeps_its_behaviour() -> None:
             return super().restore(lr, code)
 
     class Centred(EstimatorV2):
-        def normalise(self, sr: Tensor, lr: Tensor) -> tuple[Tensor, Tensor]:
-            return sr - 0.5, lr - 0.5
+        def lr_mean(self, lr: Tensor) -> Tensor | None:
+            return torch.full((lr.shape[0], 1, 1, 1), 0.5, dtype=lr.dtype, device=lr.device)
 
     base = preset("v2", 2)
     model = CountingDAN(base.restorer, Centred(nf=32, num_blocks=2, scale=2), base.pca, loop=2).eval()
@@ -506,6 +506,11 @@ def test_subclass_overriding_any_plain_method_keeps_its_behaviour() -> None:
         optimize(model)
         out = model(lr)
     assert type(model) is CountingDAN and type(model.estimator) is Centred
+    with torch.no_grad():  # the override takes effect: the plain estimator's kernels differ
+        uncentred = EstimatorV2(nf=32, num_blocks=2, scale=2).eval()
+        uncentred.load_state_dict(model.estimator.state_dict())
+        sr = out.srs[0]
+        assert rel(uncentred(sr, lr), model.estimator(sr, lr)) > 1e-4
     assert calls == ["restore", "restore"]
     for a, b in zip([*out.srs, *out.kernels], [*ref.srs, *ref.kernels], strict=True):
         assert a is not None and b is not None and rel(a, b) <= 1e-5
